@@ -1,0 +1,188 @@
+/* dlrt.c — numbers, constructors, the seeded generator and the log line.
+ *
+ * Everything here must agree bit for bit with the reference the programs
+ * are checked against (Python's repr, PyTorch's CPU kernels), so each
+ * function follows its reference's arithmetic step by step, in the
+ * program's precision, rather than computing the ideal value. Printing is
+ * shortest round-trip: try more and more significant digits until the text
+ * reads back to the same value, then lay the digits out like repr does.
+ */
+#include "dlrt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- numbers */
+
+double dlrt_round(double v, int f64) {
+  return f64 ? v : (double)(float)v;
+}
+
+/* The fewest significant digits that read back to v: digits go to dig
+ * (no point, no sign), the decimal exponent of the first one to *exp10.
+ * 9 digits always suffice for a float and 17 for a double. */
+static int shortest_digits(double v, int f64, char *dig, int *exp10) {
+  char text[40];
+  int most = f64 ? 17 : 9;
+  for (int sig = 1; sig <= most; sig++) {
+    snprintf(text, sizeof text, "%.*e", sig - 1, v);
+    if (f64 ? strtod(text, NULL) == v : strtof(text, NULL) == (float)v)
+      break;
+  }
+  int n = 0;
+  char *p = text + (*text == '-');
+  for (; *p != 'e'; p++)
+    if (*p != '.')
+      dig[n++] = *p;
+  *exp10 = atoi(p + 1);
+  /* Zero comes back as "0e+00"; keep one digit of it. */
+  while (n > 1 && dig[n - 1] == '0')
+    n--;
+  dig[n] = '\0';
+  return n;
+}
+
+/* Lays out n digits whose first has decimal exponent e, the way Python's
+ * repr does, except that integers get no ".0". */
+static void layout(char *out, int neg, const char *dig, int n, int e) {
+  char *p = out;
+  if (neg)
+    *p++ = '-';
+  if (e < -4 || e >= 16) {
+    *p++ = dig[0];
+    if (n > 1)
+      p += sprintf(p, ".%s", dig + 1);
+    sprintf(p, "e%c%02d", e < 0 ? '-' : '+', abs(e));
+    return;
+  }
+  if (e < 0) {
+    p += sprintf(p, "0.");
+    for (int i = -1; i > e; i--)
+      *p++ = '0';
+    strcpy(p, dig);
+    return;
+  }
+  for (int i = 0; i <= e; i++)
+    *p++ = i < n ? dig[i] : '0';
+  if (n > e + 1)
+    p += sprintf(p, ".%s", dig + e + 1);
+  *p = '\0';
+}
+
+int dlrt_format(char *buf, size_t size, double v, int f64) {
+  char text[48];
+  v = dlrt_round(v, f64);
+  if (isnan(v)) {
+    strcpy(text, "nan");
+  } else if (isinf(v)) {
+    strcpy(text, v < 0 ? "-inf" : "inf");
+  } else {
+    char dig[20];
+    int e;
+    int n = shortest_digits(v, f64, dig, &e);
+    layout(text, signbit(v) != 0, dig, n, e);
+  }
+  return snprintf(buf, size, "%s", text);
+}
+
+/* ---- constructors */
+
+/* Both halves are computed from their own end, in the precision, exactly
+ * as ATen's CPU linspace kernel does, so the ends are exact and the result
+ * is symmetric when start == -stop. The products are volatile because a
+ * compiler allowed to fuse them into the add (gnu11 with FMA hardware)
+ * would round once where the formula rounds twice. */
+void dlrt_linspace(double *out, double start, double stop, int64_t n, int f64) {
+  if (n == 1) {
+    out[0] = dlrt_round(start, f64);
+    return;
+  }
+  int64_t halfway = n / 2;
+  if (f64) {
+    double step = (stop - start) / (double)(n - 1);
+    for (int64_t i = 0; i < n; i++) {
+      volatile double t = step * (double)(i < halfway ? i : n - 1 - i);
+      out[i] = i < halfway ? start + t : stop - t;
+    }
+    return;
+  }
+  float a = (float)start, b = (float)stop;
+  float step = (b - a) / (float)(n - 1);
+  for (int64_t i = 0; i < n; i++) {
+    volatile float t = step * (float)(i < halfway ? i : n - 1 - i);
+    out[i] = i < halfway ? a + t : b - t;
+  }
+}
+
+/* ---- the seeded generator */
+
+/* splitmix64 spreads any seed, even 0, over the 256 bits of state, which
+ * xoshiro256** needs to be not all zero. */
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void dlrt_rng_seed(DlrtRng *r, uint64_t seed) {
+  for (int i = 0; i < 4; i++)
+    r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
+
+uint64_t dlrt_rng_next(DlrtRng *r) {
+  uint64_t *s = r->s;
+  uint64_t result = rotl(s[1] * 5, 7) * 9;
+  uint64_t t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+double dlrt_rng_uniform(DlrtRng *r) {
+  return (double)(dlrt_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* Draws in double and then rounds, so in float32 a draw within 2^-25 of 1
+ * becomes 1.0f (about one in 30 million). */
+void dlrt_rand(double *out, int64_t n, uint64_t seed, int f64) {
+  DlrtRng r;
+  dlrt_rng_seed(&r, seed);
+  for (int64_t i = 0; i < n; i++)
+    out[i] = dlrt_round(dlrt_rng_uniform(&r), f64);
+}
+
+/* Each pair of uniforms gives a pair of normals; u1 is taken as 1 - u so
+ * that it lies in (0, 1] and its log is finite. An odd n drops the last
+ * pair's second normal. */
+void dlrt_randn(double *out, int64_t n, uint64_t seed, int f64) {
+  DlrtRng r;
+  dlrt_rng_seed(&r, seed);
+  const double two_pi = 6.283185307179586;
+  for (int64_t i = 0; i < n; i += 2) {
+    double u1 = 1.0 - dlrt_rng_uniform(&r);
+    double u2 = dlrt_rng_uniform(&r);
+    double radius = sqrt(-2.0 * log(u1));
+    out[i] = dlrt_round(radius * cos(two_pi * u2), f64);
+    if (i + 1 < n)
+      out[i + 1] = dlrt_round(radius * sin(two_pi * u2), f64);
+  }
+}
+
+/* ---- training callbacks */
+
+void dlrt_log(void *log, int64_t step, double loss) {
+  DlrtLog *l = log;
+  char text[48];
+  dlrt_format(text, sizeof text, loss, l->f64);
+  fprintf(l->out, "%lld %s\n", (long long)step, text);
+}

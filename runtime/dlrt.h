@@ -1,0 +1,84 @@
+/* dlrt.h — the dl runtime: what the compiler and the code it JIT-compiles
+ * call. Plain C, no dependency on the compiler: data constructors, CSV
+ * loading, the seeded random generator, shortest round-trip number
+ * formatting, and the training loop's log callback.
+ *
+ * Values cross this boundary as doubles; `f64 == 0` means the program
+ * computes in float32, and results are rounded to float32 (and then kept as
+ * doubles, which hold every float exactly).
+ */
+#ifndef DLRT_H
+#define DLRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- numbers */
+
+/* Writes the shortest decimal text that reads back (strtof for f32, strtod
+ * for f64) to exactly v. Integers below 1e16 print without a fraction
+ * ("2000", "-1", "0"); other values use plain notation when the decimal
+ * exponent is in [-4, 16), else scientific with a two-digit exponent
+ * ("1e-05", "-6.2158363e-09"); "nan", "inf", "-inf". Returns the length. */
+int dlrt_format(char *buf, size_t size, double v, int f64);
+
+/* Rounds to the program's precision: (double)(float)v unless f64. */
+double dlrt_round(double v, int f64);
+
+/* ---- constructors (out has n elements) */
+
+/* PyTorch's torch.linspace: step = (stop - start) / (n - 1) computed in the
+ * precision; the first half is start + i * step, the second half
+ * stop - (n - 1 - i) * step, so both ends are exact. n == 1 gives start. */
+void dlrt_linspace(double *out, double start, double stop, int64_t n, int f64);
+
+/* The seeded generator: xoshiro256** whose state is filled by splitmix64
+ * from the seed. rand: uniform in [0, 1) from the top 53 bits. randn: standard
+ * normal by the Box–Muller transform (two uniforms give two normals). */
+typedef struct DlrtRng {
+  uint64_t s[4];
+} DlrtRng;
+void dlrt_rng_seed(DlrtRng *r, uint64_t seed);
+uint64_t dlrt_rng_next(DlrtRng *r);
+double dlrt_rng_uniform(DlrtRng *r);
+void dlrt_rand(double *out, int64_t n, uint64_t seed, int f64);
+void dlrt_randn(double *out, int64_t n, uint64_t seed, int f64);
+
+/* ---- CSV */
+
+/* A parsed CSV file (RFC 4180: comma-separated, fields may be quoted with
+ * "" for a quote inside; CRLF or LF line ends; blank lines skipped). The
+ * first row is a header when any of its fields is not a number. */
+typedef struct DlrtCsv {
+  int ncols;
+  int64_t nrows;                      /* data rows, header excluded */
+  char **header;                      /* [ncols], NULL when there is none */
+  char **cells;                       /* [nrows * ncols], row-major */
+  int64_t *line;                      /* [nrows]: 1-based line in the file */
+} DlrtCsv;
+
+/* Reads and parses path. On failure returns -1 with a message in err
+ * ("cannot open 'f.csv': No such file or directory", "line 7 has 3
+ * fields, expected 2"). */
+int dlrt_csv_read(const char *path, DlrtCsv *csv, char *err, size_t errsize);
+/* Finds a column by header name; -1 when absent. */
+int dlrt_csv_find(const DlrtCsv *csv, const char *name);
+/* Converts column col to numbers (rounded to the precision) into out
+ * [nrows]. A cell that is not a number fails with its line:
+ * "line 12, column 'x': 'abc' is not a number". */
+int dlrt_csv_column(const DlrtCsv *csv, int col, double *out, int f64, char *err,
+                    size_t errsize);
+void dlrt_csv_free(DlrtCsv *csv);
+
+/* ---- training callbacks (called from JIT-compiled code) */
+
+typedef struct DlrtLog {
+  FILE *out;
+  int f64;
+} DlrtLog;
+
+/* Prints the log line "STEP LOSS" for one training step. */
+void dlrt_log(void *log, int64_t step, double loss);
+
+#endif

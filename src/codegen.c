@@ -1,0 +1,481 @@
+/* codegen.c — the schedule as LLVM IR: the whole `train` call in one
+ * function.
+ *
+ *   int64_t dl_train(void **bufs, int64_t steps, int64_t log_every, void *log)
+ *
+ * runs every step: the scalar preludes and fused loops of the schedule, the
+ * log callback every log_every steps, the finite check, and the optimizer
+ * update — no interpretation between steps. It returns `steps`, or the step
+ * whose loss or gradient was NaN or infinite; that step's update is not
+ * applied, so the params keep their last finite values.
+ *
+ * Loops are plain counted loops whose reductions are phis; the reduction's
+ * fadd carries reassoc so that LLVM's vectorizer may split it into vector
+ * lanes (see shared/notes/llvm19.md). Every node is emitted from values
+ * already emitted: preludes and loop bodies are in topological order, so
+ * there is no recursion over the expression.
+ */
+#include "dlc.h"
+
+#include <llvm-c/Core.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Cg {
+  const Program *p;
+  const Schedule *s;
+  const Optimizer *opt;
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  LLVMTypeRef ft, dt, i64, i1, ptr;
+  LLVMValueRef fn;
+  LLVMValueRef *bufs;                            /* base pointer of each buffer */
+  NodeMap scalar;                                /* scalar node -> value, per step */
+  NodeMap elem;                                  /* vector node -> element value, per loop */
+  LLVMValueRef idx;                              /* current loop index */
+  LLVMValueRef *loop_bad;                        /* per loop: NaN when a stored vector is not finite */
+} Cg;
+
+static LLVMValueRef fconst(Cg *c, double v) { return LLVMConstReal(c->ft, v); }
+static LLVMValueRef iconst(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+
+static LLVMValueRef with_flags(LLVMValueRef v, LLVMFastMathFlags f) {
+  if (LLVMCanValueUseFastMathFlags(v))
+    LLVMSetFastMathFlags(v, f);
+  return v;
+}
+
+/* Arithmetic may contract a*b+c into an fma; only reductions reassociate. */
+static LLVMValueRef arith(Cg *c, LLVMOpcode op, LLVMValueRef a, LLVMValueRef b) {
+  return with_flags(LLVMBuildBinOp(c->b, op, a, b, ""), LLVMFastMathAllowContract);
+}
+
+static LLVMValueRef intrinsic(Cg *c, const char *name, LLVMValueRef *args, int n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef types[1] = {LLVMTypeOf(args[0])};
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, types, 1);
+  return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, types, 1), f, args, (unsigned)n, "");
+}
+
+static LLVMValueRef intrinsic1(Cg *c, const char *name, LLVMValueRef x) {
+  return intrinsic(c, name, &x, 1);
+}
+
+/* A libm function of one argument (tanhf or tanh), known to touch no
+ * memory, so LLVM may hoist and vectorize around it. */
+static LLVMValueRef libm1(Cg *c, const char *name, LLVMValueRef x) {
+  char full[32];
+  snprintf(full, sizeof full, "%s%s", name, c->p->opts.f64 ? "" : "f");
+  LLVMTypeRef fty = LLVMFunctionType(c->ft, &c->ft, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(c->mod, full);
+  if (!f) {
+    f = LLVMAddFunction(c->mod, full, fty);
+    const char *attrs[] = {"nounwind", "willreturn", "nosync"};
+    for (int i = 0; i < 3; i++)
+      LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                              LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName(attrs[i], strlen(attrs[i])), 0));
+    /* memory(none) */
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("memory", 6), 0));
+  }
+  return LLVMBuildCall2(c->b, fty, f, &x, 1, "");
+}
+
+static LLVMValueRef bool_to_float(Cg *c, LLVMValueRef b) { return LLVMBuildUIToFP(c->b, b, c->ft, ""); }
+
+static LLVMValueRef fcmp(Cg *c, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFCmp(c->b, pred, a, b, "");
+}
+
+/* x^k for a whole k: repeated multiplication, as PyTorch does for small
+ * exponents (x^3 is (x * x) * x); negative k divides into 1. */
+static LLVMValueRef int_pow(Cg *c, LLVMValueRef x, int k) {
+  int m = k < 0 ? -k : k;
+  LLVMValueRef r = m ? x : fconst(c, 1);
+  for (int i = 1; i < m; i++)
+    r = arith(c, LLVMFMul, r, x);
+  return k < 0 ? arith(c, LLVMFDiv, fconst(c, 1), r) : r;
+}
+
+static LLVMValueRef emit_pow(Cg *c, const Node *n, LLVMValueRef a, LLVMValueRef b) {
+  const Node *e = n->args[1];
+  while (e->op == OP_BROADCAST)
+    e = e->args[0];
+  if (e->op == OP_CONST && e->num == floor(e->num) && fabs(e->num) <= 16)
+    return int_pow(c, a, (int)e->num);
+  if (e->op == OP_CONST && e->num == 0.5)
+    return intrinsic1(c, "llvm.sqrt", a);
+  LLVMValueRef args[2] = {a, b};
+  return intrinsic(c, "llvm.pow", args, 2);
+}
+
+static LLVMValueRef value_of(Cg *c, const Node *n) {
+  if (n->op == OP_CONST)
+    return fconst(c, program_round(c->p, n->num));
+  LLVMValueRef v = nodemap_get(n->shape.rank ? &c->elem : &c->scalar, n);
+  if (!v) {
+    /* A schedule bug, not a user error: stop before emitting bad IR. */
+    fprintf(stderr, "dlc: internal error: node %%%u (%s) used before it is computed\n", n->id,
+            op_info[n->op].name);
+    abort();
+  }
+  return v;
+}
+
+static LLVMValueRef buf_elem_ptr(Cg *c, int buf, LLVMValueRef idx) {
+  return LLVMBuildGEP2(c->b, c->ft, c->bufs[buf], &idx, 1, "");
+}
+
+/* The value of node n, all of whose arguments are already emitted. */
+static LLVMValueRef emit_node(Cg *c, const Node *n) {
+  LLVMValueRef a = n->nargs > 0 ? value_of(c, n->args[0]) : NULL;
+  LLVMValueRef b = n->nargs > 1 ? value_of(c, n->args[1]) : NULL;
+  switch (n->op) {
+  case OP_CONST: return fconst(c, program_round(c->p, n->num));
+  case OP_PARAM:
+  case OP_DATA: {
+    int buf = n->op == OP_PARAM ? c->s->param_buf[n->slot] : c->s->data_buf[n->slot];
+    LLVMValueRef idx = n->shape.rank ? c->idx : iconst(c, 0);
+    return LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, buf, idx), "");
+  }
+  case OP_ADD: return arith(c, LLVMFAdd, a, b);
+  case OP_SUB: return arith(c, LLVMFSub, a, b);
+  case OP_MUL: return arith(c, LLVMFMul, a, b);
+  case OP_DIV: return arith(c, LLVMFDiv, a, b);
+  case OP_NEG: return LLVMBuildFNeg(c->b, a, "");
+  case OP_POW: return emit_pow(c, n, a, b);
+  case OP_LT: return bool_to_float(c, fcmp(c, LLVMRealOLT, a, b));
+  case OP_LE: return bool_to_float(c, fcmp(c, LLVMRealOLE, a, b));
+  case OP_GT: return bool_to_float(c, fcmp(c, LLVMRealOGT, a, b));
+  case OP_GE: return bool_to_float(c, fcmp(c, LLVMRealOGE, a, b));
+  case OP_EQ: return bool_to_float(c, fcmp(c, LLVMRealOEQ, a, b));
+  case OP_NE: return bool_to_float(c, fcmp(c, LLVMRealUNE, a, b));
+  case OP_WHERE:
+    return LLVMBuildSelect(c->b, fcmp(c, LLVMRealUNE, a, fconst(c, 0)), b,
+                           value_of(c, n->args[2]), "");
+  case OP_SIN: return intrinsic1(c, "llvm.sin", a);
+  case OP_COS: return intrinsic1(c, "llvm.cos", a);
+  case OP_EXP: return intrinsic1(c, "llvm.exp", a);
+  case OP_LOG: return intrinsic1(c, "llvm.log", a);
+  case OP_SQRT: return intrinsic1(c, "llvm.sqrt", a);
+  case OP_ABS: return intrinsic1(c, "llvm.fabs", a);
+  case OP_TAN: return libm1(c, "tan", a);
+  case OP_TANH: return libm1(c, "tanh", a);
+  case OP_ATAN: return libm1(c, "atan", a);
+  case OP_LOG1P: return libm1(c, "log1p", a);
+  case OP_EXPM1: return libm1(c, "expm1", a);
+  case OP_SIGMOID: {
+    LLVMValueRef e = intrinsic1(c, "llvm.exp", LLVMBuildFNeg(c->b, a, ""));
+    return arith(c, LLVMFDiv, fconst(c, 1), arith(c, LLVMFAdd, fconst(c, 1), e));
+  }
+  case OP_SIGN: {
+    LLVMValueRef neg = LLVMBuildSelect(c->b, fcmp(c, LLVMRealOLT, a, fconst(c, 0)), fconst(c, -1), a, "");
+    return LLVMBuildSelect(c->b, fcmp(c, LLVMRealOGT, a, fconst(c, 0)), fconst(c, 1), neg, "");
+  }
+  case OP_RELU:   /* NaN is not <= 0: it passes through, as in torch.relu */
+    return LLVMBuildSelect(c->b, fcmp(c, LLVMRealOLE, a, fconst(c, 0)), fconst(c, 0), a, "");
+  case OP_SOFTPLUS: {
+    LLVMValueRef soft = libm1(c, "log1p", intrinsic1(c, "llvm.exp", a));
+    return LLVMBuildSelect(c->b, fcmp(c, LLVMRealOGT, a, fconst(c, 20)), a, soft, "");
+  }
+  case OP_MIN: {
+    LLVMValueRef args[2] = {a, b};
+    return intrinsic(c, "llvm.minimum", args, 2);
+  }
+  case OP_MAX: {
+    LLVMValueRef args[2] = {a, b};
+    return intrinsic(c, "llvm.maximum", args, 2);
+  }
+  case OP_BROADCAST:
+  case OP_SUM:    /* of a scalar: the scalar itself */
+  case OP_MEAN:
+    return a;
+  case OP_VAR:
+  case OP_FNCALL:
+  case OP_COUNT:
+    break;
+  }
+  fprintf(stderr, "dlc: internal error: cannot emit %s\n", op_info[n->op].name);
+  abort();
+}
+
+/* One fused loop: every vector node its reductions and stores need, per
+ * element; reductions accumulate in phis. */
+static void emit_loop(Cg *c, int loop_index) {
+  const Loop *l = &c->s->loops[loop_index];
+  int64_t n = shape_numel(l->shape);
+  int nred = l->reductions.n, nst = l->stores.n;
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop.done");
+  LLVMBuildBr(c->b, body);
+  LLVMPositionBuilderAtEnd(c->b, body);
+
+  c->idx = LLVMBuildPhi(c->b, c->i64, "i");
+  LLVMValueRef acc[nred + 1], next[nred + 1];
+  for (int r = 0; r < nred; r++)
+    acc[r] = LLVMBuildPhi(c->b, c->ft, "acc");
+  /* A non-finite stored gradient makes v - v NaN; summing those is the
+   * finite check of the stored vectors. */
+  LLVMValueRef bad = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
+
+  Node *roots[nred + nst + 1];
+  for (int r = 0; r < nred; r++)
+    roots[r] = l->reductions.items[r]->args[0];
+  for (int k = 0; k < nst; k++)
+    roots[nred + k] = l->stores.items[k];
+  NodeList order = ir_topo(roots, nred + nst);
+  nodemap_free(&c->elem);
+  for (int k = 0; k < order.n; k++) {
+    const Node *m = order.items[k];
+    if (m->shape.rank > 0)
+      nodemap_put(&c->elem, m, emit_node(c, m));
+  }
+  nodelist_free(&order);
+
+  LLVMFastMathFlags reassoc = LLVMFastMathAllowReassoc | LLVMFastMathAllowContract;
+  for (int r = 0; r < nred; r++)
+    next[r] = with_flags(LLVMBuildFAdd(c->b, acc[r], value_of(c, roots[r]), ""), reassoc);
+  LLVMValueRef bad_next = NULL;
+  for (int k = 0; k < nst; k++) {
+    LLVMValueRef v = value_of(c, l->stores.items[k]);
+    LLVMBuildStore(c->b, v, buf_elem_ptr(c, l->store_slots[k], c->idx));
+    LLVMValueRef zero_if_finite = LLVMBuildFSub(c->b, v, v, "");
+    bad_next = with_flags(LLVMBuildFAdd(c->b, bad_next ? bad_next : bad, zero_if_finite, ""), reassoc);
+  }
+  LLVMValueRef idx_next = LLVMBuildAdd(c->b, c->idx, iconst(c, 1), "");
+  LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, iconst(c, n), ""), body, done);
+
+  LLVMValueRef zero = fconst(c, 0), izero = iconst(c, 0);
+  LLVMAddIncoming(c->idx, (LLVMValueRef[]){izero, idx_next}, (LLVMBasicBlockRef[]){pre, end}, 2);
+  for (int r = 0; r < nred; r++)
+    LLVMAddIncoming(acc[r], (LLVMValueRef[]){zero, next[r]}, (LLVMBasicBlockRef[]){pre, end}, 2);
+  if (bad)
+    LLVMAddIncoming(bad, (LLVMValueRef[]){zero, bad_next}, (LLVMBasicBlockRef[]){pre, end}, 2);
+
+  LLVMPositionBuilderAtEnd(c->b, done);
+  for (int r = 0; r < nred; r++) {
+    const Node *red = l->reductions.items[r];
+    LLVMValueRef v = next[r];
+    if (red->op == OP_MEAN)
+      v = arith(c, LLVMFDiv, v, fconst(c, (double)n));
+    nodemap_put(&c->scalar, red, v);
+  }
+  c->loop_bad[loop_index] = bad_next;
+}
+
+static LLVMValueRef is_finite(Cg *c, LLVMValueRef v) {
+  return fcmp(c, LLVMRealOLT, intrinsic1(c, "llvm.fabs", v), fconst(c, INFINITY));
+}
+
+/* ---- optimizers, with torch.optim's update rules. Hyper-parameters are
+ * Python floats in PyTorch, computed in double and rounded to the tensor's
+ * type when used: the same here. */
+
+typedef struct Step {
+  LLVMValueRef t;                                /* 0-based step */
+  LLVMValueRef step_size, bc2_sqrt;              /* adam, per step */
+} Step;
+
+static LLVMValueRef update_value(Cg *c, const Step *st, LLVMValueRef p, LLVMValueRef g,
+                                 LLVMValueRef *state_ptr) {
+  const Optimizer *o = c->opt;
+  switch (o->kind) {
+  case OPT_SGD: {
+    LLVMValueRef d = g;
+    if (o->momentum != 0) {                     /* buf = momentum * buf + g (buf starts at 0) */
+      LLVMValueRef buf = LLVMBuildLoad2(c->b, c->ft, state_ptr[0], "");
+      d = arith(c, LLVMFAdd, arith(c, LLVMFMul, buf, fconst(c, o->momentum)), g);
+      LLVMBuildStore(c->b, d, state_ptr[0]);
+    }
+    return arith(c, LLVMFAdd, p, arith(c, LLVMFMul, fconst(c, -o->lr), d));
+  }
+  case OPT_ADAM: {
+    LLVMValueRef m = LLVMBuildLoad2(c->b, c->ft, state_ptr[0], "");
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->ft, state_ptr[1], "");
+    m = arith(c, LLVMFAdd, arith(c, LLVMFMul, m, fconst(c, o->beta1)),
+              arith(c, LLVMFMul, fconst(c, 1 - o->beta1), g));
+    v = arith(c, LLVMFAdd, arith(c, LLVMFMul, v, fconst(c, o->beta2)),
+              arith(c, LLVMFMul, arith(c, LLVMFMul, fconst(c, 1 - o->beta2), g), g));
+    LLVMBuildStore(c->b, m, state_ptr[0]);
+    LLVMBuildStore(c->b, v, state_ptr[1]);
+    LLVMValueRef denom = arith(c, LLVMFAdd, arith(c, LLVMFDiv, intrinsic1(c, "llvm.sqrt", v), st->bc2_sqrt),
+                               fconst(c, o->eps));
+    LLVMValueRef neg_step = LLVMBuildFNeg(c->b, st->step_size, "");
+    return arith(c, LLVMFAdd, p, arith(c, LLVMFDiv, arith(c, LLVMFMul, neg_step, m), denom));
+  }
+  case OPT_RMSPROP: {
+    LLVMValueRef sq = LLVMBuildLoad2(c->b, c->ft, state_ptr[0], "");
+    sq = arith(c, LLVMFAdd, arith(c, LLVMFMul, sq, fconst(c, o->alpha)),
+               arith(c, LLVMFMul, arith(c, LLVMFMul, fconst(c, 1 - o->alpha), g), g));
+    LLVMBuildStore(c->b, sq, state_ptr[0]);
+    LLVMValueRef avg = arith(c, LLVMFAdd, intrinsic1(c, "llvm.sqrt", sq), fconst(c, o->eps));
+    return arith(c, LLVMFAdd, p, arith(c, LLVMFDiv, arith(c, LLVMFMul, fconst(c, -o->lr), g), avg));
+  }
+  }
+  return p;
+}
+
+/* Adam's bias corrections for this step, in double as PyTorch computes
+ * them, then rounded to the working type. */
+static void adam_step_terms(Cg *c, Step *st) {
+  LLVMValueRef k = LLVMBuildSIToFP(c->b, LLVMBuildAdd(c->b, st->t, iconst(c, 1), ""), c->dt, "");
+  LLVMValueRef one = LLVMConstReal(c->dt, 1);
+  LLVMValueRef pw1[2] = {LLVMConstReal(c->dt, c->opt->beta1), k};
+  LLVMValueRef pw2[2] = {LLVMConstReal(c->dt, c->opt->beta2), k};
+  LLVMValueRef bc1 = LLVMBuildFSub(c->b, one, intrinsic(c, "llvm.pow", pw1, 2), "");
+  LLVMValueRef bc2 = LLVMBuildFSub(c->b, one, intrinsic(c, "llvm.pow", pw2, 2), "");
+  LLVMValueRef step_size = LLVMBuildFDiv(c->b, LLVMConstReal(c->dt, c->opt->lr), bc1, "");
+  LLVMValueRef bc2_sqrt = intrinsic1(c, "llvm.sqrt", bc2);
+  st->step_size = c->ft == c->dt ? step_size : LLVMBuildFPTrunc(c->b, step_size, c->ft, "");
+  st->bc2_sqrt = c->ft == c->dt ? bc2_sqrt : LLVMBuildFPTrunc(c->b, bc2_sqrt, c->ft, "");
+}
+
+static void emit_update(Cg *c, Step *st) {
+  const Program *p = c->p;
+  const Schedule *s = c->s;
+  if (c->opt->kind == OPT_ADAM)
+    adam_step_terms(c, st);
+  for (int i = 0; i < p->nparams; i++) {
+    int64_t n = shape_numel(p->params[i].node->shape);
+    if (p->params[i].node->shape.rank == 0) {
+      LLVMValueRef state[2];
+      for (int k = 0; k < 2; k++)
+        state[k] = s->state_buf[2 * i + k] >= 0 ? c->bufs[s->state_buf[2 * i + k]] : NULL;
+      LLVMValueRef pv = value_of(c, p->params[i].node);
+      LLVMValueRef nv = update_value(c, st, pv, value_of(c, s->grads[i]), state);
+      LLVMBuildStore(c->b, nv, c->bufs[s->param_buf[i]]);
+      continue;
+    }
+    /* A vector param: a loop over its elements and its stored gradient. */
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "update");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "update.done");
+    LLVMBuildBr(c->b, body);
+    LLVMPositionBuilderAtEnd(c->b, body);
+    LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "j");
+    LLVMValueRef pp = buf_elem_ptr(c, s->param_buf[i], j);
+    LLVMValueRef gv = LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, s->grad_buf[i], j), "");
+    LLVMValueRef state[2];
+    for (int k = 0; k < 2; k++)
+      state[k] = s->state_buf[2 * i + k] >= 0 ? buf_elem_ptr(c, s->state_buf[2 * i + k], j) : NULL;
+    LLVMValueRef nv = update_value(c, st, LLVMBuildLoad2(c->b, c->ft, pp, ""), gv, state);
+    LLVMBuildStore(c->b, nv, pp);
+    LLVMValueRef jn = LLVMBuildAdd(c->b, j, iconst(c, 1), "");
+    LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, iconst(c, n), ""), body, done);
+    LLVMAddIncoming(j, (LLVMValueRef[]){iconst(c, 0), jn}, (LLVMBasicBlockRef[]){pre, end}, 2);
+    LLVMPositionBuilderAtEnd(c->b, done);
+  }
+}
+
+static LLVMValueRef log_function(Cg *c, LLVMTypeRef *fty) {
+  LLVMTypeRef params[3] = {c->ptr, c->i64, c->dt};
+  *fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(c->mod, "dlrt_log");
+  return f ? f : LLVMAddFunction(c->mod, "dlrt_log", *fty);
+}
+
+/* The step body: preludes and loops by stage, then the loss and gradients. */
+static void emit_step(Cg *c) {
+  const Schedule *s = c->s;
+  nodemap_free(&c->scalar);
+  for (int i = 0; i < c->p->nparams; i++)
+    if (c->p->params[i].node->shape.rank == 0)
+      nodemap_put(&c->scalar, c->p->params[i].node, emit_node(c, c->p->params[i].node));
+  for (int st = 0; st <= s->nstages; st++) {
+    for (int k = 0; k < s->prelude[st].n; k++)
+      nodemap_put(&c->scalar, s->prelude[st].items[k], emit_node(c, s->prelude[st].items[k]));
+    for (int l = 0; l < s->nloops; l++)
+      if (s->loops[l].stage == st)
+        emit_loop(c, l);
+  }
+}
+
+LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
+                              LLVMContextRefDl ctx, const char *fn_name) {
+  Cg c = {.p = p, .s = s, .opt = opt, .ctx = ctx};
+  c.mod = LLVMModuleCreateWithNameInContext("dl_train", ctx);
+  c.b = LLVMCreateBuilderInContext(ctx);
+  c.dt = LLVMDoubleTypeInContext(ctx);
+  c.ft = p->opts.f64 ? c.dt : LLVMFloatTypeInContext(ctx);
+  c.i64 = LLVMInt64TypeInContext(ctx);
+  c.i1 = LLVMInt1TypeInContext(ctx);
+  c.ptr = LLVMPointerTypeInContext(ctx, 0);
+
+  LLVMTypeRef params[4] = {c.ptr, c.i64, c.i64, c.ptr};
+  c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 4, 0));
+  LLVMValueRef bufs_arg = LLVMGetParam(c.fn, 0), steps = LLVMGetParam(c.fn, 1);
+  LLVMValueRef log_every = LLVMGetParam(c.fn, 2), log_ctx = LLVMGetParam(c.fn, 3);
+
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(ctx, c.fn, "entry");
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(ctx, c.fn, "step");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(ctx, c.fn, "step.body");
+  LLVMBasicBlockRef finished = LLVMAppendBasicBlockInContext(ctx, c.fn, "finished");
+  LLVMBasicBlockRef failed = LLVMAppendBasicBlockInContext(ctx, c.fn, "nonfinite");
+
+  LLVMPositionBuilderAtEnd(c.b, entry);
+  c.bufs = calloc((size_t)s->nbufs + 1, sizeof(LLVMValueRef));
+  c.loop_bad = calloc((size_t)s->nloops + 1, sizeof(LLVMValueRef));
+  for (int k = 0; k < s->nbufs; k++) {
+    LLVMValueRef slot = LLVMBuildGEP2(c.b, c.ptr, bufs_arg, (LLVMValueRef[]){iconst(&c, k)}, 1, "");
+    c.bufs[k] = LLVMBuildLoad2(c.b, c.ptr, slot, "buf");
+  }
+  LLVMBuildBr(c.b, head);
+
+  LLVMPositionBuilderAtEnd(c.b, head);
+  Step st = {.t = LLVMBuildPhi(c.b, c.i64, "t")};
+  LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntSLT, st.t, steps, ""), body, finished);
+
+  LLVMPositionBuilderAtEnd(c.b, body);
+  emit_step(&c);
+  LLVMValueRef loss = value_of(&c, s->loss);
+
+  /* Log "t loss" when (t + 1) % log_every == 0. */
+  LLVMBasicBlockRef do_log = LLVMAppendBasicBlockInContext(ctx, c.fn, "log");
+  LLVMBasicBlockRef check = LLVMAppendBasicBlockInContext(ctx, c.fn, "check");
+  LLVMValueRef t1 = LLVMBuildAdd(c.b, st.t, iconst(&c, 1), "");
+  LLVMValueRef has_log = LLVMBuildICmp(c.b, LLVMIntSGT, log_every, iconst(&c, 0), "");
+  LLVMValueRef safe_every = LLVMBuildSelect(c.b, has_log, log_every, iconst(&c, 1), "");
+  LLVMValueRef at_log = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildSRem(c.b, t1, safe_every, ""), iconst(&c, 0), "");
+  LLVMBuildCondBr(c.b, LLVMBuildAnd(c.b, has_log, at_log, ""), do_log, check);
+  LLVMPositionBuilderAtEnd(c.b, do_log);
+  LLVMTypeRef log_ty;
+  LLVMValueRef log_fn = log_function(&c, &log_ty);
+  LLVMValueRef wide = c.ft == c.dt ? loss : LLVMBuildFPExt(c.b, loss, c.dt, "");
+  LLVMBuildCall2(c.b, log_ty, log_fn, (LLVMValueRef[]){log_ctx, st.t, wide}, 3, "");
+  LLVMBuildBr(c.b, check);
+
+  /* The loss and every gradient must be finite before the update. */
+  LLVMPositionBuilderAtEnd(c.b, check);
+  LLVMValueRef ok = is_finite(&c, loss);
+  for (int i = 0; i < p->nparams; i++)
+    if (p->params[i].node->shape.rank == 0)
+      ok = LLVMBuildAnd(c.b, ok, is_finite(&c, value_of(&c, s->grads[i])), "");
+  for (int l = 0; l < s->nloops; l++)
+    if (c.loop_bad[l])
+      ok = LLVMBuildAnd(c.b, ok, fcmp(&c, LLVMRealOEQ, c.loop_bad[l], fconst(&c, 0)), "");
+  LLVMBasicBlockRef update = LLVMAppendBasicBlockInContext(ctx, c.fn, "update.params");
+  LLVMBuildCondBr(c.b, ok, update, failed);
+
+  LLVMPositionBuilderAtEnd(c.b, update);
+  emit_update(&c, &st);
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c.b);
+  LLVMBuildBr(c.b, head);
+  LLVMAddIncoming(st.t, (LLVMValueRef[]){iconst(&c, 0), t1}, (LLVMBasicBlockRef[]){entry, latch}, 2);
+
+  LLVMPositionBuilderAtEnd(c.b, finished);
+  LLVMBuildRet(c.b, steps);
+  LLVMPositionBuilderAtEnd(c.b, failed);
+  LLVMBuildRet(c.b, st.t);
+
+  free(c.bufs);
+  free(c.loop_bad);
+  nodemap_free(&c.scalar);
+  nodemap_free(&c.elem);
+  LLVMDisposeBuilder(c.b);
+  return c.mod;
+}

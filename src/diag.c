@@ -1,0 +1,155 @@
+/* diag.c — sources and diagnostics.
+ *
+ * Phases never print or exit: they append a Diag (level, span, message)
+ * and return. The driver prints them clang style,
+ *
+ *   model.dl:3:7: error: undefined name 'siz'; did you mean 'size'?
+ *       y = siz(x)
+ *           ^~~
+ *
+ * Spans are byte ranges; a line map turns them into line:column when
+ * something is printed.
+ */
+#include "dlc.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The line map is built here, once: diagnostics need it, and the arena owns
+ * it with the text. */
+Source *source_new(Arena *a, const char *name, const char *text, size_t len) {
+  Source *s = arena_alloc(a, sizeof *s);
+  s->name = arena_strdup(a, name);
+  s->text = arena_strndup(a, text, len);
+  s->len = len;
+  int n = 1;
+  for (size_t i = 0; i < len; i++)
+    n += text[i] == '\n';
+  s->line_start = arena_alloc(a, sizeof(int) * (size_t)n);
+  s->line_start[s->nlines++] = 0;
+  for (size_t i = 0; i < len; i++)
+    if (text[i] == '\n')
+      s->line_start[s->nlines++] = (int)i + 1;
+  return s;
+}
+
+Source *source_read_file(Arena *a, const char *path, Diags *d) {
+  bool is_stdin = strcmp(path, "-") == 0;
+  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  if (!f) {
+    diag_error(d, (Span){0}, "cannot open '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  size_t len = 0, cap = 1 << 16;
+  char *text = malloc(cap);
+  size_t n;
+  while (text && (n = fread(text + len, 1, cap - len, f)) > 0) {
+    len += n;
+    if (len == cap)
+      text = realloc(text, cap *= 2);
+  }
+  bool failed = !text || ferror(f);
+  if (!is_stdin)
+    fclose(f);
+  Source *s = NULL;
+  if (failed)
+    diag_error(d, (Span){0}, "cannot read '%s'", path);
+  else if (len > INT32_MAX / 2)
+    diag_error(d, (Span){0}, "'%s' is too large (%zu bytes)", path, len);
+  else if (memchr(text, '\0', len))
+    diag_error(d, (Span){0}, "'%s' is not a text file (it contains a NUL byte)", path);
+  else
+    s = source_new(a, is_stdin ? "<stdin>" : path, text, len);
+  free(text);
+  return s;
+}
+
+void source_line_col(const Source *s, int offset, int *line, int *col) {
+  int lo = 0, hi = s->nlines - 1;
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (s->line_start[mid] <= offset)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  *line = lo + 1;
+  *col = offset - s->line_start[lo] + 1;
+}
+
+Span span_join(Span a, Span b) {
+  if (!a.src)
+    return b;
+  if (!b.src)
+    return a;
+  return (Span){a.src, a.begin < b.begin ? a.begin : b.begin, a.end > b.end ? a.end : b.end};
+}
+
+void diag_add(Diags *d, DiagLevel level, Span span, const char *fmt, ...) {
+  if (d->n == d->cap) {
+    d->cap = d->cap ? d->cap * 2 : 16;
+    d->items = realloc(d->items, sizeof(Diag) * (size_t)d->cap);
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *msg = malloc((size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(msg, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  d->items[d->n++] = (Diag){level, span, msg};
+  if (level == DIAG_ERROR)
+    d->nerrors++;
+}
+
+static const char *level_name(DiagLevel l) {
+  switch (l) {
+  case DIAG_ERROR: return "error";
+  case DIAG_WARNING: return "warning";
+  case DIAG_NOTE: return "note";
+  }
+  return "?";
+}
+
+/* The source line with a caret under the span's start and '~' under the
+ * rest of it (clipped to that line). Tabs are kept so the caret lines up. */
+static void print_snippet(FILE *out, const Source *s, int begin, int end) {
+  int line, col;
+  source_line_col(s, begin, &line, &col);
+  int start = s->line_start[line - 1];
+  int stop = start;
+  while ((size_t)stop < s->len && s->text[stop] != '\n' && s->text[stop] != '\r')
+    stop++;
+  fprintf(out, "%5d | %.*s\n      | ", line, stop - start, s->text + start);
+  for (int i = start; i < begin; i++)
+    fputc(s->text[i] == '\t' ? '\t' : ' ', out);
+  fputc('^', out);
+  for (int i = begin + 1; i < end && i < stop; i++)
+    fputc('~', out);
+  fputc('\n', out);
+}
+
+void diag_print(Diags *d, FILE *out) {
+  for (; d->printed < d->n; d->printed++) {
+    Diag *g = &d->items[d->printed];
+    if (!g->span.src) {
+      fprintf(out, "dlc: %s: %s\n", level_name(g->level), g->msg);
+      continue;
+    }
+    int line, col;
+    source_line_col(g->span.src, g->span.begin, &line, &col);
+    fprintf(out, "%s:%d:%d: %s: %s\n", g->span.src->name, line, col, level_name(g->level),
+            g->msg);
+    print_snippet(out, g->span.src, g->span.begin, g->span.end);
+  }
+}
+
+void diag_free(Diags *d) {
+  for (int i = 0; i < d->n; i++)
+    free(d->items[i].msg);
+  free(d->items);
+  *d = (Diags){0};
+}

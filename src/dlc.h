@@ -1,0 +1,522 @@
+/* dlc.h — the compiler's one internal header.
+ *
+ * Read top to bottom it is the pipeline: each banner names the file that
+ * implements that part, in the order the driver (main.c) calls them:
+ *
+ *   source text -> lexer.l/parser.y (AST) -> sema.c (checked IR program)
+ *   -> diff.c (gradients) -> simplify.c -> schedule.c (fused loops)
+ *   -> codegen.c (LLVM IR) -> jit.c (ORC) -> exec.c (runs the statements)
+ *
+ * Conventions: every phase reports problems by appending to a Diags and
+ * returning; nothing but main.c decides the exit status. AST, IR and
+ * strings live in arenas owned by the caller.
+ */
+#ifndef DLC_H
+#define DLC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../runtime/dlrt.h"
+
+#define DLC_VERSION "0.1.0"
+
+typedef struct Arena Arena;
+typedef struct Source Source;
+typedef struct Diags Diags;
+typedef struct Expr Expr;
+typedef struct Stmt Stmt;
+typedef struct Node Node;
+typedef struct Graph Graph;
+typedef struct Program Program;
+typedef struct Fn Fn;
+
+/* ------------------------------------------------------------------ util.c */
+
+Arena *arena_new(void);
+void arena_free(Arena *a);
+void *arena_alloc(Arena *a, size_t size);        /* zeroed, 16-aligned */
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_strdup(Arena *a, const char *s);
+char *arena_printf(Arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A growable byte buffer for building text (printers, messages). */
+typedef struct Buf {
+  char *data;                                    /* NUL-terminated, malloc'd */
+  size_t len, cap;
+} Buf;
+void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_puts(Buf *b, const char *s);
+void buf_free(Buf *b);
+
+/* Edit distance, for "did you mean" suggestions. */
+int edit_distance(const char *a, const char *b);
+
+/* -------------------------------------------------------------- diag.c */
+
+struct Source {
+  const char *name;                              /* file name as given, or "<stdin>" */
+  const char *text;                              /* whole text, NUL-terminated */
+  size_t len;
+  int *line_start;                               /* byte offset of each line */
+  int nlines;
+};
+
+/* A byte range [begin, end) in one source. src == NULL: no location. */
+typedef struct Span {
+  const Source *src;
+  int begin, end;
+} Span;
+
+typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+
+typedef struct Diag {
+  DiagLevel level;
+  Span span;
+  char *msg;                                     /* malloc'd */
+} Diag;
+
+struct Diags {
+  Diag *items;
+  int n, cap;
+  int nerrors;
+  int printed;                                   /* items already printed */
+};
+
+Source *source_new(Arena *a, const char *name, const char *text, size_t len);
+Source *source_read_file(Arena *a, const char *path, Diags *d); /* "-" = stdin */
+void source_line_col(const Source *s, int offset, int *line, int *col);
+Span span_join(Span a, Span b);
+
+void diag_add(Diags *d, DiagLevel level, Span span, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define diag_error(d, span, ...) diag_add((d), DIAG_ERROR, (span), __VA_ARGS__)
+/* Prints the diagnostics not printed yet, clang style, then marks them. */
+void diag_print(Diags *d, FILE *out);
+void diag_free(Diags *d);
+
+/* ----------------------------------------------------------------- ops.def */
+
+typedef enum {
+#define X(name, spelling, arity, kind, prec, rule) OP_##name,
+#include "ops.def"
+#undef X
+  OP_COUNT
+} Op;
+
+typedef enum { K_LEAF, K_INFIX, K_PREFIX, K_CALL, K_REDUCE } OpKind;
+
+typedef struct OpInfo {
+  const char *name;                              /* "ADD" */
+  const char *spelling;                          /* "+" */
+  int arity;
+  OpKind kind;
+  int prec;
+} OpInfo;
+extern const OpInfo op_info[OP_COUNT];
+
+/* ------------------------------------------------- ast.c (lexer.l, parser.y) */
+
+typedef enum {
+  EX_NUM,                                        /* num */
+  EX_NAME,                                       /* name (also pi, inf, loss, value) */
+  EX_STR,                                        /* parts */
+  EX_UNARY,                                      /* op (OP_NEG), lhs */
+  EX_BINARY,                                     /* op, lhs, rhs */
+  EX_CALL,                                       /* name, name_span, args */
+} ExprKind;
+
+/* A call argument, positional (name == NULL) or named (`name = value`). */
+typedef struct Arg {
+  const char *name;
+  Span name_span;
+  Expr *value;
+  struct Arg *next;
+} Arg;
+
+/* A piece of a string literal: text, or an interpolated `{expr}`. */
+typedef struct StrPart {
+  const char *text;                              /* NULL for an interpolation */
+  Expr *expr;                                    /* NULL for text */
+  struct StrPart *next;
+} StrPart;
+
+struct Expr {
+  ExprKind kind;
+  Span span;                                     /* the whole expression */
+  double num;                                    /* EX_NUM */
+  const char *name;                              /* EX_NAME; EX_CALL: the callee */
+  Span name_span;                                /* EX_CALL: the callee's name */
+  Op op;                                         /* EX_UNARY, EX_BINARY */
+  Expr *lhs, *rhs;                               /* EX_UNARY (lhs), EX_BINARY */
+  Arg *args;                                     /* EX_CALL */
+  StrPart *parts;                                /* EX_STR */
+};
+
+/* A formal argument of a fn. */
+typedef struct Formal {
+  const char *name;
+  Span span;
+  struct Formal *next;
+} Formal;
+
+/* `deriv ARG = EXPR` under a fn. */
+typedef struct Deriv {
+  const char *arg;
+  Span arg_span;
+  Expr *value;
+  Span span;                                     /* the whole clause */
+  struct Deriv *next;
+} Deriv;
+
+typedef enum {
+  ST_PARAM,                                      /* param name = value */
+  ST_DEF,                                        /* name = value */
+  ST_FN,                                         /* fn name(formals) = value; derivs */
+  ST_LOSS,                                       /* loss = value */
+  ST_EXPR,                                       /* value (train(...) and print(...) too) */
+} StmtKind;
+
+struct Stmt {
+  StmtKind kind;
+  Span span;
+  const char *name;                              /* ST_PARAM, ST_DEF, ST_FN */
+  Span name_span;
+  Expr *value;                                   /* ST_FN: the body */
+  Formal *formals;                               /* ST_FN */
+  Deriv *derivs;                                 /* ST_FN */
+  Stmt *next;
+};
+
+Expr *ast_num(Arena *a, Span s, double v);
+Expr *ast_name(Arena *a, Span s, const char *name);
+Expr *ast_str(Arena *a, Span s, StrPart *parts);
+Expr *ast_unary(Arena *a, Span s, Op op, Expr *x);
+Expr *ast_binary(Arena *a, Span s, Op op, Expr *l, Expr *r);
+Expr *ast_call(Arena *a, Span s, const char *name, Span name_span, Arg *args);
+Stmt *ast_stmt(Arena *a, StmtKind kind, Span s);
+void ast_dump(const Stmt *prog, FILE *out);      /* `dlc emit ast` */
+
+/* ------------------------------------------------------ lexer.l, parser.y */
+
+/* Parses a whole source into a statement list. Syntax errors go to d; the
+ * parser recovers at the next statement, so several are reported. */
+Stmt *parse_source(const Source *src, Arena *a, Diags *d);
+/* `dlc emit tokens`: one token a line, `LINE:COL KIND TEXT`. */
+void lex_dump(const Source *src, Arena *a, Diags *d, FILE *out);
+
+/* -------------------------------------------------------------------- ir.c */
+
+/* Shapes are general from the start: rank 0 (scalar), 1 (vector), 2 (matrix,
+ * dim[0] rows by dim[1] columns). v0 of the language makes ranks 0 and 1. */
+typedef struct Shape {
+  int rank;
+  int64_t dim[2];
+} Shape;
+
+static inline Shape shape_scalar(void) { return (Shape){0, {1, 1}}; }
+static inline Shape shape_vector(int64_t n) { return (Shape){1, {n, 1}}; }
+int64_t shape_numel(Shape s);
+bool shape_eq(Shape a, Shape b);
+/* NumPy broadcasting of two shapes; false when they do not broadcast. */
+bool shape_broadcast(Shape a, Shape b, Shape *out);
+const char *shape_str(Shape s, char buf[64]);    /* "scalar", "vector[2000]" */
+
+enum {
+  NODE_HAS_PARAM = 1 << 0,                       /* depends on a param */
+  NODE_HAS_VAR = 1 << 1,                         /* depends on a free symbol */
+};
+
+/* A node of the expression DAG. Nodes are immutable and hash-consed: two
+ * nodes with the same op, payload and args are one node, so common
+ * subexpressions are shared by construction. `id` grows with creation, and
+ * args are always created first: sorting by id is a topological order. */
+struct Node {
+  Op op;
+  Shape shape;
+  int nargs;
+  Node **args;
+  double num;                                    /* CONST: the value */
+  int slot;                                      /* PARAM, DATA: index in the Program */
+  const char *name;                              /* VAR: the symbol; PARAM/DATA: for printing */
+  const Fn *fn;                                  /* FNCALL: the function */
+  unsigned id;
+  unsigned flags;                                /* NODE_* */
+  unsigned hash;
+  Span span;                                     /* where it was first written */
+  Node *bucket_next;
+};
+
+struct Graph {
+  Arena *arena;
+  Node **buckets;
+  unsigned nbuckets, nnodes;
+};
+
+Graph *graph_new(Arena *a);
+void graph_free(Graph *g);                       /* the hash table; nodes die with the arena */
+/* The constructors. Shapes must already be checked (sema does): they
+ * compute the result shape and never fail. */
+Node *ir_const(Graph *g, double v);
+Node *ir_leaf(Graph *g, Op op, Shape shape, int slot, const char *name);
+Node *ir_var(Graph *g, const char *name, Shape shape, const void *owner, int index);
+Node *ir_op(Graph *g, Op op, Node *const *args, int nargs);
+Node *ir_unary(Graph *g, Op op, Node *x);
+Node *ir_binary(Graph *g, Op op, Node *a, Node *b);
+Node *ir_where(Graph *g, Node *c, Node *a, Node *b);
+Node *ir_broadcast(Graph *g, Node *x, Shape to);
+Node *ir_fncall(Graph *g, const Fn *fn, Node *const *actuals, Node *body,
+                Node *const *partials, int n);
+bool ir_is_const(const Node *n, double v);
+/* FNCALL accessors */
+static inline int ir_fncall_arity(const Node *n) { return (n->nargs - 1) / 2; }
+static inline Node *ir_fncall_body(const Node *n) { return n->args[ir_fncall_arity(n)]; }
+
+/* A hash map keyed by node, for passes that map nodes to values. */
+typedef struct NodeMap {
+  const Node **keys;
+  void **vals;
+  unsigned cap, n;
+} NodeMap;
+void *nodemap_get(const NodeMap *m, const Node *key);
+void nodemap_put(NodeMap *m, const Node *key, void *val);
+void nodemap_free(NodeMap *m);
+
+/* Sets n's source location if it has none yet (hash-consing keeps the first
+ * place that wrote an expression). Returns n. */
+Node *ir_at(Node *n, Span span);
+
+/* The node like n but with these arguments (shape recomputed). */
+Node *ir_with_args(Graph *g, const Node *n, Node *const *args);
+/* Rebuilds `n` with the nodes in `from` replaced by those in `to`. */
+Node *ir_subst(Graph *g, Node *n, Node *const *from, Node *const *to, int count);
+
+/* All nodes reachable from roots, in topological order (by id). */
+typedef struct NodeList {
+  Node **items;
+  int n, cap;
+} NodeList;
+void nodelist_push(NodeList *l, Node *n);
+void nodelist_free(NodeList *l);
+NodeList ir_topo(Node *const *roots, int nroots);
+
+/* `dlc emit ir`: one node a line, `%id = op args : shape`. */
+void ir_dump(Node *const *roots, const char *const *root_names, int nroots,
+             const Program *p, FILE *out);
+/* A formula a human reads: `1.5 * (5 * t^2 - 1)`. */
+void ir_format(Buf *b, const Node *n, const Program *p);
+
+/* ------------------------------------------------------------------ sema.c */
+
+/* A user function. Its body and derivs stay AST: a call inlines them. */
+struct Fn {
+  const char *name;
+  Span span;
+  const Stmt *stmt;                              /* formals, body, derivs */
+  int arity;
+  const char **formals;
+  const Deriv **derivs;                          /* [arity]; NULL: from the body */
+};
+
+/* A tensor value: row-major doubles (f32 programs keep f32-rounded doubles). */
+typedef struct Tensor {
+  Shape shape;
+  double *v;
+} Tensor;
+
+typedef struct ParamInfo {
+  const char *name;
+  Span span;
+  Node *node;                                    /* the OP_PARAM leaf */
+  Tensor value;                                  /* current value */
+} ParamInfo;
+
+typedef struct DataInfo {
+  const char *name;                              /* the definition's name, or NULL */
+  Tensor value;
+} DataInfo;
+
+typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP } OptimKind;
+
+typedef struct Optimizer {
+  OptimKind kind;
+  double lr, momentum;                           /* sgd */
+  double beta1, beta2, eps;                      /* adam (eps: rmsprop too) */
+  double alpha;                                  /* rmsprop */
+} Optimizer;
+
+typedef enum {
+  ACT_PRINT,                                     /* print(...) */
+  ACT_SHOW,                                      /* an expression statement */
+  ACT_TRAIN,                                     /* train(...) */
+} ActionKind;
+
+/* One piece of a print: text, or a value or formula to format. */
+typedef struct PrintItem {
+  const char *text;
+  Node *node;
+  struct PrintItem *next;
+} PrintItem;
+
+/* What running the program does, in order. */
+typedef struct Action {
+  ActionKind kind;
+  Span span;
+  PrintItem *items;                              /* PRINT, SHOW */
+  bool newline_items;                            /* PRINT of several args: space-separated */
+  Node *loss;                                    /* TRAIN */
+  int64_t steps, log_every;                      /* TRAIN */
+  Optimizer opt;                                 /* TRAIN */
+  struct Action *next;
+} Action;
+
+typedef struct Options {
+  bool f64;                                      /* --f64 */
+  int opt_level;                                 /* -O0..-O3 (default 2) */
+  bool time;                                     /* --time */
+} Options;
+
+struct Program {
+  Arena *arena;
+  Graph *graph;
+  Diags *diags;
+  Options opts;
+  const Source *src;
+  ParamInfo *params;
+  int nparams, cap_params;
+  DataInfo *data;
+  int ndata, cap_data;
+  Node *loss;
+  Fn **fns;
+  int nfns, cap_fns;
+  Action *actions, **actions_tail;
+  struct Sym *syms;                              /* sema's name table */
+  struct Jit *jit;                               /* created on first train */
+};
+
+Program *program_new(Arena *a, Diags *d, Options opts);
+/* Checks the statements and builds the program: params get their initial
+ * values, param-free definitions are evaluated (hoisted), everything else
+ * becomes IR. Returns false when errors were reported. */
+bool sema_program(Program *p, const Stmt *stmts);
+void program_free(Program *p);                   /* what the arena does not own */
+int program_add_data(Program *p, const char *name, Tensor t);
+/* For `dlc check`: fn's body with its formals bound to args, each argument's
+ * hand-written partial (NULL where there is no deriv) and symbolic one. */
+bool sema_fn_partials(Program *p, const Fn *fn, Node *const *args, Node **body, Node **hand,
+                      Node **sym);
+/* Round a value to the program's precision (f32 unless --f64). */
+double program_round(const Program *p, double v);
+
+/* ------------------------------------------------------------------ eval.c */
+
+/* Evaluates a node with the params' current values (an interpreter, used
+ * once per value: hoisting, printing, `dlc check`; never per training step).
+ * vars/values bind VAR leaves. Returns false with *err set (malloc'd) when
+ * the node has a free symbol. */
+bool eval_node(const Program *p, Node *n, Node *const *vars, const double *values,
+               int nvars, Tensor *out, char **err);
+double eval_scalar_op(Op op, double a, double b, bool f64);
+
+/* ------------------------------------------------------------------ diff.c */
+
+/* Reverse mode: d out / d wrt[i] for each i, where wrt[i] are nodes of the
+ * DAG (params, data, free symbols, or inner nodes). Adjoints are
+ * accumulated in reverse topological order, only along paths that reach a
+ * target. The result is raw: run simplify on it. A zero gradient is the
+ * constant 0 broadcast to the target's shape. */
+void diff_grads(Graph *g, Node *out, Node *const *wrt, int nwrt, Node **grads);
+Node *diff_node(Graph *g, Node *out, Node *wrt);
+
+/* -------------------------------------------------------------- simplify.c */
+
+/* Constant folding, neutral elements, powers; shapes are preserved. */
+void simplify(Graph *g, Node **roots, int nroots);
+Node *simplify_node(Graph *g, Node *n);
+
+/* -------------------------------------------------------------- schedule.c */
+
+/* A fused loop: one pass over vectors of one length, computing reductions
+ * and storing vector outputs. */
+typedef struct Loop {
+  int stage;
+  Shape shape;
+  NodeList reductions;                           /* SUM/MEAN nodes finished here */
+  NodeList stores;                               /* vector outputs written here */
+  int *store_slots;                              /* buffer slot of each store */
+} Loop;
+
+typedef enum { BUF_PARAM, BUF_DATA, BUF_GRAD, BUF_STATE } BufKind;
+
+typedef struct BufInfo {
+  BufKind kind;
+  int index;                                     /* param or data index */
+  int64_t numel;
+} BufInfo;
+
+/* One training step, planned: stage s computes its scalars (prelude[s]),
+ * then its loops; stage s + 1 may use their reductions. */
+typedef struct Schedule {
+  Node *loss;
+  Node **grads;                                  /* [nparams], lowered (no FNCALL) */
+  int nstages;
+  NodeList *prelude;                             /* [nstages + 1] scalar nodes */
+  Loop *loops;
+  int nloops;
+  BufInfo *bufs;
+  int nbufs;
+  int *param_buf, *data_buf, *grad_buf;          /* slot per param/data; -1 none */
+  int *state_buf;                                /* [nparams * 2] optimizer state */
+} Schedule;
+
+Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt);
+void schedule_free(Schedule *s);
+
+/* ------------------------------------------------------------- codegen.c */
+
+typedef struct LLVMOpaqueContext *LLVMContextRefDl;
+typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
+
+/* Emits `int64_t dl_train(void **bufs, int64_t steps, int64_t log_every,
+ * void *ctx)` into a new module: all steps of forward, backward, the finite
+ * check and the optimizer update. Returns the step at which the loss or a
+ * gradient became NaN or infinite (params untouched since), or `steps`. */
+LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
+                              LLVMContextRefDl ctx, const char *fn_name);
+
+/* ----------------------------------------------------------------- jit.c */
+
+typedef struct Jit Jit;
+Jit *jit_new(int opt_level, Diags *d);
+void jit_free(Jit *j);
+LLVMContextRefDl jit_context(Jit *j);
+/* Optimizes and adds the module (the JIT owns it after), returns the
+ * address of fn_name, or NULL with an error in d. */
+void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d);
+/* `dlc emit llvm|asm`: text of the optimized module (caller frees). Takes
+ * m and disposes of it. */
+char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d);
+
+/* ------------------------------------------------------------------ exec.c */
+
+/* Runs the program's actions in order (prints to out, progress to stderr). */
+bool exec_program(Program *p, FILE *out);
+/* Runs one train action: compile, JIT, run, copy params back. */
+bool exec_train(Program *p, const Action *a, FILE *out);
+/* `dlc emit ir|grad|llvm|asm` for the program's loss and its first train
+ * (or sgd when there is none). */
+bool exec_emit(Program *p, const char *what, FILE *out);
+/* A value as print shows it: a number, or [a, b, c, ..., z] for a vector. */
+void exec_format_value(Buf *b, const Tensor *t, bool f64);
+
+/* ----------------------------------------------------------------- check.c */
+
+/* `dlc check`: tests every hand-written deriv against the symbolic
+ * derivative of its fn's body at sample points. Reports disagreements as
+ * errors; prints one line per deriv to out. */
+bool check_derivs(Program *p, FILE *out);
+
+#endif

@@ -1,0 +1,214 @@
+/* eval.c — the interpreter for values computed once.
+ *
+ * Hoisted definitions, param initial values, `print` and `dlc check` each
+ * evaluate an expression once; compiling those through LLVM would cost more
+ * than it saves, so they are interpreted here, a whole tensor per node. The
+ * training loop never comes here: it is compiled (codegen.c).
+ *
+ * Arithmetic is done in double and, for f32 programs, rounded to float after
+ * every operation. For + - * / and sqrt that is exactly float arithmetic
+ * (double has more than twice float's precision), and for the elementary
+ * functions it is float's correctly rounded result, so printed values agree
+ * with the compiled code to the last bit or nearly.
+ */
+#include "dlc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* PyTorch's softplus with beta 1 and threshold 20. */
+static double softplus(double x) { return x > 20 ? x : log1p(exp(x)); }
+
+/* min and max propagate NaN, like torch.minimum/maximum. */
+static double nan_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : a < b ? a : b; }
+static double nan_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : a > b ? a : b; }
+
+double eval_scalar_op(Op op, double a, double b, bool f64) {
+  double r;
+  switch (op) {
+  case OP_ADD: r = a + b; break;
+  case OP_SUB: r = a - b; break;
+  case OP_MUL: r = a * b; break;
+  case OP_DIV: r = a / b; break;
+  case OP_NEG: r = -a; break;
+  case OP_POW: r = pow(a, b); break;
+  case OP_LT: r = a < b; break;
+  case OP_LE: r = a <= b; break;
+  case OP_GT: r = a > b; break;
+  case OP_GE: r = a >= b; break;
+  case OP_EQ: r = a == b; break;
+  case OP_NE: r = a != b; break;
+  case OP_SIN: r = sin(a); break;
+  case OP_COS: r = cos(a); break;
+  case OP_TAN: r = tan(a); break;
+  case OP_EXP: r = exp(a); break;
+  case OP_LOG: r = log(a); break;
+  case OP_SQRT: r = sqrt(a); break;
+  case OP_TANH: r = tanh(a); break;
+  case OP_SIGMOID: r = sigmoid(a); break;
+  case OP_ABS: r = fabs(a); break;
+  case OP_SIGN: r = a > 0 ? 1 : a < 0 ? -1 : a; break;
+  case OP_LOG1P: r = log1p(a); break;
+  case OP_EXPM1: r = expm1(a); break;
+  case OP_ATAN: r = atan(a); break;
+  case OP_RELU: r = a <= 0 ? 0 : a; break;   /* NaN stays NaN */
+  case OP_SOFTPLUS: r = softplus(a); break;
+  case OP_MIN: r = nan_min(a, b); break;
+  case OP_MAX: r = nan_max(a, b); break;
+  default: r = NAN;
+  }
+  return dlrt_round(r, f64);
+}
+
+/* The element of `arg` that lines up with element k of a tensor of shape
+ * `out` under broadcasting (dimensions aligned from the right). */
+static int64_t bcast_index(Shape arg, Shape out, int64_t k) {
+  if (arg.rank == 0)
+    return 0;
+  int64_t col = out.rank == 2 ? k % out.dim[1] : k;
+  int64_t row = out.rank == 2 ? k / out.dim[1] : 0;
+  if (arg.rank == 1)
+    return arg.dim[0] == 1 ? 0 : col;
+  return (arg.dim[0] == 1 ? 0 : row) * arg.dim[1] + (arg.dim[1] == 1 ? 0 : col);
+}
+
+typedef struct Eval {
+  const Program *p;
+  NodeMap vals;                 /* node -> Tensor* */
+  Node *const *vars;
+  const double *values;
+  int nvars;
+  char *err;
+} Eval;
+
+static Tensor *tensor_new(Shape s) {
+  Tensor *t = malloc(sizeof *t);
+  t->shape = s;
+  t->v = malloc(sizeof(double) * (size_t)shape_numel(s));
+  return t;
+}
+
+/* The arguments an evaluation needs: a call needs only its inlined body,
+ * never its partial derivatives. */
+static int needed_args(const Node *n, int *first) {
+  if (n->op == OP_FNCALL) {
+    *first = ir_fncall_arity(n);
+    return 1;
+  }
+  *first = 0;
+  return n->nargs;
+}
+
+static Tensor *arg_value(Eval *e, const Node *n, int i) { return nodemap_get(&e->vals, n->args[i]); }
+
+static bool eval_one(Eval *e, Node *n) {
+  bool f64 = e->p->opts.f64;
+  Tensor *t = tensor_new(n->shape);
+  int64_t count = shape_numel(n->shape);
+  nodemap_put(&e->vals, n, t);
+  switch (n->op) {
+  case OP_CONST:
+    t->v[0] = dlrt_round(n->num, f64);
+    return true;
+  case OP_PARAM:
+  case OP_DATA: {
+    const Tensor *src = n->op == OP_PARAM ? &e->p->params[n->slot].value : &e->p->data[n->slot].value;
+    memcpy(t->v, src->v, sizeof(double) * (size_t)count);
+    return true;
+  }
+  case OP_VAR:
+    for (int i = 0; i < e->nvars; i++)
+      if (e->vars[i] == n) {
+        for (int64_t k = 0; k < count; k++)
+          t->v[k] = dlrt_round(e->values[i], f64);
+        return true;
+      }
+    if (!e->err) {
+      Buf b = {0};
+      buf_printf(&b, "'%s' is a free symbol: it has no value", n->name);
+      e->err = b.data;
+    }
+    return false;
+  case OP_FNCALL:
+    memcpy(t->v, arg_value(e, n, ir_fncall_arity(n))->v, sizeof(double) * (size_t)count);
+    return true;
+  case OP_SUM:
+  case OP_MEAN: {
+    const Tensor *a = arg_value(e, n, 0);
+    int64_t m = shape_numel(a->shape);
+    double s = 0;
+    for (int64_t k = 0; k < m; k++)
+      s += a->v[k];
+    t->v[0] = dlrt_round(n->op == OP_MEAN ? s / (double)m : s, f64);
+    return true;
+  }
+  case OP_BROADCAST: {
+    const Tensor *a = arg_value(e, n, 0);
+    for (int64_t k = 0; k < count; k++)
+      t->v[k] = a->v[bcast_index(a->shape, n->shape, k)];
+    return true;
+  }
+  case OP_WHERE: {
+    const Tensor *c = arg_value(e, n, 0), *a = arg_value(e, n, 1), *b = arg_value(e, n, 2);
+    for (int64_t k = 0; k < count; k++)
+      t->v[k] = c->v[bcast_index(c->shape, n->shape, k)] != 0 ? a->v[bcast_index(a->shape, n->shape, k)]
+                                                              : b->v[bcast_index(b->shape, n->shape, k)];
+    return true;
+  }
+  default: {
+    const Tensor *a = arg_value(e, n, 0), *b = n->nargs > 1 ? arg_value(e, n, 1) : NULL;
+    for (int64_t k = 0; k < count; k++)
+      t->v[k] = eval_scalar_op(n->op, a->v[bcast_index(a->shape, n->shape, k)],
+                               b ? b->v[bcast_index(b->shape, n->shape, k)] : 0, f64);
+    return true;
+  }
+  }
+}
+
+bool eval_node(const Program *p, Node *root, Node *const *vars, const double *values, int nvars,
+               Tensor *out, char **err) {
+  Eval e = {.p = p, .vars = vars, .values = values, .nvars = nvars};
+  /* Post-order without recursion: a node is evaluated once all the
+   * arguments it needs are. */
+  NodeList stack = {0}, done = {0};
+  nodelist_push(&stack, root);
+  bool ok = true;
+  while (stack.n && ok) {
+    Node *n = stack.items[stack.n - 1];
+    if (nodemap_get(&e.vals, n)) {
+      stack.n--;
+      continue;
+    }
+    int first, count = needed_args(n, &first);
+    bool ready = true;
+    for (int i = first; i < first + count; i++)
+      if (!nodemap_get(&e.vals, n->args[i])) {
+        nodelist_push(&stack, n->args[i]);
+        ready = false;
+      }
+    if (!ready)
+      continue;
+    stack.n--;
+    ok = eval_one(&e, n);
+    nodelist_push(&done, n);
+  }
+  if (ok) {
+    Tensor *r = nodemap_get(&e.vals, root);
+    *out = *r;
+    r->v = NULL;              /* the result moves to the caller */
+  } else {
+    *err = e.err;
+  }
+  for (int i = 0; i < done.n; i++) {
+    Tensor *t = nodemap_get(&e.vals, done.items[i]);
+    free(t->v);
+    free(t);
+  }
+  nodelist_free(&stack);
+  nodelist_free(&done);
+  nodemap_free(&e.vals);
+  return ok;
+}

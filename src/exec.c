@@ -1,0 +1,231 @@
+/* exec.c — running a checked program.
+ *
+ * The actions run in order. A print evaluates its values with the params'
+ * current values (eval.c) or shows a formula when the value has a free
+ * symbol. A train is compiled: schedule, LLVM IR, the JIT, then one call
+ * that runs every step; the buffers it works in are made here from the
+ * program's tensors and copied back after, so params carry over to what
+ * follows.
+ */
+#include "dlc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SHOWN_EDGE = 3 };                         /* elements shown at each end of a long vector */
+
+void exec_format_value(Buf *b, const Tensor *t, bool f64) {
+  char num[64];
+  int64_t n = shape_numel(t->shape);
+  if (t->shape.rank == 0) {
+    dlrt_format(num, sizeof num, t->v[0], f64);
+    buf_puts(b, num);
+    return;
+  }
+  buf_puts(b, "[");
+  for (int64_t i = 0; i < n; i++) {
+    if (n > 2 * SHOWN_EDGE + 1 && i == SHOWN_EDGE) {
+      buf_puts(b, ", ...");
+      i = n - SHOWN_EDGE - 1;
+      continue;
+    }
+    dlrt_format(num, sizeof num, t->v[i], f64);
+    buf_printf(b, "%s%s", i ? ", " : "", num);
+  }
+  buf_puts(b, "]");
+}
+
+static bool print_action(Program *p, const Action *a, FILE *out) {
+  Buf b = {0};
+  bool ok = true;
+  for (const PrintItem *it = a->items; it; it = it->next) {
+    if (it->text)
+      buf_puts(&b, it->text);
+    if (!it->node)
+      continue;
+    if (it->node->flags & NODE_HAS_VAR) {
+      ir_format(&b, simplify_node(p->graph, it->node), p);
+      continue;
+    }
+    Tensor t;
+    char *err = NULL;
+    if (!eval_node(p, it->node, NULL, NULL, 0, &t, &err)) {
+      diag_error(p->diags, a->span, "%s", err);
+      free(err);
+      ok = false;
+      continue;
+    }
+    exec_format_value(&b, &t, p->opts.f64);
+    free(t.v);
+  }
+  fprintf(out, "%s\n", b.data ? b.data : "");
+  buf_free(&b);
+  return ok;
+}
+
+/* Buffers in the working precision, one per schedule slot. */
+static void **make_buffers(const Program *p, const Schedule *s) {
+  void **bufs = calloc((size_t)s->nbufs + 1, sizeof(void *));
+  size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
+  for (int k = 0; k < s->nbufs; k++) {
+    const BufInfo *bi = &s->bufs[k];
+    bufs[k] = calloc((size_t)bi->numel, elem);
+    const Tensor *src = bi->kind == BUF_PARAM ? &p->params[bi->index].value
+                        : bi->kind == BUF_DATA ? &p->data[bi->index].value
+                                               : NULL;
+    for (int64_t i = 0; src && i < bi->numel; i++) {
+      if (p->opts.f64)
+        ((double *)bufs[k])[i] = src->v[i];
+      else
+        ((float *)bufs[k])[i] = (float)src->v[i];
+    }
+  }
+  return bufs;
+}
+
+static void copy_params_back(Program *p, const Schedule *s, void **bufs) {
+  for (int i = 0; i < p->nparams; i++) {
+    Tensor *t = &p->params[i].value;
+    const void *src = bufs[s->param_buf[i]];
+    for (int64_t k = 0; k < shape_numel(t->shape); k++)
+      t->v[k] = p->opts.f64 ? ((const double *)src)[k] : ((const float *)src)[k];
+  }
+}
+
+/* Says which value went bad at the step training stopped. */
+static void report_nonfinite(Program *p, const Action *a, int64_t step) {
+  Tensor t;
+  char *err = NULL;
+  const char *what = "a gradient";
+  char num[64] = "";
+  if (eval_node(p, a->loss, NULL, NULL, 0, &t, &err)) {
+    if (!isfinite(t.v[0])) {
+      what = "the loss";
+      dlrt_format(num, sizeof num, t.v[0], p->opts.f64);
+    }
+    free(t.v);
+  }
+  free(err);
+  diag_error(p->diags, a->span,
+             "training stopped at step %lld: %s became %s; the params keep their values from "
+             "before that step",
+             (long long)step, what, num[0] ? num : "NaN or infinite");
+}
+
+static int train_count;                          /* names each compiled train function */
+
+bool exec_train(Program *p, const Action *a, FILE *out) {
+  if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
+    return false;
+  Schedule *s = schedule_train(p, a->loss, &a->opt);
+  char name[32];
+  snprintf(name, sizeof name, "dl_train_%d", ++train_count);
+  LLVMModuleRefDl m = codegen_train(p, s, &a->opt, jit_context(p->jit), name);
+  int64_t (*train)(void **, int64_t, int64_t, void *) =
+      (int64_t(*)(void **, int64_t, int64_t, void *))jit_add(p->jit, m, name, p->diags);
+  if (!train) {
+    schedule_free(s);
+    return false;
+  }
+  void **bufs = make_buffers(p, s);
+  fflush(out);
+  DlrtLog log = {out, p->opts.f64};
+  int64_t done = train(bufs, a->steps, a->log_every, &log);
+  copy_params_back(p, s, bufs);
+  for (int k = 0; k < s->nbufs; k++)
+    free(bufs[k]);
+  free(bufs);
+  schedule_free(s);
+  if (done < a->steps) {
+    report_nonfinite(p, a, done);
+    return false;
+  }
+  return true;
+}
+
+bool exec_program(Program *p, FILE *out) {
+  bool ok = true;
+  for (const Action *a = p->actions; a; a = a->next) {
+    bool this_ok = a->kind == ACT_TRAIN ? exec_train(p, a, out) : print_action(p, a, out);
+    if (!this_ok) {
+      /* Say it now, in order with the output; later actions still run, so
+       * the params' values are shown. */
+      fflush(out);
+      diag_print(p->diags, stderr);
+      ok = false;
+    }
+  }
+  fflush(out);
+  return ok;
+}
+
+/* ---- dlc emit */
+
+static const Action *first_train(const Program *p) {
+  for (const Action *a = p->actions; a; a = a->next)
+    if (a->kind == ACT_TRAIN)
+      return a;
+  return NULL;
+}
+
+static bool emit_grad(Program *p, FILE *out) {
+  int np = p->nparams;
+  Node *roots[np + 1], *wrt[np + 1];
+  for (int i = 0; i < np; i++)
+    wrt[i] = p->params[i].node;
+  roots[0] = p->loss;
+  diff_grads(p->graph, p->loss, wrt, np, roots + 1);
+  simplify(p->graph, roots, np + 1);
+  Buf b = {0};
+  buf_puts(&b, "loss = ");
+  ir_format(&b, roots[0], p);
+  for (int i = 0; i < np; i++) {
+    buf_printf(&b, "\ngrad %s = ", p->params[i].name);
+    ir_format(&b, roots[i + 1], p);
+  }
+  fprintf(out, "%s\n", b.data);
+  buf_free(&b);
+  return true;
+}
+
+bool exec_emit(Program *p, const char *what, FILE *out) {
+  if (!p->loss) {
+    diag_error(p->diags, (Span){0}, "emit %s: the program defines no loss", what);
+    return false;
+  }
+  if (strcmp(what, "grad") == 0)
+    return emit_grad(p, out);
+  const Action *a = first_train(p);
+  Optimizer sgd = {.kind = OPT_SGD, .lr = 1e-3};
+  const Optimizer *opt = a ? &a->opt : &sgd;
+  Schedule *s = schedule_train(p, p->loss, opt);
+  bool ok = true;
+  if (strcmp(what, "ir") == 0) {
+    int np = p->nparams;
+    Node *roots[np + 1];
+    const char *names[np + 1];
+    roots[0] = s->loss;
+    names[0] = "loss";
+    for (int i = 0; i < np; i++) {
+      roots[i + 1] = s->grads[i];
+      names[i + 1] = arena_printf(p->arena, "grad %s", p->params[i].name);
+    }
+    ir_dump(roots, names, np + 1, p, out);
+    fprintf(out, "; %d stage%s, %d loop%s per step\n", s->nstages, s->nstages == 1 ? "" : "s",
+            s->nloops, s->nloops == 1 ? "" : "s");
+  } else {
+    if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags))) {
+      schedule_free(s);
+      return false;
+    }
+    LLVMModuleRefDl m = codegen_train(p, s, opt, jit_context(p->jit), "dl_train");
+    char *text = jit_module_text(p->jit, m, strcmp(what, "asm") == 0, p->diags);
+    ok = text != NULL;
+    if (text)
+      fputs(text, out);
+    free(text);
+  }
+  schedule_free(s);
+  return ok;
+}

@@ -1,0 +1,470 @@
+/* ir.c — the expression DAG.
+ *
+ * Every value a program computes is a Node: an op from ops.def, a shape and
+ * its arguments. Nodes are hash-consed: constructing a node equal to an
+ * existing one returns the existing one, so common subexpressions are one
+ * node and equality is pointer equality. This is what lets differentiation
+ * work on a DAG rather than a tree, and what makes the gradient of the seed
+ * share `c + d * x` with the forward pass without any CSE pass.
+ *
+ * Constructors trust their caller (sema) to have checked shapes; they
+ * compute the result shape and never fail. Node ids grow with creation and
+ * arguments always exist before their users, so sorting by id is a
+ * topological order — passes iterate rather than recurse, which keeps deep
+ * expressions off the C stack.
+ */
+#include "dlc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- shapes */
+
+int64_t shape_numel(Shape s) {
+  int64_t n = 1;
+  for (int i = 0; i < s.rank; i++)
+    n *= s.dim[i];
+  return n;
+}
+
+bool shape_eq(Shape a, Shape b) {
+  if (a.rank != b.rank)
+    return false;
+  for (int i = 0; i < a.rank; i++)
+    if (a.dim[i] != b.dim[i])
+      return false;
+  return true;
+}
+
+/* NumPy's rule: align the dimensions from the right; each pair must be
+ * equal or one of them 1. */
+bool shape_broadcast(Shape a, Shape b, Shape *out) {
+  Shape r = a.rank >= b.rank ? a : b;
+  for (int i = 1; i <= r.rank; i++) {
+    int64_t da = i <= a.rank ? a.dim[a.rank - i] : 1;
+    int64_t db = i <= b.rank ? b.dim[b.rank - i] : 1;
+    if (da != db && da != 1 && db != 1)
+      return false;
+    r.dim[r.rank - i] = da == 1 ? db : da;
+  }
+  *out = r;
+  return true;
+}
+
+const char *shape_str(Shape s, char buf[64]) {
+  switch (s.rank) {
+  case 0: snprintf(buf, 64, "scalar"); break;
+  case 1: snprintf(buf, 64, "vector[%lld]", (long long)s.dim[0]); break;
+  default: snprintf(buf, 64, "matrix[%lld, %lld]", (long long)s.dim[0], (long long)s.dim[1]);
+  }
+  return buf;
+}
+
+/* ---- node maps: open addressing on the node's address */
+
+static unsigned ptr_hash(const Node *p) {
+  uint64_t x = (uint64_t)(uintptr_t)p;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return (unsigned)x;
+}
+
+void *nodemap_get(const NodeMap *m, const Node *key) {
+  if (!m->cap)
+    return NULL;
+  for (unsigned i = ptr_hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    if (m->keys[i] == key)
+      return m->vals[i];
+    if (!m->keys[i])
+      return NULL;
+  }
+}
+
+void nodemap_put(NodeMap *m, const Node *key, void *val) {
+  if ((m->n + 1) * 2 > m->cap) {
+    NodeMap bigger = {calloc(m->cap ? m->cap * 2 : 64, sizeof(Node *)),
+                      calloc(m->cap ? m->cap * 2 : 64, sizeof(void *)),
+                      m->cap ? m->cap * 2 : 64, 0};
+    for (unsigned i = 0; i < m->cap; i++)
+      if (m->keys[i])
+        nodemap_put(&bigger, m->keys[i], m->vals[i]);
+    nodemap_free(m);
+    *m = bigger;
+  }
+  unsigned i = ptr_hash(key) & (m->cap - 1);
+  while (m->keys[i] && m->keys[i] != key)
+    i = (i + 1) & (m->cap - 1);
+  if (!m->keys[i])
+    m->n++;
+  m->keys[i] = key;
+  m->vals[i] = val;
+}
+
+void nodemap_free(NodeMap *m) {
+  free(m->keys);
+  free(m->vals);
+  *m = (NodeMap){0};
+}
+
+/* ---- hash-consing */
+
+Graph *graph_new(Arena *a) {
+  Graph *g = arena_alloc(a, sizeof *g);
+  g->arena = a;
+  g->nbuckets = 1024;
+  g->buckets = calloc(g->nbuckets, sizeof(Node *));
+  return g;
+}
+
+void graph_free(Graph *g) {
+  if (g)
+    free(g->buckets);
+}
+
+static unsigned mix(unsigned h, uint64_t v) {
+  h ^= (unsigned)(v ^ (v >> 32));
+  return h * 0x9e3779b1u;
+}
+
+static unsigned name_hash(const char *s) {
+  unsigned h = 2166136261u;
+  for (; s && *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+static unsigned node_hash(const Node *n) {
+  uint64_t bits;
+  memcpy(&bits, &n->num, sizeof bits);
+  unsigned h = mix(mix(mix((unsigned)n->op, bits), (uint64_t)n->slot), (uint64_t)(uintptr_t)n->fn);
+  h = mix(h, name_hash(n->name));
+  h = mix(mix(mix(h, (uint64_t)n->shape.rank), (uint64_t)n->shape.dim[0]), (uint64_t)n->shape.dim[1]);
+  for (int i = 0; i < n->nargs; i++)
+    h = mix(h, n->args[i]->id);
+  return h;
+}
+
+static bool node_equal(const Node *a, const Node *b) {
+  if (a->op != b->op || a->nargs != b->nargs || a->slot != b->slot || a->fn != b->fn ||
+      !shape_eq(a->shape, b->shape) || memcmp(&a->num, &b->num, sizeof a->num) != 0)
+    return false;
+  if ((a->name == NULL) != (b->name == NULL) || (a->name && strcmp(a->name, b->name) != 0))
+    return false;
+  for (int i = 0; i < a->nargs; i++)
+    if (a->args[i] != b->args[i])
+      return false;
+  return true;
+}
+
+static void graph_grow(Graph *g) {
+  unsigned nb = g->nbuckets * 2;
+  Node **buckets = calloc(nb, sizeof(Node *));
+  for (unsigned i = 0; i < g->nbuckets; i++)
+    for (Node *n = g->buckets[i], *next; n; n = next) {
+      next = n->bucket_next;
+      n->bucket_next = buckets[n->hash & (nb - 1)];
+      buckets[n->hash & (nb - 1)] = n;
+    }
+  free(g->buckets);
+  g->buckets = buckets;
+  g->nbuckets = nb;
+}
+
+/* Returns the node equal to the template `t`, creating it if needed. */
+static Node *intern(Graph *g, const Node *t) {
+  unsigned h = node_hash(t);
+  for (Node *n = g->buckets[h & (g->nbuckets - 1)]; n; n = n->bucket_next)
+    if (n->hash == h && node_equal(n, t))
+      return n;
+  if (g->nnodes + 1 > g->nbuckets)
+    graph_grow(g);
+  Node *n = arena_alloc(g->arena, sizeof *n);
+  *n = *t;
+  if (t->nargs) {
+    n->args = arena_alloc(g->arena, sizeof(Node *) * (size_t)t->nargs);
+    memcpy(n->args, t->args, sizeof(Node *) * (size_t)t->nargs);
+  }
+  n->hash = h;
+  n->id = ++g->nnodes;
+  for (int i = 0; i < n->nargs; i++)
+    n->flags |= n->args[i]->flags;
+  if (n->op == OP_PARAM)
+    n->flags |= NODE_HAS_PARAM;
+  if (n->op == OP_VAR)
+    n->flags |= NODE_HAS_VAR;
+  unsigned b = h & (g->nbuckets - 1);
+  n->bucket_next = g->buckets[b];
+  g->buckets[b] = n;
+  return n;
+}
+
+Node *ir_at(Node *n, Span span) {
+  if (!n->span.src)
+    n->span = span;
+  return n;
+}
+
+/* ---- constructors */
+
+Node *ir_const(Graph *g, double v) {
+  return intern(g, &(Node){.op = OP_CONST, .shape = shape_scalar(), .num = v});
+}
+
+Node *ir_leaf(Graph *g, Op op, Shape shape, int slot, const char *name) {
+  return intern(g, &(Node){.op = op, .shape = shape, .slot = slot, .name = name});
+}
+
+/* A free symbol. `owner` and `index` tell apart symbols of the same name:
+ * a fn's formal x (owner = the fn) is not the user's free symbol x. */
+Node *ir_var(Graph *g, const char *name, Shape shape, const void *owner, int index) {
+  return intern(g, &(Node){.op = OP_VAR, .shape = shape, .slot = index, .name = name,
+                           .fn = (const Fn *)owner});
+}
+
+static Shape result_shape(Op op, Node *const *args, int nargs) {
+  if (op_info[op].kind == K_REDUCE)
+    return shape_scalar();
+  Shape s = args[0]->shape;
+  for (int i = 1; i < nargs; i++)
+    shape_broadcast(s, args[i]->shape, &s);
+  return s;
+}
+
+Node *ir_op(Graph *g, Op op, Node *const *args, int nargs) {
+  return intern(g, &(Node){.op = op, .shape = result_shape(op, args, nargs),
+                           .nargs = nargs, .args = (Node **)args});
+}
+
+Node *ir_unary(Graph *g, Op op, Node *x) { return ir_op(g, op, &x, 1); }
+
+Node *ir_binary(Graph *g, Op op, Node *a, Node *b) {
+  Node *args[2] = {a, b};
+  return ir_op(g, op, args, 2);
+}
+
+Node *ir_where(Graph *g, Node *c, Node *a, Node *b) {
+  Node *args[3] = {c, a, b};
+  return ir_op(g, OP_WHERE, args, 3);
+}
+
+Node *ir_broadcast(Graph *g, Node *x, Shape to) {
+  if (shape_eq(x->shape, to))
+    return x;
+  return intern(g, &(Node){.op = OP_BROADCAST, .shape = to, .nargs = 1, .args = &x});
+}
+
+Node *ir_fncall(Graph *g, const Fn *fn, Node *const *actuals, Node *body,
+                Node *const *partials, int n) {
+  Node *args[2 * n + 1];
+  for (int i = 0; i < n; i++) {
+    args[i] = actuals[i];
+    args[n + 1 + i] = partials[i];
+  }
+  args[n] = body;
+  return intern(g, &(Node){.op = OP_FNCALL, .shape = body->shape, .nargs = 2 * n + 1,
+                           .args = args, .fn = fn});
+}
+
+bool ir_is_const(const Node *n, double v) {
+  while (n->op == OP_BROADCAST)
+    n = n->args[0];
+  return n->op == OP_CONST && n->num == v;
+}
+
+Node *ir_with_args(Graph *g, const Node *n, Node *const *args) {
+  Node t = *n;
+  t.args = (Node **)args;
+  t.flags = 0;
+  t.bucket_next = NULL;
+  if (n->op != OP_BROADCAST && n->op != OP_FNCALL && op_info[n->op].kind != K_LEAF)
+    t.shape = result_shape(n->op, args, n->nargs);
+  if (n->op == OP_FNCALL)
+    t.shape = args[ir_fncall_arity(n)]->shape;
+  return ir_at(intern(g, &t), n->span);
+}
+
+/* ---- traversal */
+
+void nodelist_push(NodeList *l, Node *n) {
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 16;
+    l->items = realloc(l->items, sizeof(Node *) * (size_t)l->cap);
+  }
+  l->items[l->n++] = n;
+}
+
+void nodelist_free(NodeList *l) {
+  free(l->items);
+  *l = (NodeList){0};
+}
+
+static int by_id(const void *a, const void *b) {
+  unsigned x = (*(Node *const *)a)->id, y = (*(Node *const *)b)->id;
+  return (x > y) - (x < y);
+}
+
+NodeList ir_topo(Node *const *roots, int nroots) {
+  NodeList out = {0}, stack = {0};
+  NodeMap seen = {0};
+  for (int i = 0; i < nroots; i++)
+    if (roots[i])
+      nodelist_push(&stack, roots[i]);
+  while (stack.n) {
+    Node *n = stack.items[--stack.n];
+    if (nodemap_get(&seen, n))
+      continue;
+    nodemap_put(&seen, n, n);
+    nodelist_push(&out, n);
+    for (int i = 0; i < n->nargs; i++)
+      nodelist_push(&stack, n->args[i]);
+  }
+  nodemap_free(&seen);
+  nodelist_free(&stack);
+  if (out.n)
+    qsort(out.items, (size_t)out.n, sizeof(Node *), by_id);
+  return out;
+}
+
+Node *ir_subst(Graph *g, Node *n, Node *const *from, Node *const *to, int count) {
+  NodeMap map = {0};
+  for (int i = 0; i < count; i++)
+    nodemap_put(&map, from[i], to[i]);
+  NodeList order = ir_topo(&n, 1);
+  for (int k = 0; k < order.n; k++) {
+    Node *m = order.items[k];
+    if (nodemap_get(&map, m) || !m->nargs)
+      continue;
+    Node *args[m->nargs];
+    bool changed = false;
+    for (int i = 0; i < m->nargs; i++) {
+      Node *a = nodemap_get(&map, m->args[i]);
+      args[i] = a ? a : m->args[i];
+      changed |= args[i] != m->args[i];
+    }
+    if (changed)
+      nodemap_put(&map, m, ir_with_args(g, m, args));
+  }
+  Node *r = nodemap_get(&map, n);
+  nodelist_free(&order);
+  nodemap_free(&map);
+  return r ? r : n;
+}
+
+/* ---- printing */
+
+static const char *leaf_name(const Node *n, const Program *p) {
+  if (n->name)
+    return n->name;
+  if (n->op == OP_PARAM && p)
+    return p->params[n->slot].name;
+  if (n->op == OP_DATA && p && p->data[n->slot].name)
+    return p->data[n->slot].name;
+  return NULL;
+}
+
+/* The binding power a node prints with: how tightly it holds together. */
+static int print_prec(const Node *n) {
+  while (n->op == OP_BROADCAST)
+    n = n->args[0];
+  if (n->op == OP_CONST)
+    return n->num < 0 || signbit(n->num) ? op_info[OP_NEG].prec : 9;
+  if (op_info[n->op].kind == K_INFIX || op_info[n->op].kind == K_PREFIX)
+    return op_info[n->op].prec;
+  return 9;
+}
+
+static void format_arg(Buf *b, const Node *child, const Program *p, int min_prec) {
+  bool parens = print_prec(child) < min_prec;
+  if (parens)
+    buf_puts(b, "(");
+  ir_format(b, child, p);
+  if (parens)
+    buf_puts(b, ")");
+}
+
+void ir_format(Buf *b, const Node *n, const Program *p) {
+  char num[64];
+  const OpInfo *info = &op_info[n->op];
+  switch (n->op) {
+  case OP_CONST:
+    dlrt_format(num, sizeof num, n->num, 1);
+    buf_puts(b, num);
+    return;
+  case OP_PARAM:
+  case OP_DATA:
+  case OP_VAR: {
+    const char *name = leaf_name(n, p);
+    if (name)
+      buf_puts(b, name);
+    else
+      buf_printf(b, "%%%u", n->id);
+    return;
+  }
+  case OP_BROADCAST:
+    ir_format(b, n->args[0], p);
+    return;
+  case OP_FNCALL: {
+    buf_printf(b, "%s(", n->fn->name);
+    for (int i = 0; i < ir_fncall_arity(n); i++) {
+      if (i)
+        buf_puts(b, ", ");
+      ir_format(b, n->args[i], p);
+    }
+    buf_puts(b, ")");
+    return;
+  }
+  default:
+    break;
+  }
+  switch (info->kind) {
+  case K_INFIX: {
+    /* Left-associative ops keep a right operand of equal power in
+     * parentheses (a - (b - c)); `^` is right-associative, the mirror. */
+    bool right_assoc = n->op == OP_POW;
+    format_arg(b, n->args[0], p, info->prec + right_assoc);
+    buf_printf(b, n->op == OP_POW ? "%s" : " %s ", info->spelling);
+    format_arg(b, n->args[1], p, info->prec + !right_assoc);
+    return;
+  }
+  case K_PREFIX:
+    buf_puts(b, "-");
+    format_arg(b, n->args[0], p, info->prec + 1);
+    return;
+  default:
+    buf_printf(b, "%s(", info->spelling);
+    for (int i = 0; i < n->nargs; i++) {
+      if (i)
+        buf_puts(b, ", ");
+      ir_format(b, n->args[i], p);
+    }
+    buf_puts(b, ")");
+  }
+}
+
+void ir_dump(Node *const *roots, const char *const *root_names, int nroots,
+             const Program *p, FILE *out) {
+  NodeList order = ir_topo(roots, nroots);
+  char sh[64], num[64];
+  for (int k = 0; k < order.n; k++) {
+    const Node *n = order.items[k];
+    fprintf(out, "%%%-4u = %-9s", n->id, op_info[n->op].name);
+    if (n->op == OP_CONST) {
+      dlrt_format(num, sizeof num, n->num, 1);
+      fprintf(out, " %s", num);
+    } else if (op_info[n->op].kind == K_LEAF) {
+      const char *name = leaf_name(n, p);
+      fprintf(out, " %s", name ? name : "?");
+    } else if (n->op == OP_FNCALL) {
+      fprintf(out, " %s", n->fn->name);
+    }
+    for (int i = 0; i < n->nargs; i++)
+      fprintf(out, " %%%u", n->args[i]->id);
+    fprintf(out, " : %s\n", shape_str(n->shape, sh));
+  }
+  for (int i = 0; i < nroots; i++)
+    if (roots[i])
+      fprintf(out, "%s = %%%u\n", root_names[i], roots[i]->id);
+  nodelist_free(&order);
+}

@@ -1,0 +1,193 @@
+/* jit.c — LLVM's ORC LLJIT for the host CPU.
+ *
+ * One JIT per process: modules are optimized here with the host's target
+ * machine (so the vectorizer knows the real vector width), then handed to
+ * LLJIT, which owns them from then on. Each module goes in under its own
+ * resource tracker so that a later user (the REPL) can replace it.
+ *
+ * JIT code sees the runtime through an allow-list of absolute symbols
+ * (dlrt_log); libm comes from the process, as LLJIT resolves process
+ * symbols by default in LLVM 19.
+ *
+ * Every LLVMErrorRef is turned into a diagnostic in one place, jit_error.
+ */
+#include "dlc.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct Jit {
+  LLVMOrcLLJITRef lljit;
+  LLVMOrcThreadSafeContextRef tsc;               /* owns the context modules are built in */
+  LLVMTargetMachineRef tm;                       /* host CPU: optimization and `emit asm` */
+  char *triple;
+  int opt_level;
+  bool avx512;
+};
+
+/* Consumes err. */
+static void jit_error(Diags *d, const char *what, LLVMErrorRef err) {
+  char *msg = LLVMGetErrorMessage(err);         /* consumes err */
+  diag_error(d, (Span){0}, "%s: %s", what, msg);
+  LLVMDisposeErrorMessage(msg);
+}
+
+Jit *jit_new(int opt_level, Diags *d) {
+  LLVMInitializeNativeTarget();
+  LLVMInitializeNativeAsmPrinter();
+  Jit *j = calloc(1, sizeof *j);
+  j->opt_level = opt_level;
+  j->triple = LLVMGetDefaultTargetTriple();
+  char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+  j->avx512 = strstr(features, "+avx512f") != NULL;
+  LLVMTargetRef target;
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(j->triple, &target, &msg)) {
+    diag_error(d, (Span){0}, "no LLVM target for %s: %s", j->triple, msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    jit_free(j);
+    return NULL;
+  }
+  j->tm = LLVMCreateTargetMachine(target, j->triple, cpu, features, LLVMCodeGenLevelAggressive,
+                                  LLVMRelocPIC, LLVMCodeModelJITDefault);
+  /* The JIT gets its own copy: the builder consumes the machine it is given. */
+  LLVMTargetMachineRef jit_tm = LLVMCreateTargetMachine(
+      target, j->triple, cpu, features,
+      opt_level == 0 ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive, LLVMRelocPIC,
+      LLVMCodeModelJITDefault);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(features);
+
+  LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
+      builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jit_tm)); /* consumes jit_tm */
+  LLVMErrorRef err = LLVMOrcCreateLLJIT(&j->lljit, builder);                 /* consumes builder */
+  if (err) {
+    jit_error(d, "cannot create the JIT", err);
+    jit_free(j);
+    return NULL;
+  }
+  j->tsc = LLVMOrcCreateNewThreadSafeContext();
+
+  LLVMOrcJITDylibRef main_jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+  LLVMOrcCSymbolMapPair runtime[] = {
+      {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_log"),
+       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_log,
+        {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
+  };
+  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, 1));
+  if (err) {
+    jit_error(d, "cannot define the runtime's symbols", err);
+    jit_free(j);
+    return NULL;
+  }
+  return j;
+}
+
+void jit_free(Jit *j) {
+  if (!j)
+    return;
+  if (j->lljit)
+    LLVMOrcDisposeLLJIT(j->lljit);
+  if (j->tsc)
+    LLVMOrcDisposeThreadSafeContext(j->tsc);
+  if (j->tm)
+    LLVMDisposeTargetMachine(j->tm);
+  LLVMDisposeMessage(j->triple);
+  free(j);
+}
+
+LLVMContextRefDl jit_context(Jit *j) { return LLVMOrcThreadSafeContextGetContext(j->tsc); }
+
+/* Verifies and optimizes m in place for the host. */
+static bool optimize(Jit *j, LLVMModuleRef m, Diags *d) {
+  char *msg = NULL;
+  if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
+    diag_error(d, (Span){0}, "internal error: invalid LLVM IR: %s", msg);
+    LLVMDisposeMessage(msg);
+    return false;
+  }
+  LLVMDisposeMessage(msg);
+  LLVMSetTarget(m, j->triple);
+  LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(j->tm);
+  LLVMSetModuleDataLayout(m, layout);
+  LLVMDisposeTargetData(layout);
+  /* Where the CPU has AVX-512, LLVM's default for some CPUs is 256-bit
+   * vectors; ask for the full width. */
+  if (j->avx512)
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+      if (LLVMCountBasicBlocks(f))
+        LLVMAddTargetDependentFunctionAttr(f, "prefer-vector-width", "512");
+  char pipeline[32];
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", j->opt_level);
+  LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+  LLVMErrorRef err = LLVMRunPasses(m, pipeline, j->tm, opts);
+  LLVMDisposePassBuilderOptions(opts);
+  if (err) {
+    jit_error(d, "optimization failed", err);
+    return false;
+  }
+  return true;
+}
+
+void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d) {
+  if (!optimize(j, m, d)) {
+    LLVMDisposeModule(m);
+    return NULL;
+  }
+  LLVMOrcJITDylibRef main_jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+  LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(main_jd);
+  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsc); /* takes m */
+  LLVMErrorRef err = LLVMOrcLLJITAddLLVMIRModuleWithRT(j->lljit, rt, tsm);      /* takes tsm */
+  LLVMOrcReleaseResourceTracker(rt);             /* the JITDylib keeps what it tracks */
+  if (err) {
+    jit_error(d, "cannot add the module to the JIT", err);
+    return NULL;
+  }
+  LLVMOrcExecutorAddress addr = 0;
+  err = LLVMOrcLLJITLookup(j->lljit, &addr, fn_name);
+  if (err) {
+    jit_error(d, "cannot compile the training loop", err);
+    return NULL;
+  }
+  return (void *)(uintptr_t)addr;
+}
+
+char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d) {
+  char *r = NULL;
+  if (!optimize(j, m, d)) {
+    LLVMDisposeModule(m);
+    return NULL;
+  }
+  if (!asm_text) {
+    char *s = LLVMPrintModuleToString(m);
+    r = strdup(s);
+    LLVMDisposeMessage(s);
+    LLVMDisposeModule(m);
+    return r;
+  }
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(j->tm, m, LLVMAssemblyFile, &msg, &buf)) {
+    diag_error(d, (Span){0}, "cannot emit assembly: %s", msg);
+    LLVMDisposeMessage(msg);
+  } else {
+    size_t n = LLVMGetBufferSize(buf);
+    r = malloc(n + 1);
+    memcpy(r, LLVMGetBufferStart(buf), n);
+    r[n] = '\0';
+    LLVMDisposeMemoryBuffer(buf);
+  }
+  LLVMDisposeModule(m);
+  return r;
+}

@@ -1,0 +1,147 @@
+/* main.c — the driver: command line, then the pipeline in order.
+ *
+ *   read -> parse -> check (sema) -> run | check derivs | emit
+ *
+ * Phases report into one Diags; only this file prints them and decides the
+ * exit status: 0 success, 1 an error in the program (or its training),
+ * 2 a usage error.
+ */
+#include "dlc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--target cpu]\n"
+    "       dlc check FILE.dl [--f64]\n"
+    "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3]\n"
+    "       dlc --help | --version\n"
+    "\n"
+    "  run    compile the model, train it, print what it prints\n"
+    "  check  parse and check the model, and test every hand-written deriv\n"
+    "         against the symbolic derivative of its fn's body\n"
+    "  emit   show a stage of the compiler; WHAT is one of\n"
+    "         tokens  the token stream\n"
+    "         ast     the syntax tree\n"
+    "         ir      the lowered DAG of one training step (loss and gradients)\n"
+    "         grad    each param's simplified gradient formula\n"
+    "         llvm    the optimized LLVM IR of the training loop\n"
+    "         asm     its machine code for this CPU\n"
+    "\n"
+    "  FILE may be - for standard input.\n"
+    "  --f64      compute in double precision (default: float32)\n"
+    "  -O0..-O3   LLVM optimization level (default: -O2)\n"
+    "  --target   cpu (the default; the GPU target is not built yet)\n";
+
+typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT } Command;
+
+static const char *const emit_kinds[] = {"tokens", "ast", "ir", "grad", "llvm", "asm"};
+
+static int usage_error(const char *fmt, const char *arg) {
+  fputs("dlc: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputs("\n(run 'dlc --help' for usage)\n", stderr);
+  return 2;
+}
+
+/* Runs the pipeline on one file. */
+static int compile_and_run(Command cmd, const char *what, const char *path, Options opts) {
+  Arena *arena = arena_new();
+  Diags diags = {0};
+  Program *prog = NULL;
+  bool ok = false;
+  const Source *src = source_read_file(arena, path, &diags);
+  if (src && cmd == CMD_EMIT && strcmp(what, "tokens") == 0) {
+    lex_dump(src, arena, &diags, stdout);
+    ok = diags.nerrors == 0;
+    goto done;
+  }
+  Stmt *stmts = src ? parse_source(src, arena, &diags) : NULL;
+  if (!src || diags.nerrors)
+    goto done;
+  if (cmd == CMD_EMIT && strcmp(what, "ast") == 0) {
+    ast_dump(stmts, stdout);
+    ok = true;
+    goto done;
+  }
+  prog = program_new(arena, &diags, opts);
+  if (!sema_program(prog, stmts))
+    goto done;
+  switch (cmd) {
+  case CMD_RUN: ok = exec_program(prog, stdout); break;
+  case CMD_CHECK: ok = check_derivs(prog, stdout); break;
+  case CMD_EMIT: ok = exec_emit(prog, what, stdout); break;
+  }
+done:
+  fflush(stdout);
+  diag_print(&diags, stderr);
+  if (prog) {
+    jit_free(prog->jit);
+    program_free(prog);
+  }
+  diag_free(&diags);
+  arena_free(arena);
+  return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage, isatty(STDIN_FILENO) ? stdout : stderr);
+    return isatty(STDIN_FILENO) ? 0 : 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("dlc %s\n", DLC_VERSION);
+    return 0;
+  }
+  Command cmd;
+  if (strcmp(argv[1], "run") == 0)
+    cmd = CMD_RUN;
+  else if (strcmp(argv[1], "check") == 0)
+    cmd = CMD_CHECK;
+  else if (strcmp(argv[1], "emit") == 0)
+    cmd = CMD_EMIT;
+  else if (strcmp(argv[1], "repl") == 0)
+    return usage_error("%s: the REPL is not built yet", argv[1]);
+  else
+    return usage_error("unknown command '%s'", argv[1]);
+
+  Options opts = {.opt_level = 2};
+  const char *what = NULL, *path = NULL;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--f64") == 0)
+      opts.f64 = true;
+    else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
+      opts.opt_level = a[2] - '0';
+    else if (strcmp(a, "--target") == 0) {
+      if (++i == argc)
+        return usage_error("%s needs a value: cpu", a);
+      if (strcmp(argv[i], "cpu") != 0)
+        return usage_error("--target %s: only the cpu target is built so far", argv[i]);
+    } else if (a[0] == '-' && a[1])
+      return usage_error("unknown option '%s'", a);
+    else if (cmd == CMD_EMIT && !what)
+      what = a;
+    else if (!path)
+      path = a;
+    else
+      return usage_error("unexpected argument '%s'", a);
+  }
+  if (cmd == CMD_EMIT) {
+    bool known = false;
+    for (size_t k = 0; what && k < sizeof emit_kinds / sizeof *emit_kinds; k++)
+      known |= strcmp(what, emit_kinds[k]) == 0;
+    if (!what)
+      return usage_error("%s", "emit needs WHAT: tokens, ast, ir, grad, llvm or asm");
+    if (!known)
+      return usage_error("emit %s: WHAT is one of tokens, ast, ir, grad, llvm, asm", what);
+  }
+  if (!path)
+    return usage_error("%s", "no input file (use - for standard input)");
+  return compile_and_run(cmd, what, path, opts);
+}

@@ -1,0 +1,217 @@
+/* schedule.c — one training step planned as fused loops.
+ *
+ * The step's outputs are the loss and every param's gradient (diff.c, then
+ * simplify.c). Lowering first inlines fn calls (a call becomes its body)
+ * and precomputes param-free vector subexpressions that cost more than a
+ * load (a `sin(x)` inside the loss is computed once, not every step).
+ *
+ * Then every node gets a stage: the number of reductions between it and the
+ * data. Vector nodes of stage s are computed elementwise inside loop s, and
+ * never stored: each loop recomputes what it needs from the data and the
+ * scalars, so no intermediate vector is allocated. A sum over a stage-s
+ * vector is finished by loop s and is a scalar of stage s + 1. The seed has
+ * one stage (one loop computes the loss and all four gradient sums); a loss
+ * with a param-dependent mean inside needs two.
+ *
+ * Buffers are numbered here (params, data, vector gradients, optimizer
+ * state) so that codegen and the runtime agree on one array of pointers.
+ */
+#include "dlc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Sched {
+  Program *p;
+  Schedule *s;
+  NodeMap stage;                                 /* node -> stage + 1 (as a pointer-sized int) */
+} Sched;
+
+static int stage_of(Sched *c, const Node *n) {
+  return (int)(intptr_t)nodemap_get(&c->stage, n) - 1;
+}
+
+static bool is_reduction(const Node *n) { return op_info[n->op].kind == K_REDUCE; }
+
+/* Worth precomputing: something costlier than arithmetic. */
+static bool costly(const Node *n) {
+  return n->op == OP_DIV || n->op == OP_POW ||
+         (op_info[n->op].kind == K_CALL && n->op != OP_BROADCAST);
+}
+
+/* Inlines calls and hoists param-free vector work. `roots` are rewritten. */
+static void lower(Sched *c, Node **roots, int nroots) {
+  Graph *g = c->p->graph;
+  NodeList order = ir_topo(roots, nroots);
+  NodeMap map = {0};
+  NodeMap expensive = {0};                       /* param-free subtrees with costly work */
+  for (int k = 0; k < order.n; k++) {
+    Node *n = order.items[k];
+    bool e = costly(n);
+    for (int i = 0; i < n->nargs && !e; i++)
+      e = nodemap_get(&expensive, n->args[i]) != NULL;
+    if (e && !(n->flags & NODE_HAS_PARAM))
+      nodemap_put(&expensive, n, n);
+  }
+  for (int k = 0; k < order.n; k++) {
+    Node *n = order.items[k];
+    Node *r = n;
+    if (n->op == OP_FNCALL) {
+      r = nodemap_get(&map, ir_fncall_body(n));
+    } else if (n->shape.rank > 0 && nodemap_get(&expensive, n) && !(n->flags & NODE_HAS_VAR)) {
+      Tensor t;
+      char *err = NULL;
+      if (eval_node(c->p, n, NULL, NULL, 0, &t, &err))
+        r = ir_leaf(g, OP_DATA, t.shape, program_add_data(c->p, NULL, t), NULL);
+      free(err);
+    } else if (n->nargs) {
+      Node *args[n->nargs];
+      for (int i = 0; i < n->nargs; i++)
+        args[i] = nodemap_get(&map, n->args[i]);
+      r = ir_with_args(g, n, args);
+    }
+    nodemap_put(&map, n, r);
+  }
+  for (int i = 0; i < nroots; i++)
+    roots[i] = nodemap_get(&map, roots[i]);
+  nodelist_free(&order);
+  nodemap_free(&map);
+  nodemap_free(&expensive);
+}
+
+static Loop *loop_for(Schedule *s, int stage, Shape shape) {
+  for (int i = 0; i < s->nloops; i++)
+    if (s->loops[i].stage == stage && shape_eq(s->loops[i].shape, shape))
+      return &s->loops[i];
+  s->loops = realloc(s->loops, sizeof(Loop) * (size_t)(s->nloops + 1));
+  Loop *l = &s->loops[s->nloops++];
+  *l = (Loop){.stage = stage, .shape = shape};
+  return l;
+}
+
+static int by_stage(const void *a, const void *b) {
+  return ((const Loop *)a)->stage - ((const Loop *)b)->stage;
+}
+
+static int add_buf(Schedule *s, BufKind kind, int index, int64_t numel) {
+  s->bufs = realloc(s->bufs, sizeof(BufInfo) * (size_t)(s->nbufs + 1));
+  s->bufs[s->nbufs] = (BufInfo){kind, index, numel};
+  return s->nbufs++;
+}
+
+static int state_count(const Optimizer *opt) {
+  switch (opt->kind) {
+  case OPT_SGD: return opt->momentum != 0;
+  case OPT_ADAM: return 2;
+  case OPT_RMSPROP: return 1;
+  }
+  return 0;
+}
+
+Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
+  Graph *g = p->graph;
+  int np = p->nparams, nroots = np + 1;
+  Schedule *s = calloc(1, sizeof *s);
+  Sched c = {.p = p, .s = s};
+
+  /* Differentiate, simplify, lower. */
+  Node *roots[nroots], *wrt[np + 1];
+  for (int i = 0; i < np; i++)
+    wrt[i] = p->params[i].node;
+  roots[0] = loss;
+  diff_grads(g, loss, wrt, np, roots + 1);
+  simplify(g, roots, nroots);
+  lower(&c, roots, nroots);
+  s->loss = roots[0];
+  s->grads = malloc(sizeof(Node *) * (size_t)(np + 1));
+  memcpy(s->grads, roots + 1, sizeof(Node *) * (size_t)np);
+
+  /* Stages, in topological order. */
+  NodeList order = ir_topo(roots, nroots);
+  int max_stage = 0;
+  for (int k = 0; k < order.n; k++) {
+    Node *n = order.items[k];
+    int st = 0;
+    for (int i = 0; i < n->nargs; i++) {
+      int a = stage_of(&c, n->args[i]);
+      st = a > st ? a : st;
+    }
+    if (is_reduction(n) && n->args[0]->shape.rank > 0)
+      st++;
+    nodemap_put(&c.stage, n, (void *)(intptr_t)(st + 1));
+  }
+  for (int i = 0; i < nroots; i++) {
+    int st = stage_of(&c, roots[i]);
+    max_stage = st > max_stage ? st : max_stage;
+  }
+  s->nstages = max_stage;
+  s->prelude = calloc((size_t)max_stage + 1, sizeof(NodeList));
+
+  /* Loops: each reduction of a vector joins the loop of its argument's
+   * stage and length; scalars go to the prelude of their stage. */
+  for (int k = 0; k < order.n; k++) {
+    Node *n = order.items[k];
+    if (is_reduction(n) && n->args[0]->shape.rank > 0) {
+      Node *v = n->args[0];
+      nodelist_push(&loop_for(s, stage_of(&c, v), v->shape)->reductions, n);
+    } else if (n->shape.rank == 0 && op_info[n->op].kind != K_LEAF) {
+      nodelist_push(&s->prelude[stage_of(&c, n)], n);
+    }
+  }
+
+  /* Buffers: params, then the data the step reads, then gradients of
+   * vector params and optimizer state. */
+  s->param_buf = malloc(sizeof(int) * (size_t)(np + 1));
+  s->grad_buf = malloc(sizeof(int) * (size_t)(np + 1));
+  s->state_buf = malloc(sizeof(int) * (size_t)(2 * np + 1));
+  s->data_buf = malloc(sizeof(int) * (size_t)(p->ndata + 1));
+  for (int i = 0; i < np; i++)
+    s->param_buf[i] = add_buf(s, BUF_PARAM, i, shape_numel(p->params[i].node->shape));
+  for (int i = 0; i < p->ndata; i++)
+    s->data_buf[i] = -1;
+  for (int k = 0; k < order.n; k++)
+    if (order.items[k]->op == OP_DATA) {
+      int slot = order.items[k]->slot;
+      s->data_buf[slot] = add_buf(s, BUF_DATA, slot, shape_numel(p->data[slot].value.shape));
+    }
+  for (int i = 0; i < np; i++) {
+    Node *gr = s->grads[i];
+    s->grad_buf[i] = -1;
+    if (p->params[i].node->shape.rank > 0) {
+      int64_t numel = shape_numel(p->params[i].node->shape);
+      s->grad_buf[i] = add_buf(s, BUF_GRAD, i, numel);
+      Loop *l = loop_for(s, stage_of(&c, gr), p->params[i].node->shape);
+      nodelist_push(&l->stores, gr);
+      l->store_slots = realloc(l->store_slots, sizeof(int) * (size_t)l->stores.n);
+      l->store_slots[l->stores.n - 1] = s->grad_buf[i];
+    }
+    for (int k = 0; k < 2; k++)
+      s->state_buf[2 * i + k] =
+          k < state_count(opt) ? add_buf(s, BUF_STATE, i, shape_numel(p->params[i].node->shape)) : -1;
+  }
+  qsort(s->loops, (size_t)s->nloops, sizeof(Loop), by_stage);
+  nodelist_free(&order);
+  nodemap_free(&c.stage);
+  return s;
+}
+
+void schedule_free(Schedule *s) {
+  if (!s)
+    return;
+  for (int i = 0; i < s->nloops; i++) {
+    nodelist_free(&s->loops[i].reductions);
+    nodelist_free(&s->loops[i].stores);
+    free(s->loops[i].store_slots);
+  }
+  for (int i = 0; i <= s->nstages; i++)
+    nodelist_free(&s->prelude[i]);
+  free(s->prelude);
+  free(s->loops);
+  free(s->bufs);
+  free(s->grads);
+  free(s->param_buf);
+  free(s->grad_buf);
+  free(s->state_buf);
+  free(s->data_buf);
+  free(s);
+}

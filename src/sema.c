@@ -1,0 +1,1034 @@
+/* sema.c — checking, and elaboration of the AST into IR.
+ *
+ * One walk over the statements, top to bottom, as they will run. Each
+ * expression is checked (names, arity, named arguments, shapes, what must be
+ * constant) and turned into DAG nodes in the same step, because shapes are
+ * properties of the nodes: `linspace(-pi, pi, 2000)` has length 2000 only
+ * once its arguments are evaluated.
+ *
+ * Definitions are equations: `y_pred = a + b * x` stays a node over the
+ * params. A definition that depends on no param is evaluated once, here
+ * (hoisted), and becomes a data leaf; its symbolic form is kept for diff().
+ * Param initial values are evaluated here too. What remains to run — prints
+ * and training — becomes the program's action list (exec.c runs it).
+ *
+ * A fn is inlined at each call. The call node carries the inlined body and
+ * each argument's partial derivative: the hand-written `deriv` with the
+ * actual arguments (and `value`, the body) substituted, or else the body's
+ * symbolic derivative. diff.c then only multiplies by the adjoint.
+ *
+ * Errors never stop the walk: a failed expression elaborates to NULL, and
+ * NULL operands are passed over silently, so one mistake gives one message.
+ */
+#include "dlc.h"
+
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The largest vector a constructor makes: past it, an error instead of an
+ * allocation the machine cannot satisfy. */
+#define MAX_ELEMENTS 100000000
+
+typedef enum { SYM_PARAM, SYM_DEF, SYM_FN } SymKind;
+
+typedef struct Sym {
+  const char *name;
+  SymKind kind;
+  Span span;                                     /* where it was defined */
+  Node *node;                                    /* its value: a leaf when hoisted */
+  Node *symbolic;                                /* its expression before hoisting */
+  Fn *fn;                                        /* SYM_FN */
+  struct Sym *next;
+} Sym;
+
+/* Names bound inside a fn body or deriv: the formals and `value`. */
+typedef struct Local {
+  const char *name;
+  Node *node;
+  struct Local *next;
+} Local;
+
+typedef struct CsvFile {
+  char *path;
+  DlrtCsv csv;
+  struct CsvFile *next;
+} CsvFile;
+
+typedef struct Sema {
+  Program *p;
+  Graph *g;
+  Diags *d;
+  Sym *syms;
+  const Fn *defining;                            /* fn whose body is being checked */
+  bool in_diff;                                  /* undefined names are free symbols */
+  CsvFile *csvs;
+} Sema;
+
+/* ---- the built-ins */
+
+typedef enum {
+  B_ELEM,                                        /* elementwise op */
+  B_REDUCE,                                      /* sum, mean */
+  B_LEN,
+  B_LINSPACE, B_ZEROS, B_ONES, B_FILL, B_RAND, B_RANDN, B_LOAD_CSV,
+  B_DIFF,
+  B_TRAIN, B_PRINT,                              /* statements */
+  B_OPTIMIZER,                                   /* sgd, adam, rmsprop */
+} BuiltinKind;
+
+enum { MAX_PARAMS = 5 };
+
+typedef struct Builtin {
+  const char *name;
+  BuiltinKind kind;
+  int op;                                        /* B_ELEM, B_REDUCE: the Op; B_OPTIMIZER: OptimKind */
+  int nrequired;
+  const char *params[MAX_PARAMS];
+} Builtin;
+
+static const Builtin builtins[] = {
+  {"sin", B_ELEM, OP_SIN, 1, {"x"}},
+  {"cos", B_ELEM, OP_COS, 1, {"x"}},
+  {"tan", B_ELEM, OP_TAN, 1, {"x"}},
+  {"exp", B_ELEM, OP_EXP, 1, {"x"}},
+  {"log", B_ELEM, OP_LOG, 1, {"x"}},
+  {"sqrt", B_ELEM, OP_SQRT, 1, {"x"}},
+  {"tanh", B_ELEM, OP_TANH, 1, {"x"}},
+  {"sigmoid", B_ELEM, OP_SIGMOID, 1, {"x"}},
+  {"abs", B_ELEM, OP_ABS, 1, {"x"}},
+  {"sign", B_ELEM, OP_SIGN, 1, {"x"}},
+  {"log1p", B_ELEM, OP_LOG1P, 1, {"x"}},
+  {"expm1", B_ELEM, OP_EXPM1, 1, {"x"}},
+  {"atan", B_ELEM, OP_ATAN, 1, {"x"}},
+  {"relu", B_ELEM, OP_RELU, 1, {"x"}},
+  {"softplus", B_ELEM, OP_SOFTPLUS, 1, {"x"}},
+  {"min", B_ELEM, OP_MIN, 2, {"a", "b"}},
+  {"max", B_ELEM, OP_MAX, 2, {"a", "b"}},
+  {"pow", B_ELEM, OP_POW, 2, {"a", "b"}},
+  {"where", B_ELEM, OP_WHERE, 3, {"cond", "a", "b"}},
+  {"sum", B_REDUCE, OP_SUM, 1, {"v"}},
+  {"mean", B_REDUCE, OP_MEAN, 1, {"v"}},
+  {"len", B_LEN, 0, 1, {"v"}},
+  {"linspace", B_LINSPACE, 0, 3, {"start", "stop", "n"}},
+  {"zeros", B_ZEROS, 0, 1, {"n"}},
+  {"ones", B_ONES, 0, 1, {"n"}},
+  {"fill", B_FILL, 0, 2, {"n", "value"}},
+  {"rand", B_RAND, 0, 1, {"n", "seed"}},
+  {"randn", B_RANDN, 0, 1, {"n", "seed"}},
+  {"load_csv", B_LOAD_CSV, 0, 2, {"path", "column"}},
+  {"diff", B_DIFF, 0, 2, {"expr", "wrt"}},
+  {"train", B_TRAIN, 0, 2, {"steps", "optimizer", "log_every"}},
+  {"print", B_PRINT, 0, 0, {0}},
+  {"sgd", B_OPTIMIZER, OPT_SGD, 1, {"lr", "momentum"}},
+  {"adam", B_OPTIMIZER, OPT_ADAM, 0, {"lr", "beta1", "beta2", "eps"}},
+  {"rmsprop", B_OPTIMIZER, OPT_RMSPROP, 0, {"lr", "alpha", "eps"}},
+};
+enum { NBUILTINS = sizeof builtins / sizeof builtins[0] };
+
+static const Builtin *find_builtin(const char *name) {
+  for (int i = 0; i < NBUILTINS; i++)
+    if (strcmp(builtins[i].name, name) == 0)
+      return &builtins[i];
+  return NULL;
+}
+
+static int nparams_of(const Builtin *b) {
+  int n = 0;
+  while (n < MAX_PARAMS && b->params[n])
+    n++;
+  return n;
+}
+
+static bool is_constant_name(const char *name) {
+  return strcmp(name, "pi") == 0 || strcmp(name, "inf") == 0;
+}
+
+/* ---- names */
+
+static Sym *lookup(Sema *s, const char *name) {
+  for (Sym *y = s->syms; y; y = y->next)
+    if (strcmp(y->name, name) == 0)
+      return y;
+  return NULL;
+}
+
+static Local *lookup_local(Local *l, const char *name) {
+  for (; l; l = l->next)
+    if (strcmp(l->name, name) == 0)
+      return l;
+  return NULL;
+}
+
+/* The closest known name, if close enough to be a likely typo. */
+static const char *suggest(Sema *s, Local *locals, const char *name, bool functions) {
+  const char *best = NULL;
+  int best_d = (int)strlen(name) / 3 + 1;
+  if (best_d > 3)
+    best_d = 3;
+#define CONSIDER(cand)                                                                  \
+  do {                                                                                  \
+    int d_ = edit_distance(name, (cand));                                               \
+    if (d_ < best_d || (d_ == best_d && !best && d_ <= 1)) {                            \
+      best = (cand);                                                                    \
+      best_d = d_;                                                                      \
+    }                                                                                   \
+  } while (0)
+  for (Local *l = locals; l; l = l->next)
+    CONSIDER(l->name);
+  for (Sym *y = s->syms; y; y = y->next)
+    if ((y->kind == SYM_FN) == functions)
+      CONSIDER(y->name);
+  if (functions)
+    for (int i = 0; i < NBUILTINS; i++)
+      CONSIDER(builtins[i].name);
+  else {
+    CONSIDER("pi");
+    CONSIDER("inf");
+    CONSIDER("loss");
+  }
+#undef CONSIDER
+  return best;
+}
+
+static void undefined(Sema *s, Local *locals, Span span, const char *name, bool function) {
+  const char *near = suggest(s, locals, name, function);
+  if (near)
+    diag_error(s->d, span, "undefined %s '%s'; did you mean '%s'?", function ? "function" : "name",
+               name, near);
+  else
+    diag_error(s->d, span, "undefined %s '%s'", function ? "function" : "name", name);
+}
+
+/* ---- arguments: positional or `name = value`, bound to parameter slots */
+
+static int count_args(const Arg *a) {
+  int n = 0;
+  for (; a; a = a->next)
+    n++;
+  return n;
+}
+
+/* Binds call args to the named parameter slots in out[]. `what` names the
+ * callee in messages. */
+static bool bind_args(Sema *s, const Expr *call, const char *const *names, int nnames,
+                      int nrequired, const char *what, Expr **out) {
+  bool ok = true, seen_named = false;
+  int pos = 0;
+  for (int i = 0; i < nnames; i++)
+    out[i] = NULL;
+  for (const Arg *a = call->args; a; a = a->next) {
+    if (!a->name) {
+      if (seen_named) {
+        diag_error(s->d, a->value->span, "positional argument after a named one");
+        ok = false;
+      } else if (pos >= nnames) {
+        diag_error(s->d, a->value->span, "%s takes %d argument%s, but %d were given", what,
+                   nnames, nnames == 1 ? "" : "s", count_args(call->args));
+        return false;
+      } else {
+        out[pos++] = a->value;
+      }
+      continue;
+    }
+    seen_named = true;
+    int k = -1;
+    for (int i = 0; i < nnames; i++)
+      if (strcmp(names[i], a->name) == 0)
+        k = i;
+    if (k < 0) {
+      const char *best = NULL;
+      int best_d = 3;
+      for (int i = 0; i < nnames; i++) {
+        int dd = edit_distance(a->name, names[i]);
+        if (dd < best_d) {
+          best = names[i];
+          best_d = dd;
+        }
+      }
+      if (best)
+        diag_error(s->d, a->name_span, "%s has no argument '%s'; did you mean '%s'?", what,
+                   a->name, best);
+      else
+        diag_error(s->d, a->name_span, "%s has no argument '%s'", what, a->name);
+      ok = false;
+    } else if (out[k]) {
+      diag_error(s->d, a->name_span, "argument '%s' of %s is given twice", a->name, what);
+      ok = false;
+    } else {
+      out[k] = a->value;
+    }
+  }
+  for (int i = 0; i < nrequired && ok; i++)
+    if (!out[i]) {
+      diag_error(s->d, call->span, "%s needs the argument '%s'", what, names[i]);
+      ok = false;
+    }
+  return ok;
+}
+
+/* ---- expressions */
+
+static Node *elab(Sema *s, const Expr *e, Local *locals);
+
+static Node *at(Node *n, const Expr *e) { return n ? ir_at(n, e->span) : NULL; }
+
+static bool check_broadcast(Sema *s, Span span, Node *a, Node *b, const char *what) {
+  Shape out;
+  if (shape_broadcast(a->shape, b->shape, &out))
+    return true;
+  char sa[64], sb[64];
+  diag_error(s->d, span, "%s: lengths differ: %s and %s", what, shape_str(a->shape, sa),
+             shape_str(b->shape, sb));
+  return false;
+}
+
+/* Evaluates a constant scalar (a length, a seed, a learning rate). */
+static bool constant_scalar(Sema *s, const Expr *e, Local *locals, const char *what, double *out) {
+  Node *n = elab(s, e, locals);
+  if (!n)
+    return false;
+  if (n->flags & NODE_HAS_PARAM) {
+    diag_error(s->d, e->span, "%s must be a constant, but this depends on a param", what);
+    return false;
+  }
+  if (n->shape.rank != 0) {
+    char sh[64];
+    diag_error(s->d, e->span, "%s must be a scalar, but this is a %s", what, shape_str(n->shape, sh));
+    return false;
+  }
+  Tensor t;
+  char *err = NULL;
+  if (!eval_node(s->p, n, NULL, NULL, 0, &t, &err)) {
+    diag_error(s->d, e->span, "%s: %s", what, err);
+    free(err);
+    return false;
+  }
+  *out = t.v[0];
+  free(t.v);
+  return true;
+}
+
+static bool constant_int(Sema *s, const Expr *e, const char *what, double min, double max,
+                         int64_t *out) {
+  double v;
+  if (!constant_scalar(s, e, NULL, what, &v))
+    return false;
+  if (v != floor(v) || v < min) {
+    char num[64];
+    dlrt_format(num, sizeof num, v, 1);
+    diag_error(s->d, e->span, "%s must be a whole number of at least %.0f, not %s", what, min, num);
+    return false;
+  }
+  if (v > max) {
+    char num[64];
+    dlrt_format(num, sizeof num, v, 1);
+    diag_error(s->d, e->span, "%s is too large: %s (the limit is %.0f)", what, num, max);
+    return false;
+  }
+  *out = (int64_t)v;
+  return true;
+}
+
+/* A new data leaf holding t (the program owns t's memory from here). */
+static Node *data_leaf(Sema *s, Tensor t, const char *name) {
+  int slot = program_add_data(s->p, name, t);
+  return ir_leaf(s->g, OP_DATA, t.shape, slot, NULL);
+}
+
+static Tensor tensor_alloc(Shape shape) {
+  return (Tensor){shape, malloc(sizeof(double) * (size_t)shape_numel(shape))};
+}
+
+static const char *string_literal(Sema *s, const Expr *e, const char *what) {
+  if (e->kind != EX_STR || (e->parts && (e->parts->expr || e->parts->next))) {
+    diag_error(s->d, e->span, "%s must be a string literal", what);
+    return NULL;
+  }
+  return e->parts ? e->parts->text : "";
+}
+
+static DlrtCsv *csv_file(Sema *s, const Expr *path_expr, const char *path) {
+  const char *name = s->p->src ? s->p->src->name : "-";
+  char *full;
+  if (path[0] == '/' || strcmp(name, "<stdin>") == 0 || strcmp(name, "-") == 0)
+    full = strdup(path);
+  else {
+    char *copy = strdup(name);
+    Buf b = {0};
+    buf_printf(&b, "%s/%s", dirname(copy), path);
+    free(copy);
+    full = b.data;
+  }
+  for (CsvFile *f = s->csvs; f; f = f->next)
+    if (strcmp(f->path, full) == 0) {
+      free(full);
+      return &f->csv;
+    }
+  CsvFile *f = calloc(1, sizeof *f);
+  char err[512];
+  if (dlrt_csv_read(full, &f->csv, err, sizeof err) != 0) {
+    diag_error(s->d, path_expr->span, "%s", err);
+    free(full);
+    free(f);
+    return NULL;
+  }
+  f->path = full;
+  f->next = s->csvs;
+  s->csvs = f;
+  return &f->csv;
+}
+
+static Node *elab_load_csv(Sema *s, const Expr *call, Expr **args) {
+  const char *path = string_literal(s, args[0], "the CSV path");
+  if (!path)
+    return NULL;
+  DlrtCsv *csv = csv_file(s, args[0], path);
+  if (!csv)
+    return NULL;
+  int col = -1;
+  if (args[1]->kind == EX_STR) {
+    const char *name = string_literal(s, args[1], "the column");
+    if (!name)
+      return NULL;
+    col = dlrt_csv_find(csv, name);
+    if (col < 0) {
+      Buf b = {0};
+      for (int i = 0; csv->header && i < csv->ncols; i++)
+        buf_printf(&b, "%s'%s'", i ? ", " : "", csv->header[i]);
+      if (csv->header)
+        diag_error(s->d, args[1]->span, "no column '%s' in '%s' (its columns: %s)", name, path,
+                   b.data);
+      else
+        diag_error(s->d, args[1]->span,
+                   "no column '%s': '%s' has no header row; give a 0-based column index", name,
+                   path);
+      buf_free(&b);
+      return NULL;
+    }
+  } else {
+    int64_t index;
+    if (!constant_int(s, args[1], "the column index", 0, 1e9, &index))
+      return NULL;
+    if (index >= csv->ncols) {
+      diag_error(s->d, args[1]->span, "column %lld is out of range: '%s' has %d column%s (0 to %d)",
+                 (long long)index, path, csv->ncols, csv->ncols == 1 ? "" : "s", csv->ncols - 1);
+      return NULL;
+    }
+    col = (int)index;
+  }
+  Tensor t = tensor_alloc(shape_vector(csv->nrows));
+  char err[512];
+  if (dlrt_csv_column(csv, col, t.v, s->p->opts.f64, err, sizeof err) != 0) {
+    diag_error(s->d, call->span, "%s: %s", path, err);
+    free(t.v);
+    return NULL;
+  }
+  return data_leaf(s, t, NULL);
+}
+
+/* linspace, zeros, ones, fill, rand, randn: evaluated now, a data leaf. */
+static Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr **args) {
+  int f64 = s->p->opts.f64;
+  Expr *n_expr = b->kind == B_LINSPACE ? args[2] : args[0];
+  int64_t n, seed = 0;
+  if (!constant_int(s, n_expr, "the length", 1, MAX_ELEMENTS, &n))
+    return NULL;
+  double start = 0, stop = 0, value = 0;
+  if (b->kind == B_LINSPACE && (!constant_scalar(s, args[0], NULL, "linspace's start", &start) ||
+                                !constant_scalar(s, args[1], NULL, "linspace's stop", &stop)))
+    return NULL;
+  if (b->kind == B_FILL && !constant_scalar(s, args[1], NULL, "the fill value", &value))
+    return NULL;
+  if ((b->kind == B_RAND || b->kind == B_RANDN) && args[1] &&
+      !constant_int(s, args[1], "the seed", 0, 9007199254740992.0, &seed))
+    return NULL;
+  Tensor t = tensor_alloc(shape_vector(n));
+  switch (b->kind) {
+  case B_LINSPACE: dlrt_linspace(t.v, start, stop, n, f64); break;
+  case B_ZEROS: value = 0; /* fall through */
+  case B_ONES: if (b->kind == B_ONES) value = 1; /* fall through */
+  case B_FILL:
+    for (int64_t i = 0; i < n; i++)
+      t.v[i] = dlrt_round(value, f64);
+    break;
+  case B_RAND: dlrt_rand(t.v, n, (uint64_t)seed, f64); break;
+  case B_RANDN: dlrt_randn(t.v, n, (uint64_t)seed, f64); break;
+  default: break;
+  }
+  return data_leaf(s, t, NULL);
+}
+
+/* Inlines fn at a call: the body with the formals bound to the actual
+ * arguments, and each argument's partial derivative (see the top). */
+static bool expand_fn(Sema *s, const Fn *fn, Node *const *actuals, Node **body, Node **hand,
+                      Node **sym, bool all_sym) {
+  int n = fn->arity;
+  Shape call = shape_scalar();
+  for (int i = 0; i < n; i++)
+    shape_broadcast(call, actuals[i]->shape, &call);
+  Local bound[n + 1], vars[n];
+  Node *var_nodes[n];
+  for (int i = 0; i < n; i++) {
+    bound[i] = (Local){fn->formals[i], actuals[i], i + 1 < n ? &bound[i + 1] : NULL};
+    /* The formals as symbols of the call's full shape, so the body's
+     * derivative is elementwise, not summed over broadcast arguments. */
+    var_nodes[i] = ir_var(s->g, fn->formals[i], call, fn, i);
+    vars[i] = (Local){fn->formals[i], var_nodes[i], i + 1 < n ? &vars[i + 1] : NULL};
+  }
+  *body = elab(s, fn->stmt->value, n ? &bound[0] : NULL);
+  if (!*body)
+    return false;
+  Node *body_of_vars = NULL;
+  for (int i = 0; i < n; i++) {
+    sym[i] = NULL;
+    if (!fn->derivs[i] || all_sym) {
+      if (!body_of_vars && !(body_of_vars = elab(s, fn->stmt->value, n ? &vars[0] : NULL)))
+        return false;
+      sym[i] = ir_subst(s->g, diff_node(s->g, body_of_vars, var_nodes[i]), var_nodes, actuals, n);
+    }
+    hand[i] = NULL;
+    if (fn->derivs[i]) {
+      Local value = {"value", *body, n ? &bound[0] : NULL};
+      if (!(hand[i] = elab(s, fn->derivs[i]->value, &value)))
+        return false;
+    }
+  }
+  return true;
+}
+
+static Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn) {
+  if (fn == s->defining) {
+    diag_error(s->d, call->name_span,
+               "'%s' calls itself: a fn is inlined at each call, so it cannot be recursive",
+               fn->name);
+    return NULL;
+  }
+  Expr *args[fn->arity + 1];
+  if (!bind_args(s, call, fn->formals, fn->arity, fn->arity, fn->name, args))
+    return NULL;
+  Node *actuals[fn->arity + 1];
+  bool ok = true;
+  for (int i = 0; i < fn->arity; i++)
+    ok &= (actuals[i] = elab(s, args[i], NULL)) != NULL;
+  if (!ok)
+    return NULL;
+  for (int i = 1; i < fn->arity; i++)
+    for (int j = 0; j < i; j++)
+      if (!check_broadcast(s, call->span, actuals[j], actuals[i], "the arguments of this call"))
+        return NULL;
+  Node *body, *hand[fn->arity + 1], *sym[fn->arity + 1], *partials[fn->arity + 1];
+  if (!expand_fn(s, fn, actuals, &body, hand, sym, false))
+    return NULL;
+  for (int i = 0; i < fn->arity; i++)
+    partials[i] = hand[i] ? hand[i] : sym[i];
+  return ir_fncall(s->g, fn, actuals, body, partials, fn->arity);
+}
+
+static Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals) {
+  if (args[1]->kind != EX_NAME) {
+    diag_error(s->d, args[1]->span, "diff's second argument must be a name");
+    return NULL;
+  }
+  bool was = s->in_diff;
+  s->in_diff = true;
+  Node *e = elab(s, args[0], locals);
+  Node *wrt = elab(s, args[1], locals);
+  s->in_diff = was;
+  if (!e || !wrt)
+    return NULL;
+  /* Sym lookup gives hoisted definitions as data leaves; differentiate
+   * through their symbolic form instead. */
+  Sym *y = lookup(s, args[1]->name);
+  if (y && y->symbolic)
+    wrt = y->symbolic;
+  /* d(vector)/d(scalar) is elementwise: differentiate with respect to the
+   * scalar broadcast to the expression's shape, so nothing is summed. */
+  Node *target = wrt;
+  if (wrt->shape.rank == 0 && e->shape.rank > 0) {
+    target = ir_broadcast(s->g, wrt, e->shape);
+    e = ir_subst(s->g, e, &wrt, &target, 1);
+  }
+  Node *d = diff_node(s->g, e, target);
+  if (target != wrt)
+    d = ir_subst(s->g, d, &target, &wrt, 1);
+  return simplify_node(s->g, d);
+}
+
+static const char *statement_only(BuiltinKind k) {
+  return k == B_TRAIN ? "train(...)" : k == B_PRINT ? "print(...)" : NULL;
+}
+
+static Node *elab_call(Sema *s, const Expr *e, Local *locals) {
+  Sym *y = lookup_local(locals, e->name) ? NULL : lookup(s, e->name);
+  if (lookup_local(locals, e->name) || (y && y->kind != SYM_FN)) {
+    diag_error(s->d, e->name_span, "'%s' is not a function", e->name);
+    return NULL;
+  }
+  if (y)
+    return elab_fn_call(s, e, y->fn);
+  const Builtin *b = find_builtin(e->name);
+  if (!b) {
+    undefined(s, locals, e->name_span, e->name, true);
+    return NULL;
+  }
+  if (statement_only(b->kind)) {
+    diag_error(s->d, e->span, "%s is a statement; it has no value", statement_only(b->kind));
+    return NULL;
+  }
+  if (b->kind == B_OPTIMIZER) {
+    diag_error(s->d, e->span, "an optimizer is only an argument of train(optimizer = ...)");
+    return NULL;
+  }
+  Expr *args[MAX_PARAMS];
+  if (!bind_args(s, e, b->params, nparams_of(b), b->nrequired, b->name, args))
+    return NULL;
+  switch (b->kind) {
+  case B_LINSPACE: case B_ZEROS: case B_ONES: case B_FILL: case B_RAND: case B_RANDN:
+    return elab_constructor(s, e, b, args);
+  case B_LOAD_CSV:
+    return elab_load_csv(s, e, args);
+  case B_DIFF:
+    return elab_diff(s, e, args, locals);
+  default:
+    break;
+  }
+  int n = nparams_of(b);
+  Node *vals[MAX_PARAMS];
+  bool ok = true;
+  for (int i = 0; i < n; i++)
+    ok &= (vals[i] = elab(s, args[i], locals)) != NULL;
+  if (!ok)
+    return NULL;
+  switch (b->kind) {
+  case B_LEN:
+    return ir_const(s->g, (double)shape_numel(vals[0]->shape));
+  case B_REDUCE:
+    return ir_unary(s->g, (Op)b->op, vals[0]);
+  default:
+    for (int i = 1; i < n; i++)
+      for (int j = 0; j < i; j++)
+        if (!check_broadcast(s, e->span, vals[j], vals[i], b->name))
+          return NULL;
+    return ir_op(s->g, (Op)b->op, vals, n);
+  }
+}
+
+static Node *elab_name(Sema *s, const Expr *e, Local *locals) {
+  Local *l = lookup_local(locals, e->name);
+  if (l)
+    return l->node;
+  Sym *y = lookup(s, e->name);
+  if (y && y->kind == SYM_FN) {
+    diag_error(s->d, e->span, "'%s' is a function; call it: %s(...)", e->name, e->name);
+    return NULL;
+  }
+  if (y)
+    return s->in_diff && y->symbolic ? y->symbolic : y->node;
+  if (strcmp(e->name, "pi") == 0)
+    return ir_const(s->g, M_PI);
+  if (strcmp(e->name, "inf") == 0)
+    return ir_const(s->g, INFINITY);
+  if (strcmp(e->name, "loss") == 0) {
+    if (!s->p->loss)
+      diag_error(s->d, e->span, "'loss' is used before 'loss = ...' defines it");
+    return s->p->loss;
+  }
+  if (s->in_diff)
+    return ir_var(s->g, e->name, shape_scalar(), NULL, 0);
+  if (find_builtin(e->name)) {
+    diag_error(s->d, e->span, "'%s' is a function; call it: %s(...)", e->name, e->name);
+    return NULL;
+  }
+  undefined(s, locals, e->span, e->name, false);
+  return NULL;
+}
+
+static Node *elab(Sema *s, const Expr *e, Local *locals) {
+  switch (e->kind) {
+  case EX_NUM:
+    return at(ir_const(s->g, e->num), e);
+  case EX_NAME:
+    return elab_name(s, e, locals);
+  case EX_STR:
+    diag_error(s->d, e->span, "a string is not a value here (strings go in print and load_csv)");
+    return NULL;
+  case EX_UNARY: {
+    Node *x = elab(s, e->lhs, locals);
+    return x ? at(ir_unary(s->g, e->op, x), e) : NULL;
+  }
+  case EX_BINARY: {
+    Node *a = elab(s, e->lhs, locals), *b = elab(s, e->rhs, locals);
+    if (!a || !b)
+      return NULL;
+    char what[32];
+    snprintf(what, sizeof what, "'%s'", op_info[e->op].spelling);
+    if (!check_broadcast(s, e->span, a, b, what))
+      return NULL;
+    return at(ir_binary(s->g, e->op, a, b), e);
+  }
+  case EX_CALL:
+    return at(elab_call(s, e, locals), e);
+  }
+  return NULL;
+}
+
+/* ---- statements */
+
+static bool check_new_name(Sema *s, const char *name, Span span) {
+  Sym *y = lookup(s, name);
+  if (y) {
+    diag_error(s->d, span, "'%s' is already defined", name);
+    diag_add(s->d, DIAG_NOTE, y->span, "'%s' was defined here", name);
+    return false;
+  }
+  if (find_builtin(name) || is_constant_name(name)) {
+    diag_error(s->d, span, "'%s' is a built-in name and cannot be redefined", name);
+    return false;
+  }
+  return true;
+}
+
+static Sym *define(Sema *s, const char *name, SymKind kind, Span span) {
+  Sym *y = arena_alloc(s->p->arena, sizeof *y);
+  y->name = name;
+  y->kind = kind;
+  y->span = span;
+  y->next = s->syms;
+  s->syms = y;
+  return y;
+}
+
+static void stmt_param(Sema *s, const Stmt *st) {
+  Node *init = elab(s, st->value, NULL);
+  if (!check_new_name(s, st->name, st->name_span) || !init)
+    return;
+  if (init->flags & NODE_HAS_VAR) {
+    diag_error(s->d, st->value->span, "a param's initial value must be a value, not a formula");
+    return;
+  }
+  Tensor t;
+  char *err = NULL;
+  if (!eval_node(s->p, init, NULL, NULL, 0, &t, &err)) {
+    diag_error(s->d, st->value->span, "%s", err);
+    free(err);
+    return;
+  }
+  Program *p = s->p;
+  if (p->nparams == p->cap_params) {
+    p->cap_params = p->cap_params ? p->cap_params * 2 : 8;
+    p->params = realloc(p->params, sizeof(ParamInfo) * (size_t)p->cap_params);
+  }
+  ParamInfo *pi = &p->params[p->nparams];
+  pi->name = st->name;
+  pi->span = st->name_span;
+  pi->value = t;
+  pi->node = ir_at(ir_leaf(s->g, OP_PARAM, t.shape, p->nparams, NULL), st->name_span);
+  p->nparams++;
+  define(s, st->name, SYM_PARAM, st->name_span)->node = pi->node;
+}
+
+static void stmt_def(Sema *s, const Stmt *st) {
+  Node *n = elab(s, st->value, NULL);
+  if (!check_new_name(s, st->name, st->name_span) || !n)
+    return;
+  Sym *y = define(s, st->name, SYM_DEF, st->name_span);
+  y->node = y->symbolic = n;
+  if (n->flags & (NODE_HAS_PARAM | NODE_HAS_VAR))
+    return;
+  /* Hoisting: a definition that depends on no param is computed once. */
+  if (n->op == OP_DATA) {
+    if (!s->p->data[n->slot].name)
+      s->p->data[n->slot].name = st->name;
+    return;
+  }
+  Tensor t;
+  char *err = NULL;
+  if (!eval_node(s->p, n, NULL, NULL, 0, &t, &err)) {
+    diag_error(s->d, st->value->span, "%s", err);
+    free(err);
+    return;
+  }
+  if (t.shape.rank == 0) {
+    y->node = ir_const(s->g, t.v[0]);
+    free(t.v);
+  } else {
+    y->node = data_leaf(s, t, st->name);
+  }
+}
+
+static Fn *new_fn(Sema *s, const Stmt *st) {
+  Arena *a = s->p->arena;
+  Fn *fn = arena_alloc(a, sizeof *fn);
+  fn->name = st->name;
+  fn->span = st->name_span;
+  fn->stmt = st;
+  for (const Formal *f = st->formals; f; f = f->next)
+    fn->arity++;
+  fn->formals = arena_alloc(a, sizeof(char *) * (size_t)(fn->arity + 1));
+  fn->derivs = arena_alloc(a, sizeof(Deriv *) * (size_t)(fn->arity + 1));
+  int i = 0;
+  for (const Formal *f = st->formals; f; f = f->next)
+    fn->formals[i++] = f->name;
+  return fn;
+}
+
+static void stmt_fn(Sema *s, const Stmt *st) {
+  bool ok = check_new_name(s, st->name, st->name_span);
+  Fn *fn = new_fn(s, st);
+  for (const Formal *f = st->formals; f; f = f->next)
+    for (const Formal *g = st->formals; g != f; g = g->next)
+      if (strcmp(f->name, g->name) == 0) {
+        diag_error(s->d, f->span, "argument '%s' is listed twice", f->name);
+        ok = false;
+      }
+  for (const Deriv *dv = st->derivs; dv; dv = dv->next) {
+    int k = -1;
+    for (int i = 0; i < fn->arity; i++)
+      if (strcmp(fn->formals[i], dv->arg) == 0)
+        k = i;
+    if (k < 0) {
+      diag_error(s->d, dv->arg_span, "deriv %s: %s has no argument '%s'", dv->arg, fn->name,
+                 dv->arg);
+      ok = false;
+    } else if (fn->derivs[k]) {
+      diag_error(s->d, dv->arg_span, "a second deriv for argument '%s' of %s", dv->arg, fn->name);
+      diag_add(s->d, DIAG_NOTE, fn->derivs[k]->arg_span, "the first is here");
+      ok = false;
+    } else {
+      fn->derivs[k] = dv;
+    }
+  }
+  /* Check the body and derivs once, with the formals as scalar symbols;
+   * calls re-elaborate them with the actual arguments. */
+  Node *vars[fn->arity + 1], *body, *hand[fn->arity + 1], *sym[fn->arity + 1];
+  for (int i = 0; i < fn->arity; i++)
+    vars[i] = ir_var(s->g, fn->formals[i], shape_scalar(), fn, i);
+  s->defining = fn;
+  int errors = s->d->nerrors;
+  ok &= expand_fn(s, fn, vars, &body, hand, sym, false) && s->d->nerrors == errors;
+  s->defining = NULL;
+  if (ok) {
+    define(s, st->name, SYM_FN, st->name_span)->fn = fn;
+    if (s->p->nfns == s->p->cap_fns) {
+      s->p->cap_fns = s->p->cap_fns ? s->p->cap_fns * 2 : 8;
+      s->p->fns = realloc(s->p->fns, sizeof(Fn *) * (size_t)s->p->cap_fns);
+    }
+    s->p->fns[s->p->nfns++] = fn;
+  }
+}
+
+static void stmt_loss(Sema *s, const Stmt *st) {
+  Node *n = elab(s, st->value, NULL);
+  if (s->p->loss) {
+    diag_error(s->d, st->span, "the loss is already defined");
+    return;
+  }
+  if (!n)
+    return;
+  if (n->shape.rank != 0) {
+    char sh[64];
+    diag_error(s->d, st->value->span,
+               "the loss must be a scalar, but this is a %s; reduce it with sum(...) or mean(...)",
+               shape_str(n->shape, sh));
+    return;
+  }
+  s->p->loss = n;
+}
+
+static void add_action(Program *p, Action *a) {
+  *p->actions_tail = a;
+  p->actions_tail = &a->next;
+}
+
+static bool optimizer(Sema *s, const Expr *e, Optimizer *opt) {
+  const Builtin *b = e->kind == EX_CALL ? find_builtin(e->name) : NULL;
+  if (!b || b->kind != B_OPTIMIZER) {
+    if (e->kind == EX_CALL) {
+      const char *near = NULL;
+      int best = 3;
+      for (int i = 0; i < NBUILTINS; i++)
+        if (builtins[i].kind == B_OPTIMIZER && edit_distance(e->name, builtins[i].name) < best) {
+          best = edit_distance(e->name, builtins[i].name);
+          near = builtins[i].name;
+        }
+      diag_error(s->d, e->name_span, "unknown optimizer '%s'%s%s%s (there are sgd, adam, rmsprop)",
+                 e->name, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    } else {
+      diag_error(s->d, e->span, "the optimizer must be sgd(...), adam(...) or rmsprop(...)");
+    }
+    return false;
+  }
+  Expr *args[MAX_PARAMS];
+  if (!bind_args(s, e, b->params, nparams_of(b), b->nrequired, b->name, args))
+    return false;
+  static const double defaults[][MAX_PARAMS] = {
+    [OPT_SGD] = {0, 0},
+    [OPT_ADAM] = {1e-3, 0.9, 0.999, 1e-8},
+    [OPT_RMSPROP] = {1e-2, 0.99, 1e-8},
+  };
+  double v[MAX_PARAMS];
+  bool ok = true;
+  for (int i = 0; i < nparams_of(b); i++) {
+    v[i] = defaults[b->op][i];
+    if (args[i]) {
+      char what[64];
+      snprintf(what, sizeof what, "%s's %s", b->name, b->params[i]);
+      ok &= constant_scalar(s, args[i], NULL, what, &v[i]);
+    }
+  }
+  if (!ok)
+    return false;
+  *opt = (Optimizer){.kind = (OptimKind)b->op, .lr = v[0]};
+  switch (opt->kind) {
+  case OPT_SGD: opt->momentum = v[1]; break;
+  case OPT_ADAM: opt->beta1 = v[1]; opt->beta2 = v[2]; opt->eps = v[3]; break;
+  case OPT_RMSPROP: opt->alpha = v[1]; opt->eps = v[2]; break;
+  }
+  if (!(opt->lr > 0) || !isfinite(opt->lr)) {
+    diag_error(s->d, args[0] ? args[0]->span : e->span, "the learning rate must be positive");
+    return false;
+  }
+  return true;
+}
+
+static void stmt_train(Sema *s, const Expr *e) {
+  const Builtin *b = find_builtin("train");
+  Expr *args[MAX_PARAMS];
+  if (!bind_args(s, e, b->params, nparams_of(b), b->nrequired, "train", args))
+    return;
+  Action *a = arena_alloc(s->p->arena, sizeof *a);
+  a->kind = ACT_TRAIN;
+  a->span = e->span;
+  bool ok = constant_int(s, args[0], "steps", 0, 1e12, &a->steps);
+  ok &= optimizer(s, args[1], &a->opt);
+  if (args[2])
+    ok &= constant_int(s, args[2], "log_every", 1, 1e12, &a->log_every);
+  if (!s->p->loss) {
+    diag_error(s->d, e->span, "train before loss: define 'loss = ...' above this line");
+    return;
+  }
+  if (!(s->p->loss->flags & NODE_HAS_PARAM)) {
+    diag_error(s->d, e->span, "nothing to train: the loss depends on no param");
+    return;
+  }
+  if (s->p->loss->flags & NODE_HAS_VAR) {
+    diag_error(s->d, e->span, "the loss has a free symbol; it cannot be trained");
+    return;
+  }
+  a->loss = s->p->loss;
+  if (ok)
+    add_action(s->p, a);
+}
+
+static PrintItem *print_item(Sema *s, const char *text, Node *node) {
+  PrintItem *it = arena_alloc(s->p->arena, sizeof *it);
+  it->text = text;
+  it->node = node;
+  return it;
+}
+
+static void stmt_print(Sema *s, const Expr *e, ActionKind kind) {
+  Action *a = arena_alloc(s->p->arena, sizeof *a);
+  a->kind = kind;
+  a->span = e->span;
+  PrintItem **tail = &a->items;
+  bool ok = true;
+  const Arg *args = kind == ACT_PRINT ? e->args : &(Arg){.value = (Expr *)e};
+  for (const Arg *arg = args; arg; arg = arg->next) {
+    if (arg->name) {
+      diag_error(s->d, arg->name_span, "print has no named arguments");
+      ok = false;
+      continue;
+    }
+    if (arg != args)
+      tail = &(*tail = print_item(s, " ", NULL))->next;
+    if (arg->value->kind != EX_STR) {
+      Node *n = elab(s, arg->value, NULL);
+      ok &= n != NULL;
+      tail = &(*tail = print_item(s, NULL, n))->next;
+      continue;
+    }
+    for (const StrPart *part = arg->value->parts; part; part = part->next) {
+      Node *n = part->expr ? elab(s, part->expr, NULL) : NULL;
+      ok &= !part->expr || n;
+      tail = &(*tail = print_item(s, part->text, n))->next;
+    }
+  }
+  if (ok)
+    add_action(s->p, a);
+}
+
+static void stmt_expr(Sema *s, const Stmt *st) {
+  const Expr *e = st->value;
+  const Builtin *b = e->kind == EX_CALL && !lookup(s, e->name) ? find_builtin(e->name) : NULL;
+  if (b && b->kind == B_TRAIN)
+    stmt_train(s, e);
+  else if (b && b->kind == B_PRINT)
+    stmt_print(s, e, ACT_PRINT);
+  else
+    stmt_print(s, e, ACT_SHOW);
+}
+
+Program *program_new(Arena *a, Diags *d, Options opts) {
+  Program *p = arena_alloc(a, sizeof *p);
+  p->arena = a;
+  p->graph = graph_new(a);
+  p->diags = d;
+  p->opts = opts;
+  p->actions_tail = &p->actions;
+  return p;
+}
+
+int program_add_data(Program *p, const char *name, Tensor t) {
+  if (p->ndata == p->cap_data) {
+    p->cap_data = p->cap_data ? p->cap_data * 2 : 8;
+    p->data = realloc(p->data, sizeof(DataInfo) * (size_t)p->cap_data);
+  }
+  p->data[p->ndata] = (DataInfo){name, t};
+  return p->ndata++;
+}
+
+double program_round(const Program *p, double v) { return dlrt_round(v, p->opts.f64); }
+
+bool sema_program(Program *p, const Stmt *stmts) {
+  Sema s = {.p = p, .g = p->graph, .d = p->diags, .syms = p->syms};
+  int errors = p->diags->nerrors;
+  for (const Stmt *st = stmts; st; st = st->next) {
+    if (!p->src)
+      p->src = st->span.src;
+    switch (st->kind) {
+    case ST_PARAM: stmt_param(&s, st); break;
+    case ST_DEF: stmt_def(&s, st); break;
+    case ST_FN: stmt_fn(&s, st); break;
+    case ST_LOSS: stmt_loss(&s, st); break;
+    case ST_EXPR: stmt_expr(&s, st); break;
+    }
+  }
+  p->syms = s.syms;
+  for (CsvFile *f = s.csvs, *next; f; f = next) {
+    next = f->next;
+    dlrt_csv_free(&f->csv);
+    free(f->path);
+    free(f);
+  }
+  return p->diags->nerrors == errors;
+}
+
+bool sema_fn_partials(Program *p, const Fn *fn, Node *const *args, Node **body, Node **hand,
+                      Node **sym) {
+  Sema s = {.p = p, .g = p->graph, .d = p->diags, .syms = p->syms};
+  return expand_fn(&s, fn, args, body, hand, sym, true);
+}
+
+void program_free(Program *p) {
+  for (int i = 0; i < p->nparams; i++)
+    free(p->params[i].value.v);
+  for (int i = 0; i < p->ndata; i++)
+    free(p->data[i].value.v);
+  free(p->params);
+  free(p->data);
+  free(p->fns);
+  graph_free(p->graph);
+}

@@ -1,0 +1,265 @@
+/* simplify.c — algebraic clean-up after differentiation.
+ *
+ * Differentiation produces honest but noisy formulas (`1 * 2 * r^1`). This
+ * pass rebuilds the DAG bottom-up, each node from already simplified
+ * arguments, applying local rules: constant folding, neutral and absorbing
+ * elements, signs, powers, and one normal form for products — a constant,
+ * then the scalar factors, then the vector ones — so that
+ * `sum(2 * b * r * p)` becomes `2 * b * sum(r * p)`: the scalar part leaves
+ * the loop, the vector part is what the loop sums.
+ *
+ * Every rule preserves the node's shape: a result that came out smaller (a
+ * vector expression that folded to the constant 0) is broadcast back, so
+ * `sum` of it still counts every element.
+ *
+ * Constants fold in double precision; an f32 program rounds them when it
+ * uses them.
+ */
+#include "dlc.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct Simp {
+  Graph *g;
+  int depth;
+} Simp;
+
+static Node *simp(Simp *s, Node *n);
+
+static Node *mk1(Simp *s, Op op, Node *a) { return simp(s, ir_unary(s->g, op, a)); }
+static Node *mk2(Simp *s, Op op, Node *a, Node *b) { return simp(s, ir_binary(s->g, op, a, b)); }
+static Node *num(Simp *s, double v) { return ir_const(s->g, v); }
+
+/* A constant, possibly broadcast: its value. */
+static bool const_value(const Node *n, double *v) {
+  while (n->op == OP_BROADCAST)
+    n = n->args[0];
+  if (n->op != OP_CONST)
+    return false;
+  *v = n->num;
+  return true;
+}
+
+static bool is_int(double v) { return v == floor(v) && fabs(v) < 1e9; }
+
+static Node *unwrap(Node *n) {
+  while (n->op == OP_BROADCAST && n->args[0]->shape.rank == 0)
+    n = n->args[0];
+  return n;
+}
+
+/* ---- products: flatten, fold constants, merge powers, order */
+
+typedef struct Factors {
+  double coef;
+  NodeList base;                /* distinct factors */
+  double *expo;                 /* their exponents, parallel to base */
+  int cap;
+} Factors;
+
+static void add_factor(Factors *f, Node *base, double e) {
+  for (int i = 0; i < f->base.n; i++)
+    if (f->base.items[i] == base) {
+      f->expo[i] += e;
+      return;
+    }
+  nodelist_push(&f->base, base);
+  if (f->base.n > f->cap) {
+    f->cap = f->base.cap;
+    f->expo = realloc(f->expo, sizeof(double) * (size_t)f->cap);
+  }
+  f->expo[f->base.n - 1] = e;
+}
+
+static void collect(Factors *f, Node *n) {
+  double v;
+  n = unwrap(n);
+  if (const_value(n, &v))
+    f->coef *= v;
+  else if (n->op == OP_MUL) {
+    collect(f, n->args[0]);
+    collect(f, n->args[1]);
+  } else if (n->op == OP_NEG) {
+    f->coef = -f->coef;
+    collect(f, n->args[0]);
+  } else if (n->op == OP_POW && const_value(n->args[1], &v) && is_int(v))
+    add_factor(f, n->args[0], v);
+  else
+    add_factor(f, n, 1);
+}
+
+/* c * scalars * vectors, left to right; NULL for an empty product. */
+static Node *build_product(Simp *s, Factors *f, bool scalars, bool vectors) {
+  Node *acc = NULL;
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < f->base.n; i++) {
+      Node *b = f->base.items[i];
+      bool scalar = b->shape.rank == 0;
+      if (f->expo[i] == 0 || scalar != (pass == 0) || (scalar ? !scalars : !vectors))
+        continue;
+      Node *term = f->expo[i] == 1 ? b : ir_binary(s->g, OP_POW, b, num(s, f->expo[i]));
+      acc = acc ? ir_binary(s->g, OP_MUL, acc, term) : term;
+    }
+  return acc;
+}
+
+static Node *with_coef(Simp *s, double coef, Node *rest) {
+  if (!rest)
+    return num(s, coef);
+  if (coef == 1)
+    return rest;
+  if (coef == -1)
+    return ir_unary(s->g, OP_NEG, rest);
+  return ir_binary(s->g, OP_MUL, num(s, coef), rest);
+}
+
+static Node *normalize_product(Simp *s, Node *n) {
+  Factors f = {.coef = 1};
+  collect(&f, n);
+  Node *r;
+  if (f.coef == 0 && f.base.n == 0)
+    r = num(s, 0);
+  else
+    r = with_coef(s, f.coef, build_product(s, &f, true, true));
+  nodelist_free(&f.base);
+  free(f.expo);
+  return r;
+}
+
+/* sum(scalar part * vector part) = scalar part * sum(vector part). */
+static Node *sum_of_product(Simp *s, Node *n) {
+  Node *arg = n->args[0];
+  if (arg->op != OP_MUL && arg->op != OP_NEG)
+    return n;
+  Factors f = {.coef = 1};
+  collect(&f, arg);
+  Node *vec = build_product(s, &f, false, true);
+  Node *sca = build_product(s, &f, true, false);
+  Node *r = n;
+  if (vec && (sca || f.coef != 1)) {
+    Node *inner = ir_unary(s->g, n->op, ir_broadcast(s->g, vec, arg->shape));
+    Node *outer = sca ? ir_binary(s->g, OP_MUL, sca, inner) : inner;
+    r = with_coef(s, f.coef, outer);
+  }
+  nodelist_free(&f.base);
+  free(f.expo);
+  return r;
+}
+
+/* ---- the local rules; n's arguments are already simplified */
+
+static Node *rewrite(Simp *s, Node *n) {
+  Node *a = n->nargs > 0 ? n->args[0] : NULL, *b = n->nargs > 1 ? n->args[1] : NULL;
+  double va, vb;
+  bool ca = a && const_value(a, &va), cb = b && const_value(b, &vb);
+  OpKind kind = op_info[n->op].kind;
+
+  /* Constant folding of elementwise ops. */
+  if ((kind == K_INFIX || kind == K_PREFIX || (kind == K_CALL && n->nargs <= 2)) &&
+      n->op != OP_FNCALL && n->op != OP_BROADCAST && ca && (!b || cb))
+    return num(s, eval_scalar_op(n->op, va, b ? vb : 0, true));
+
+  switch (n->op) {
+  case OP_ADD:
+    if (ca && va == 0) return b;
+    if (cb && vb == 0) return a;
+    if (a == b) return mk2(s, OP_MUL, num(s, 2), a);
+    if (unwrap(b)->op == OP_NEG) return mk2(s, OP_SUB, a, unwrap(b)->args[0]);
+    if (unwrap(a)->op == OP_NEG) return mk2(s, OP_SUB, b, unwrap(a)->args[0]);
+    return n;
+  case OP_SUB:
+    if (cb && vb == 0) return a;
+    if (ca && va == 0) return mk1(s, OP_NEG, b);
+    if (a == b) return num(s, 0);
+    if (unwrap(b)->op == OP_NEG) return mk2(s, OP_ADD, a, unwrap(b)->args[0]);
+    return n;
+  case OP_MUL: {
+    if ((ca && va == 0) || (cb && vb == 0))
+      return num(s, 0);
+    Node *r = normalize_product(s, n);
+    return r;
+  }
+  case OP_DIV:
+    if (cb && vb == 1) return a;
+    if (ca && va == 0) return num(s, 0);
+    if (cb && vb == -1) return mk1(s, OP_NEG, a);
+    if (unwrap(a)->op == OP_NEG) return mk1(s, OP_NEG, mk2(s, OP_DIV, unwrap(a)->args[0], b));
+    return n;
+  case OP_NEG:
+    if (unwrap(a)->op == OP_NEG) return unwrap(a)->args[0];
+    if (unwrap(a)->op == OP_SUB) return mk2(s, OP_SUB, unwrap(a)->args[1], unwrap(a)->args[0]);
+    return n;
+  case OP_POW:
+    if (cb && vb == 1) return a;
+    if (cb && vb == 0) return num(s, 1);
+    if (cb && is_int(vb) && unwrap(a)->op == OP_POW && const_value(unwrap(a)->args[1], &va) &&
+        is_int(va))
+      return mk2(s, OP_POW, unwrap(a)->args[0], num(s, va * vb));
+    return n;
+  case OP_WHERE: {
+    double vc;
+    if (n->args[1] == n->args[2]) return n->args[1];
+    if (const_value(a, &vc)) return vc != 0 ? n->args[1] : n->args[2];
+    return n;
+  }
+  case OP_SUM:
+  case OP_MEAN: {
+    Node *x = a;
+    if (x->op == OP_BROADCAST && x->args[0]->shape.rank == 0)    /* sum of a constant vector */
+      return n->op == OP_MEAN ? x->args[0]
+                              : mk2(s, OP_MUL, num(s, (double)shape_numel(x->shape)), x->args[0]);
+    return sum_of_product(s, n);
+  }
+  case OP_BROADCAST:
+    if (a->op == OP_BROADCAST) return ir_broadcast(s->g, a->args[0], n->shape);
+    return n;
+  default:
+    return n;
+  }
+}
+
+/* Applies rules until none fires; keeps the shape. The depth bound only
+ * guards against a rule cycle (none is known). */
+static Node *simp(Simp *s, Node *n) {
+  Shape shape = n->shape;
+  if (++s->depth < 64) {
+    for (int round = 0; round < 16; round++) {
+      Node *r = rewrite(s, n);
+      if (r == n)
+        break;
+      n = r;
+    }
+  }
+  s->depth--;
+  if (!shape_eq(n->shape, shape))
+    n = ir_broadcast(s->g, n, shape);
+  return n;
+}
+
+void simplify(Graph *g, Node **roots, int nroots) {
+  Simp s = {.g = g};
+  NodeMap done = {0};
+  NodeList order = ir_topo(roots, nroots);
+  for (int k = 0; k < order.n; k++) {
+    Node *n = order.items[k];
+    Node *r = n;
+    if (n->nargs) {
+      Node *args[n->nargs];
+      for (int i = 0; i < n->nargs; i++)
+        args[i] = nodemap_get(&done, n->args[i]);
+      r = ir_at(simp(&s, ir_with_args(g, n, args)), n->span);
+    }
+    nodemap_put(&done, n, r);
+  }
+  for (int i = 0; i < nroots; i++)
+    if (roots[i])
+      roots[i] = nodemap_get(&done, roots[i]);
+  nodelist_free(&order);
+  nodemap_free(&done);
+}
+
+Node *simplify_node(Graph *g, Node *n) {
+  simplify(g, &n, 1);
+  return n;
+}

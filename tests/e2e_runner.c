@@ -1,0 +1,293 @@
+/* e2e_runner.c — runs one .dl file through dlc and checks the result.
+ *
+ *   e2e_runner DLC FILE.dl
+ *
+ * What is expected comes from the file itself and the reference outputs
+ * beside it:
+ *
+ *   # expect: TEXT            a line of stdout (all of them, in order)
+ *   # expect-error: L:C TEXT  stderr has "FILE:L:C: error: ...TEXT..."; exit 1
+ *   # expect-stderr: TEXT     stderr contains TEXT
+ *   # exit: N                 the exit status (default 0, or 1 with errors)
+ *   # command: WORDS          dlc WORDS FILE instead of dlc run FILE
+ *   # args: WORDS             more arguments for dlc
+ *   # tolerance: rtol=R atol=A         for numbers (default rtol=1e-4 atol=0)
+ *   # tolerance-f64: rtol=R atol=A     for the --f64 run (default rtol=1e-9)
+ *   DIR/ref/NAME.out          the whole stdout of `dlc run`
+ *   DIR/ref/NAME.f64.out      the whole stdout of `dlc run --f64`
+ *
+ * Numbers are compared within the tolerance wherever both texts have one at
+ * the same place; everything else must match exactly. A file with no
+ * expectation at all fails: a test that cannot fail is no test.
+ */
+
+#include <ctype.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct Tol {
+  double rtol, atol;
+} Tol;
+
+static int failures;
+
+static void fail(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, "FAIL: ");
+  fprintf(stderr, fmt, a, b);
+  fputc('\n', stderr);
+  failures++;
+}
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  size_t got = fread(s, 1, (size_t)n, f);
+  s[got] = '\0';
+  fclose(f);
+  return s;
+}
+
+/* Runs argv with stdout and stderr into strings; returns the exit status. */
+static int run(char **argv, char **out, char **err) {
+  char out_path[] = "/tmp/dlc_e2e_out_XXXXXX", err_path[] = "/tmp/dlc_e2e_err_XXXXXX";
+  int fo = mkstemp(out_path), fe = mkstemp(err_path);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fo, 1);
+    dup2(fe, 2);
+    execv(argv[0], argv);
+    perror("execv");
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(fo);
+  close(fe);
+  *out = read_file(out_path);
+  *err = read_file(err_path);
+  unlink(out_path);
+  unlink(err_path);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+static bool starts_number(const char *s) {
+  if (*s == '-' || *s == '+')
+    s++;
+  if (*s == '.')
+    s++;
+  return isdigit((unsigned char)*s);
+}
+
+/* Compares one line: numbers within tol, the rest exactly. */
+static bool line_matches(const char *got, const char *want, Tol tol) {
+  while (*got && *want) {
+    if (starts_number(got) && starts_number(want)) {
+      char *ge, *we;
+      double g = strtod(got, &ge), w = strtod(want, &we);
+      double diff = fabs(g - w), scale = fmax(fabs(g), fabs(w));
+      if (!(diff <= tol.atol + tol.rtol * scale) && !(g == w))
+        return false;
+      got = ge;
+      want = we;
+      continue;
+    }
+    if (*got++ != *want++)
+      return false;
+  }
+  return *got == *want;
+}
+
+static char **split_lines(char *text, int *n) {
+  int cap = 16;
+  char **lines = malloc(sizeof(char *) * (size_t)cap);
+  *n = 0;
+  for (char *s = text; s && *s;) {
+    char *nl = strchr(s, '\n');
+    if (nl)
+      *nl = '\0';
+    if (*n == cap)
+      lines = realloc(lines, sizeof(char *) * (size_t)(cap *= 2));
+    lines[(*n)++] = s;
+    if (!nl)
+      break;
+    s = nl + 1;
+  }
+  return lines;
+}
+
+static void compare_output(const char *label, char *got, char *want, Tol tol) {
+  int ng, nw;
+  char **g = split_lines(got, &ng), **w = split_lines(want, &nw);
+  for (int i = 0; i < ng || i < nw; i++) {
+    const char *gl = i < ng ? g[i] : "<no line>", *wl = i < nw ? w[i] : "<no line>";
+    if (i >= ng || i >= nw || !line_matches(gl, wl, tol)) {
+      char msg[4096];
+      snprintf(msg, sizeof msg, "%s line %d:\n   got: %s\n  want: %s", label, i + 1, gl, wl);
+      fail("%s%s", msg, "");
+      break;
+    }
+  }
+  free(g);
+  free(w);
+}
+
+static Tol parse_tol(const char *s, Tol t) {
+  const char *r = strstr(s, "rtol="), *a = strstr(s, "atol=");
+  if (r)
+    t.rtol = strtod(r + 5, NULL);
+  if (a)
+    t.atol = strtod(a + 5, NULL);
+  return t;
+}
+
+/* Splits words into argv after the given prefix. */
+static int add_words(char **argv, int argc, char *words) {
+  for (char *w = strtok(words, " \t"); w; w = strtok(NULL, " \t"))
+    argv[argc++] = w;
+  return argc;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: e2e_runner DLC FILE.dl\n");
+    return 2;
+  }
+  const char *dlc = argv[1], *file = argv[2];
+  char *text = read_file(file);
+  if (!text) {
+    fprintf(stderr, "cannot read %s\n", file);
+    return 2;
+  }
+  Tol tol = {1e-4, 0}, tol64 = {1e-9, 0};
+  char expect[1 << 16] = "", command[256] = "run", args[256] = "";
+  char *errors[64], *stderr_wants[64];
+  int nerrors = 0, nstderr = 0, want_exit = -1;
+  bool has_expect = false;
+  char *copy = strdup(text);
+  for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+    char *c = strstr(line, "# ");
+    if (!c)
+      continue;
+    c += 2;
+    if (!strncmp(c, "expect: ", 8) || !strcmp(c, "expect:")) {
+      strncat(expect, c[7] ? c + 8 : "", sizeof expect - strlen(expect) - 2);
+      strcat(expect, "\n");
+      has_expect = true;
+    } else if (!strncmp(c, "expect-error: ", 14) && nerrors < 64)
+      errors[nerrors++] = c + 14;
+    else if (!strncmp(c, "expect-stderr: ", 15) && nstderr < 64)
+      stderr_wants[nstderr++] = c + 15;
+    else if (!strncmp(c, "exit: ", 6))
+      want_exit = atoi(c + 6);
+    else if (!strncmp(c, "command: ", 9))
+      snprintf(command, sizeof command, "%s", c + 9);
+    else if (!strncmp(c, "args: ", 6))
+      snprintf(args, sizeof args, "%s", c + 6);
+    else if (!strncmp(c, "tolerance: ", 11))
+      tol = parse_tol(c, tol);
+    else if (!strncmp(c, "tolerance-f64: ", 15))
+      tol64 = parse_tol(c, tol64);
+  }
+
+  /* DIR/ref/NAME.out and NAME.f64.out */
+  char dir[4096], ref[4096], ref64[4096];
+  snprintf(dir, sizeof dir, "%s", file);
+  char *slash = strrchr(dir, '/');
+  const char *base = slash ? slash + 1 : file;
+  if (slash)
+    *slash = '\0';
+  else
+    strcpy(dir, ".");
+  char name[1024];
+  snprintf(name, sizeof name, "%s", base);
+  char *dot = strrchr(name, '.');
+  if (dot)
+    *dot = '\0';
+  snprintf(ref, sizeof ref, "%s/ref/%s.out", dir, name);
+  snprintf(ref64, sizeof ref64, "%s/ref/%s.f64.out", dir, name);
+  char *want = read_file(ref), *want64 = read_file(ref64);
+  if (!has_expect && !nerrors && !nstderr && !want && !want64) {
+    fprintf(stderr, "FAIL: %s has no expectation (# expect:, # expect-error:, or ref/%s.out)\n",
+            file, name);
+    return 1;
+  }
+  if (want_exit < 0)
+    want_exit = nerrors ? 1 : 0;
+
+  /* The main run: dlc COMMAND [ARGS] FILE */
+  char *av[64];
+  int ac = 0;
+  av[ac++] = (char *)dlc;
+  ac = add_words(av, ac, command);
+  ac = add_words(av, ac, args);
+  av[ac++] = (char *)file;
+  av[ac] = NULL;
+  char *out, *err;
+  int status = run(av, &out, &err);
+  char st[32], wst[32];
+  snprintf(st, sizeof st, "%d", status);
+  snprintf(wst, sizeof wst, "%d", want_exit);
+  if (status != want_exit)
+    fail("exit status %s, expected %s", st, wst);
+  if (has_expect)
+    compare_output("stdout", out ? out : (char *)"", expect, tol);
+  if (want)
+    compare_output("stdout vs ref", out ? out : (char *)"", want, tol);
+  for (int i = 0; i < nerrors; i++) {
+    /* "L:C TEXT" -> look for "FILE:L:C: error: " then TEXT on that line */
+    char loc[64] = "";
+    const char *msg = errors[i];
+    sscanf(msg, "%63s", loc);
+    msg += strlen(loc);
+    while (*msg == ' ')
+      msg++;
+    char head[4200];
+    snprintf(head, sizeof head, "%s:%s: error: ", file, loc);
+    const char *at = err ? strstr(err, head) : NULL;
+    bool found = false;
+    while (at && !found) {
+      const char *eol = strchr(at, '\n');
+      size_t len = eol ? (size_t)(eol - at) : strlen(at);
+      char *l = strndup(at, len);
+      found = strstr(l, msg) != NULL;
+      free(l);
+      at = strstr(at + 1, head);
+    }
+    if (!found)
+      fail("stderr lacks '%s...%s'", head, msg);
+  }
+  for (int i = 0; i < nstderr; i++)
+    if (!err || !strstr(err, stderr_wants[i]))
+      fail("stderr lacks '%s'%s", stderr_wants[i], "");
+  if (failures)
+    fprintf(stderr, "--- stdout:\n%s--- stderr:\n%s", out ? out : "", err ? err : "");
+
+  if (want64) {
+    av[ac - 1] = "--f64";
+    av[ac++] = (char *)file;
+    av[ac] = NULL;
+    free(out);
+    free(err);
+    status = run(av, &out, &err);
+    if (status != 0) {
+      snprintf(st, sizeof st, "%d", status);
+      fail("--f64 run exit status %s%s", st, "");
+      fprintf(stderr, "%s", err ? err : "");
+    }
+    compare_output("--f64 stdout vs ref", out ? out : (char *)"", want64, tol64);
+  }
+  printf("%s: %s\n", file, failures ? "FAILED" : "ok");
+  return failures ? 1 : 0;
+}
