@@ -62,6 +62,7 @@ typedef struct LexState {
   Diags *diags;
   int offset;                                    /* bytes scanned so far */
   LexNest *nest;                                 /* innermost first; NULL in code */
+  bool quiet;                                    /* the parser is skipping a bad statement */
 } LexState;
 
 /* A bracket the parser has not seen closed yet. */
@@ -183,12 +184,18 @@ program:
   | program sep line
   ;
 
-sep: NEWLINE | ';' ;
+/* A bad statement is skipped up to its separator. Recovery ends there:
+ * from the next statement on, errors are reported again (bison would stay
+ * silent for three more tokens). */
+sep:
+    NEWLINE                       { yyerrok; }
+  | ';'                           { yyerrok; }
+  ;
 
 line:
     %empty
   | stmt                          { *p->tail = $1; p->tail = &$1->next; }
-  | error                         { yyerrok; }
+  | error
   ;
 
 stmt:
@@ -376,7 +383,11 @@ static int yylex(YYSTYPE *lval, Span *lloc, Parser *p) {
       if (p->nopen > 0 || continues_line(p->last) || p->last == NEWLINE || p->last == ';')
         continue;
       /* Blank lines collapse into this one; a `deriv` after them continues
-       * the fn above, so the newline goes too. */
+       * the fn above, so the newline goes too. What is read ahead belongs
+       * to the next statement unless it is that `deriv`: the lexer speaks
+       * again for it. */
+      bool quiet = p->lex.quiet;
+      p->lex.quiet = false;
       YYSTYPE v;
       Span s;
       int next;
@@ -387,14 +398,21 @@ static int yylex(YYSTYPE *lval, Span *lloc, Parser *p) {
       p->peek_tok = next;
       p->peek_val = v;
       p->peek_span = s;
-      if (next == DERIV)
+      if (next == DERIV) {
+        p->lex.quiet = quiet;
         continue;
+      }
     }
-    if (tok == YYerror)
-      p->nopen = 0;                              /* the lexer reported it; the line is skipped */
-    if (tok == NEWLINE || tok == ';')
+    if (tok == YYerror) {
+      /* The lexer reported it; the parser skips the statement, and what
+       * else the lexer finds in it would only be an echo. */
+      p->nopen = 0;
+      p->lex.quiet = true;
+    }
+    if (tok == NEWLINE || tok == ';') {
       p->stmt_ntok = 0;
-    else if (p->stmt_ntok < 2)
+      p->lex.quiet = false;
+    } else if (p->stmt_ntok < 2)
       p->stmt_tok[p->stmt_ntok++] = tok;
     if (tok != NEWLINE)
       p->code_end = lloc->end;
@@ -498,7 +516,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *p) {
     diag_error(p->diags, at, "expected a statement, found %s", found);
   else if (want[YYSYMBOL_NUMBER])
     diag_error(p->diags, at, "expected an expression, found %s", found);
-  else if (open && want[YYTRANSLATE(closer_of(open->tok))]) {
+  else if (open && want[YYTRANSLATE(closer_of(open->tok))] && !want[YYSYMBOL_NAME]) {
     const char *closer = expected_text(YYTRANSLATE(closer_of(open->tok)));
     if (is_on_later_line(p, at, p->prev_span)) {
       /* The bracket was most likely left open at the end of that line. */
@@ -533,9 +551,11 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *p) {
   }
 
   /* Whatever was open is abandoned with the statement: the next newline
-   * ends it, so the following lines are parsed (and checked) afresh. */
+   * ends it, so the following lines are parsed (and checked) afresh. Until
+   * then the lexer keeps quiet, unless this token already ended it. */
   p->nopen = 0;
   p->pending = 0;
+  p->lex.quiet = sym != YYSYMBOL_NEWLINE && sym != YYTRANSLATE(';');
   return 0;
 }
 

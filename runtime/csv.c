@@ -110,6 +110,14 @@ static int read_quoted(Reader *r) {
   return 0;
 }
 
+/* The field read so far as a new string; the terminator also makes sure
+ * the buffer exists when the field is empty. */
+static char *field_copy(Reader *r) {
+  push_char(r, '\0');
+  r->flen--;
+  return strcpy(xrealloc(NULL, r->flen + 1), r->field);
+}
+
 /* Appends one field to the cells; returns whether it was quoted, or -1. */
 static int read_field(Reader *r) {
   r->flen = 0;
@@ -122,12 +130,9 @@ static int read_field(Reader *r) {
   } else {
     read_plain(r);
   }
-  push_char(r, '\0');
-  char *cell = strcpy(xrealloc(NULL, r->flen), r->field);
-  r->flen--;
   DlrtCsv *csv = r->csv;
   csv->cells = reserve(csv->cells, r->ncells, &r->cellcap, sizeof(char *));
-  csv->cells[r->ncells++] = cell;
+  csv->cells[r->ncells++] = field_copy(r);
   return quoted;
 }
 

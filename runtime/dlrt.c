@@ -152,13 +152,13 @@ double dlrt_rng_uniform(DlrtRng *r) {
   return (double)(dlrt_rng_next(r) >> 11) * 0x1.0p-53;
 }
 
-/* Draws in double and then rounds, so in float32 a draw within 2^-25 of 1
- * becomes 1.0f (about one in 30 million). */
 void dlrt_rand(double *out, int64_t n, uint64_t seed, int f64) {
   DlrtRng r;
   dlrt_rng_seed(&r, seed);
+  /* In f32 the top 24 bits: every value is a float and below 1, where
+   * rounding a 53-bit uniform could give exactly 1. */
   for (int64_t i = 0; i < n; i++)
-    out[i] = dlrt_round(dlrt_rng_uniform(&r), f64);
+    out[i] = f64 ? dlrt_rng_uniform(&r) : (double)(dlrt_rng_next(&r) >> 40) * 0x1.0p-24;
 }
 
 /* Each pair of uniforms gives a pair of normals; u1 is taken as 1 - u so

@@ -34,7 +34,8 @@ double dlrt_round(double v, int f64);
 void dlrt_linspace(double *out, double start, double stop, int64_t n, int f64);
 
 /* The seeded generator: xoshiro256** whose state is filled by splitmix64
- * from the seed. rand: uniform in [0, 1) from the top 53 bits. randn: standard
+ * from the seed. rand: uniform in [0, 1) from the top 53 bits (24 in f32, so
+ * that no value rounds up to 1). randn: standard
  * normal by the Box–Muller transform (two uniforms give two normals). */
 typedef struct DlrtRng {
   uint64_t s[4];

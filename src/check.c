@@ -51,12 +51,10 @@ static bool compare_at(Program *p, Node *const *vars, const double *point, int n
   return finite;
 }
 
+/* Six digits are enough to find the spot again; the full width is noise. */
 static void format_point(Buf *b, const Fn *fn, const double *point) {
-  char num[64];
-  for (int i = 0; i < fn->arity; i++) {
-    dlrt_format(num, sizeof num, point[i], 1);
-    buf_printf(b, "%s%s = %s", i ? ", " : "", fn->formals[i], num);
-  }
+  for (int i = 0; i < fn->arity; i++)
+    buf_printf(b, "%s%s = %.6g", i ? ", " : "", fn->formals[i], point[i]);
 }
 
 /* One deriv: true when it agrees at every usable sample point. */
@@ -78,14 +76,11 @@ static bool check_one(Program *p, const Fn *fn, int arg, Node *const *vars, Node
     used++;
     if (!agree) {
       Buf at = {0};
-      char hs[64], ss[64];
       format_point(&at, fn, point);
-      dlrt_format(hs, sizeof hs, h, 1);
-      dlrt_format(ss, sizeof ss, s, 1);
       diag_error(p->diags, fn->derivs[arg]->value->span,
-                 "deriv %s of %s disagrees with the derivative of its body: at %s it gives %s, "
-                 "but the body's derivative is %s",
-                 fn->formals[arg], fn->name, at.data, hs, ss);
+                 "deriv %s of %s disagrees with the derivative of its body: at %s it gives %.6g, "
+                 "but the body's derivative is %.6g",
+                 fn->formals[arg], fn->name, at.data, h, s);
       buf_free(&at);
       return false;
     }

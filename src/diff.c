@@ -31,23 +31,41 @@ static bool is_mask(const Node *n) {
   return n->op == OP_WHERE && (ir_is_const(n->args[1], 0) || ir_is_const(n->args[2], 0));
 }
 
+/* A mask may sit under sums of adjoints, and under the broadcast and sum
+ * that carry adjoints across reductions and broadcast arguments. */
 static bool has_mask(const Node *n) {
   if (is_mask(n))
     return true;
-  return n->op == OP_ADD && (has_mask(n->args[0]) || has_mask(n->args[1]));
+  if (n->op == OP_ADD)
+    return has_mask(n->args[0]) || has_mask(n->args[1]);
+  return (n->op == OP_BROADCAST || n->op == OP_SUM) && has_mask(n->args[0]);
 }
 
 /* op(adj, local) with where-masks of adj kept outermost (see the top). */
 static Node *chain_op(Graph *g, Op op, Node *adj, Node *local) {
-  if (is_mask(adj)) {
+  if (!has_mask(adj))
+    return ir_binary(g, op, adj, local);
+  Shape shape;
+  shape_broadcast(adj->shape, local->shape, &shape);
+  switch (adj->op) {
+  case OP_WHERE: {
     Node *c = adj->args[0], *a = adj->args[1], *b = adj->args[2];
     if (ir_is_const(b, 0))
       return ir_where(g, c, chain_op(g, op, a, local), b);
     return ir_where(g, c, a, chain_op(g, op, b, local));
   }
-  if (adj->op == OP_ADD && has_mask(adj))
+  case OP_ADD:
     return ir_binary(g, OP_ADD, chain_op(g, op, adj->args[0], local),
                      chain_op(g, op, adj->args[1], local));
+  case OP_BROADCAST:                             /* broadcast(m) * L = m * L, re-broadcast */
+    return ir_broadcast(g, chain_op(g, op, adj->args[0], local), shape);
+  case OP_SUM:                                   /* sum(m) * L = sum(m * L) for a scalar L */
+    if (local->shape.rank == 0)
+      return ir_unary(g, OP_SUM, chain_op(g, op, adj->args[0], local));
+    break;
+  default:
+    break;
+  }
   return ir_binary(g, op, adj, local);
 }
 
@@ -129,13 +147,14 @@ static Node *d_min(Graph *g, Node *n, int i, Node *adj) { return d_minmax(g, n, 
 static Node *d_max(Graph *g, Node *n, int i, Node *adj) { return d_minmax(g, n, i, adj, OP_GT); }
 static Node *d_sum(Graph *g, Node *n, int i, Node *adj) { return ir_broadcast(g, adj, A(0)->shape); }
 static Node *d_mean(Graph *g, Node *n, int i, Node *adj) {
-  Node *each = B2(DIV, adj, konst(g, (double)shape_numel(A(0)->shape)));
+  Node *each = chain_op(g, OP_DIV, adj, konst(g, (double)shape_numel(A(0)->shape)));
   return ir_broadcast(g, each, A(0)->shape);
 }
 static Node *d_broadcast(Graph *g, Node *n, int i, Node *adj) { return adj; }
 /* A fn call: the partial derivatives were built with the call (sema.c), from
- * the hand-written deriv or from the body; only the actual arguments get a
- * contribution, never the inlined body or the partials themselves. */
+ * the hand-written deriv or from the body; only the arguments get a
+ * contribution (the actual ones, and the params the body uses, which sema
+ * adds as arguments), never the inlined body or the partials themselves. */
 static Node *d_fncall(Graph *g, Node *n, int i, Node *adj) {
   int arity = ir_fncall_arity(n);
   return i < arity ? chain(g, adj, A(arity + 1 + i)) : NULL;
@@ -157,8 +176,9 @@ static Node *unbroadcast(Graph *g, Node *c, Shape to) {
     return c;
   if (c->shape.rank < to.rank)
     return ir_broadcast(g, c, to);
-  /* rank 0 target: sum everything (axis sums come with matrices) */
-  return ir_unary(g, OP_SUM, c);
+  /* A target of one element (a scalar, a vector[1]) takes the sum of all;
+   * axis sums come with matrices. */
+  return ir_broadcast(g, ir_unary(g, OP_SUM, c), to);
 }
 
 static bool differentiable_arg(const Node *n, int i) {

@@ -174,7 +174,7 @@ static bool emit_grad(Program *p, FILE *out) {
   Node *roots[np + 1], *wrt[np + 1];
   for (int i = 0; i < np; i++)
     wrt[i] = p->params[i].node;
-  roots[0] = p->loss;
+  wrt[np] = roots[0] = p->loss;
   diff_grads(p->graph, p->loss, wrt, np, roots + 1);
   simplify(p->graph, roots, np + 1);
   Buf b = {0};

@@ -407,7 +407,7 @@ void ir_format(Buf *b, const Node *n, const Program *p) {
     return;
   case OP_FNCALL: {
     buf_printf(b, "%s(", n->fn->name);
-    for (int i = 0; i < ir_fncall_arity(n); i++) {
+    for (int i = 0; i < n->fn->arity; i++) {      /* the written arguments, not implicit params */
       if (i)
         buf_puts(b, ", ");
       ir_format(b, n->args[i], p);
@@ -423,9 +423,14 @@ void ir_format(Buf *b, const Node *n, const Program *p) {
     /* Left-associative ops keep a right operand of equal power in
      * parentheses (a - (b - c)); `^` is right-associative, the mirror. */
     bool right_assoc = n->op == OP_POW;
+    /* a + (b + c) and a * (b * c) read the same without parentheses */
+    const Node *rhs = n->args[1];
+    while (rhs->op == OP_BROADCAST)
+      rhs = rhs->args[0];
+    bool associative = (n->op == OP_ADD || n->op == OP_MUL) && rhs->op == n->op;
     format_arg(b, n->args[0], p, info->prec + right_assoc);
     buf_printf(b, n->op == OP_POW ? "%s" : " %s ", info->spelling);
-    format_arg(b, n->args[1], p, info->prec + !right_assoc);
+    format_arg(b, n->args[1], p, info->prec + !right_assoc - associative);
     return;
   }
   case K_PREFIX:

@@ -63,6 +63,7 @@ typedef struct Sema {
   Sym *syms;
   const Fn *defining;                            /* fn whose body is being checked */
   bool in_diff;                                  /* undefined names are free symbols */
+  bool loss_failed;                              /* `loss = ...` had errors: stay quiet about it */
   CsvFile *csvs;
 } Sema;
 
@@ -175,7 +176,7 @@ static const char *suggest(Sema *s, Local *locals, const char *name, bool functi
       best_d = d_;                                                                      \
     }                                                                                   \
   } while (0)
-  for (Local *l = locals; l; l = l->next)
+  for (Local *l = locals; l && !functions; l = l->next)
     CONSIDER(l->name);
   for (Sym *y = s->syms; y; y = y->next)
     if ((y->kind == SYM_FN) == functions)
@@ -274,9 +275,11 @@ static Node *elab(Sema *s, const Expr *e, Local *locals);
 
 static Node *at(Node *n, const Expr *e) { return n ? ir_at(n, e->span) : NULL; }
 
+/* Language v0: two vectors of one length, or a scalar with anything. (The
+ * IR broadcasts by NumPy's rules; the language opens that up with
+ * matrices.) */
 static bool check_broadcast(Sema *s, Span span, Node *a, Node *b, const char *what) {
-  Shape out;
-  if (shape_broadcast(a->shape, b->shape, &out))
+  if (a->shape.rank == 0 || b->shape.rank == 0 || shape_eq(a->shape, b->shape))
     return true;
   char sa[64], sb[64];
   diag_error(s->d, span, "%s: lengths differ: %s and %s", what, shape_str(a->shape, sa),
@@ -352,7 +355,7 @@ static const char *string_literal(Sema *s, const Expr *e, const char *what) {
 static DlrtCsv *csv_file(Sema *s, const Expr *path_expr, const char *path) {
   const char *name = s->p->src ? s->p->src->name : "-";
   char *full;
-  if (path[0] == '/' || strcmp(name, "<stdin>") == 0 || strcmp(name, "-") == 0)
+  if (path[0] == '/' || strcmp(name, "<stdin>") == 0 || !strchr(name, '/'))
     full = strdup(path);
   else {
     char *copy = strdup(name);
@@ -369,7 +372,10 @@ static DlrtCsv *csv_file(Sema *s, const Expr *path_expr, const char *path) {
   CsvFile *f = calloc(1, sizeof *f);
   char err[512];
   if (dlrt_csv_read(full, &f->csv, err, sizeof err) != 0) {
-    diag_error(s->d, path_expr->span, "%s", err);
+    if (strstr(err, full))
+      diag_error(s->d, path_expr->span, "%s", err);
+    else
+      diag_error(s->d, path_expr->span, "%s: %s", full, err);
     free(full);
     free(f);
     return NULL;
@@ -461,33 +467,30 @@ static Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr 
 }
 
 /* Inlines fn at a call: the body with the formals bound to the actual
- * arguments, and each argument's partial derivative (see the top). */
+ * arguments, and each argument's partial derivative (see the top): hand[i]
+ * from its deriv (NULL without one), sym[i] from the body (only where there
+ * is no deriv, unless all_sym). The body is also built over symbols for the
+ * formals, of the call's full shape, so that its derivative is elementwise
+ * rather than summed over broadcast arguments: *body_vars, over var_nodes. */
 static bool expand_fn(Sema *s, const Fn *fn, Node *const *actuals, Node **body, Node **hand,
-                      Node **sym, bool all_sym) {
+                      Node **sym, bool all_sym, Node **body_vars, Node **var_nodes) {
   int n = fn->arity;
   Shape call = shape_scalar();
   for (int i = 0; i < n; i++)
     shape_broadcast(call, actuals[i]->shape, &call);
-  Local bound[n + 1], vars[n];
-  Node *var_nodes[n];
+  Local bound[n + 1], vars[n + 1];
   for (int i = 0; i < n; i++) {
     bound[i] = (Local){fn->formals[i], actuals[i], i + 1 < n ? &bound[i + 1] : NULL};
-    /* The formals as symbols of the call's full shape, so the body's
-     * derivative is elementwise, not summed over broadcast arguments. */
     var_nodes[i] = ir_var(s->g, fn->formals[i], call, fn, i);
     vars[i] = (Local){fn->formals[i], var_nodes[i], i + 1 < n ? &vars[i + 1] : NULL};
   }
   *body = elab(s, fn->stmt->value, n ? &bound[0] : NULL);
-  if (!*body)
+  if (!*body || !(*body_vars = elab(s, fn->stmt->value, n ? &vars[0] : NULL)))
     return false;
-  Node *body_of_vars = NULL;
   for (int i = 0; i < n; i++) {
     sym[i] = NULL;
-    if (!fn->derivs[i] || all_sym) {
-      if (!body_of_vars && !(body_of_vars = elab(s, fn->stmt->value, n ? &vars[0] : NULL)))
-        return false;
-      sym[i] = ir_subst(s->g, diff_node(s->g, body_of_vars, var_nodes[i]), var_nodes, actuals, n);
-    }
+    if (!fn->derivs[i] || all_sym)
+      sym[i] = ir_subst(s->g, diff_node(s->g, *body_vars, var_nodes[i]), var_nodes, actuals, n);
     hand[i] = NULL;
     if (fn->derivs[i]) {
       Local value = {"value", *body, n ? &bound[0] : NULL};
@@ -498,32 +501,55 @@ static bool expand_fn(Sema *s, const Fn *fn, Node *const *actuals, Node **body, 
   return true;
 }
 
-static Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn) {
-  if (fn == s->defining) {
-    diag_error(s->d, call->name_span,
-               "'%s' calls itself: a fn is inlined at each call, so it cannot be recursive",
-               fn->name);
+/* d e / d wrt, elementwise: where wrt is a scalar and e a vector, the
+ * derivative is a vector (d(a * x)/da = x), so differentiate with respect to
+ * wrt broadcast to e's shape, where nothing gets summed. */
+static Node *elementwise_diff(Graph *g, Node *e, Node *wrt) {
+  if (wrt->shape.rank > 0 || e->shape.rank == 0)
+    return diff_node(g, e, wrt);
+  Node *wide = ir_broadcast(g, wrt, e->shape);
+  Node *d = diff_node(g, ir_subst(g, e, &wrt, &wide, 1), wide);
+  return ir_subst(g, d, &wide, &wrt, 1);
+}
+
+/* A call node. A param the body uses directly (not through an argument)
+ * becomes one more argument of the call, with the body's derivative as its
+ * partial, so that its gradient flows like the written arguments'. */
+static Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn, Local *locals) {
+  int n = fn->arity;
+  Expr *args[n + 1];
+  if (!bind_args(s, call, fn->formals, n, n, fn->name, args))
     return NULL;
-  }
-  Expr *args[fn->arity + 1];
-  if (!bind_args(s, call, fn->formals, fn->arity, fn->arity, fn->name, args))
-    return NULL;
-  Node *actuals[fn->arity + 1];
+  Node *actuals[n + 1];
   bool ok = true;
-  for (int i = 0; i < fn->arity; i++)
-    ok &= (actuals[i] = elab(s, args[i], NULL)) != NULL;
+  for (int i = 0; i < n; i++)
+    ok &= (actuals[i] = elab(s, args[i], locals)) != NULL;
   if (!ok)
     return NULL;
-  for (int i = 1; i < fn->arity; i++)
+  for (int i = 1; i < n; i++)
     for (int j = 0; j < i; j++)
       if (!check_broadcast(s, call->span, actuals[j], actuals[i], "the arguments of this call"))
         return NULL;
-  Node *body, *hand[fn->arity + 1], *sym[fn->arity + 1], *partials[fn->arity + 1];
-  if (!expand_fn(s, fn, actuals, &body, hand, sym, false))
+  Node *body, *body_vars, *hand[n + 1], *sym[n + 1], *var_nodes[n + 1];
+  if (!expand_fn(s, fn, actuals, &body, hand, sym, false, &body_vars, var_nodes))
     return NULL;
-  for (int i = 0; i < fn->arity; i++)
-    partials[i] = hand[i] ? hand[i] : sym[i];
-  return ir_fncall(s->g, fn, actuals, body, partials, fn->arity);
+  NodeList all = {0}, partials = {0};
+  for (int i = 0; i < n; i++) {
+    nodelist_push(&all, actuals[i]);
+    nodelist_push(&partials, hand[i] ? hand[i] : sym[i]);
+  }
+  NodeList used = ir_topo(&body_vars, 1);
+  for (int k = 0; k < used.n; k++)
+    if (used.items[k]->op == OP_PARAM) {
+      Node *d = elementwise_diff(s->g, body_vars, used.items[k]);
+      nodelist_push(&all, used.items[k]);
+      nodelist_push(&partials, ir_subst(s->g, d, var_nodes, actuals, n));
+    }
+  Node *r = ir_fncall(s->g, fn, all.items, body, partials.items, all.n);
+  nodelist_free(&used);
+  nodelist_free(&all);
+  nodelist_free(&partials);
+  return r;
 }
 
 static Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals) {
@@ -543,17 +569,7 @@ static Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals) {
   Sym *y = lookup(s, args[1]->name);
   if (y && y->symbolic)
     wrt = y->symbolic;
-  /* d(vector)/d(scalar) is elementwise: differentiate with respect to the
-   * scalar broadcast to the expression's shape, so nothing is summed. */
-  Node *target = wrt;
-  if (wrt->shape.rank == 0 && e->shape.rank > 0) {
-    target = ir_broadcast(s->g, wrt, e->shape);
-    e = ir_subst(s->g, e, &wrt, &target, 1);
-  }
-  Node *d = diff_node(s->g, e, target);
-  if (target != wrt)
-    d = ir_subst(s->g, d, &target, &wrt, 1);
-  return simplify_node(s->g, d);
+  return simplify_node(s->g, elementwise_diff(s->g, e, wrt));
 }
 
 static const char *statement_only(BuiltinKind k) {
@@ -561,13 +577,19 @@ static const char *statement_only(BuiltinKind k) {
 }
 
 static Node *elab_call(Sema *s, const Expr *e, Local *locals) {
+  if (s->defining && strcmp(e->name, s->defining->name) == 0) {
+    diag_error(s->d, e->name_span,
+               "'%s' calls itself: a fn is inlined at each call, so it cannot be recursive",
+               e->name);
+    return NULL;
+  }
   Sym *y = lookup_local(locals, e->name) ? NULL : lookup(s, e->name);
-  if (lookup_local(locals, e->name) || (y && y->kind != SYM_FN)) {
+  if (lookup_local(locals, e->name) || (y && y->kind != SYM_FN && y->node)) {
     diag_error(s->d, e->name_span, "'%s' is not a function", e->name);
     return NULL;
   }
   if (y)
-    return elab_fn_call(s, e, y->fn);
+    return y->fn ? elab_fn_call(s, e, y->fn, locals) : NULL;    /* NULL: its definition had errors */
   const Builtin *b = find_builtin(e->name);
   if (!b) {
     undefined(s, locals, e->name_span, e->name, true);
@@ -624,14 +646,14 @@ static Node *elab_name(Sema *s, const Expr *e, Local *locals) {
     diag_error(s->d, e->span, "'%s' is a function; call it: %s(...)", e->name, e->name);
     return NULL;
   }
-  if (y)
+  if (y)                                         /* node NULL: its definition had errors */
     return s->in_diff && y->symbolic ? y->symbolic : y->node;
   if (strcmp(e->name, "pi") == 0)
     return ir_const(s->g, M_PI);
   if (strcmp(e->name, "inf") == 0)
     return ir_const(s->g, INFINITY);
   if (strcmp(e->name, "loss") == 0) {
-    if (!s->p->loss)
+    if (!s->p->loss && !s->loss_failed)
       diag_error(s->d, e->span, "'loss' is used before 'loss = ...' defines it");
     return s->p->loss;
   }
@@ -700,19 +722,29 @@ static Sym *define(Sema *s, const char *name, SymKind kind, Span span) {
   return y;
 }
 
+/* A name whose definition failed is still defined, with no value, so that
+ * its uses do not report it again as undefined. */
+static void define_poisoned(Sema *s, const Stmt *st, SymKind kind) {
+  define(s, st->name, kind, st->name_span);
+}
+
 static void stmt_param(Sema *s, const Stmt *st) {
   Node *init = elab(s, st->value, NULL);
-  if (!check_new_name(s, st->name, st->name_span) || !init)
+  if (!check_new_name(s, st->name, st->name_span))
     return;
-  if (init->flags & NODE_HAS_VAR) {
+  if (init && (init->flags & NODE_HAS_VAR)) {
     diag_error(s->d, st->value->span, "a param's initial value must be a value, not a formula");
-    return;
+    init = NULL;
   }
   Tensor t;
   char *err = NULL;
-  if (!eval_node(s->p, init, NULL, NULL, 0, &t, &err)) {
+  if (init && !eval_node(s->p, init, NULL, NULL, 0, &t, &err)) {
     diag_error(s->d, st->value->span, "%s", err);
     free(err);
+    init = NULL;
+  }
+  if (!init) {
+    define_poisoned(s, st, SYM_PARAM);
     return;
   }
   Program *p = s->p;
@@ -731,9 +763,11 @@ static void stmt_param(Sema *s, const Stmt *st) {
 
 static void stmt_def(Sema *s, const Stmt *st) {
   Node *n = elab(s, st->value, NULL);
-  if (!check_new_name(s, st->name, st->name_span) || !n)
+  if (!check_new_name(s, st->name, st->name_span))
     return;
   Sym *y = define(s, st->name, SYM_DEF, st->name_span);
+  if (!n)
+    return;
   y->node = y->symbolic = n;
   if (n->flags & (NODE_HAS_PARAM | NODE_HAS_VAR))
     return;
@@ -748,6 +782,7 @@ static void stmt_def(Sema *s, const Stmt *st) {
   if (!eval_node(s->p, n, NULL, NULL, 0, &t, &err)) {
     diag_error(s->d, st->value->span, "%s", err);
     free(err);
+    y->node = y->symbolic = NULL;
     return;
   }
   if (t.shape.rank == 0) {
@@ -775,7 +810,7 @@ static Fn *new_fn(Sema *s, const Stmt *st) {
 }
 
 static void stmt_fn(Sema *s, const Stmt *st) {
-  bool ok = check_new_name(s, st->name, st->name_span);
+  bool is_new = check_new_name(s, st->name, st->name_span), ok = is_new;
   Fn *fn = new_fn(s, st);
   for (const Formal *f = st->formals; f; f = f->next)
     for (const Formal *g = st->formals; g != f; g = g->next)
@@ -802,15 +837,18 @@ static void stmt_fn(Sema *s, const Stmt *st) {
   }
   /* Check the body and derivs once, with the formals as scalar symbols;
    * calls re-elaborate them with the actual arguments. */
-  Node *vars[fn->arity + 1], *body, *hand[fn->arity + 1], *sym[fn->arity + 1];
-  for (int i = 0; i < fn->arity; i++)
+  int n = fn->arity;
+  Node *vars[n + 1], *body, *hand[n + 1], *sym[n + 1], *body_vars, *var_nodes[n + 1];
+  for (int i = 0; i < n; i++)
     vars[i] = ir_var(s->g, fn->formals[i], shape_scalar(), fn, i);
   s->defining = fn;
   int errors = s->d->nerrors;
-  ok &= expand_fn(s, fn, vars, &body, hand, sym, false) && s->d->nerrors == errors;
+  ok &= expand_fn(s, fn, vars, &body, hand, sym, false, &body_vars, var_nodes) &&
+        s->d->nerrors == errors;
   s->defining = NULL;
+  if (is_new)
+    define(s, st->name, SYM_FN, st->name_span)->fn = ok ? fn : NULL;
   if (ok) {
-    define(s, st->name, SYM_FN, st->name_span)->fn = fn;
     if (s->p->nfns == s->p->cap_fns) {
       s->p->cap_fns = s->p->cap_fns ? s->p->cap_fns * 2 : 8;
       s->p->fns = realloc(s->p->fns, sizeof(Fn *) * (size_t)s->p->cap_fns);
@@ -821,17 +859,19 @@ static void stmt_fn(Sema *s, const Stmt *st) {
 
 static void stmt_loss(Sema *s, const Stmt *st) {
   Node *n = elab(s, st->value, NULL);
-  if (s->p->loss) {
+  if (s->p->loss || s->loss_failed) {
     diag_error(s->d, st->span, "the loss is already defined");
     return;
   }
-  if (!n)
-    return;
-  if (n->shape.rank != 0) {
+  if (n && n->shape.rank != 0) {
     char sh[64];
     diag_error(s->d, st->value->span,
                "the loss must be a scalar, but this is a %s; reduce it with sum(...) or mean(...)",
                shape_str(n->shape, sh));
+    n = NULL;
+  }
+  if (!n) {
+    s->loss_failed = true;
     return;
   }
   s->p->loss = n;
@@ -886,9 +926,20 @@ static bool optimizer(Sema *s, const Expr *e, Optimizer *opt) {
   case OPT_ADAM: opt->beta1 = v[1]; opt->beta2 = v[2]; opt->eps = v[3]; break;
   case OPT_RMSPROP: opt->alpha = v[1]; opt->eps = v[2]; break;
   }
-  if (!(opt->lr > 0) || !isfinite(opt->lr)) {
-    diag_error(s->d, args[0] ? args[0]->span : e->span, "the learning rate must be positive");
-    return false;
+  /* PyTorch's own checks on the hyper-parameters. */
+  for (int i = 0; i < nparams_of(b); i++) {
+    const char *name = b->params[i];
+    bool unit = strncmp(name, "beta", 4) == 0 || strcmp(name, "alpha") == 0;
+    bool bad = !isfinite(v[i]) || v[i] < 0 || (unit && v[i] >= 1) ||
+               (strcmp(name, "lr") == 0 && v[i] == 0);
+    if (bad) {
+      char num[64];
+      dlrt_format(num, sizeof num, v[i], 1);
+      diag_error(s->d, args[i] ? args[i]->span : e->span, "%s's %s must be %s, not %s", b->name,
+                 name, unit ? "in [0, 1)" : strcmp(name, "lr") == 0 ? "positive" : "at least 0",
+                 num);
+      return false;
+    }
   }
   return true;
 }
@@ -906,7 +957,8 @@ static void stmt_train(Sema *s, const Expr *e) {
   if (args[2])
     ok &= constant_int(s, args[2], "log_every", 1, 1e12, &a->log_every);
   if (!s->p->loss) {
-    diag_error(s->d, e->span, "train before loss: define 'loss = ...' above this line");
+    if (!s->loss_failed)
+      diag_error(s->d, e->span, "train before loss: define 'loss = ...' above this line");
     return;
   }
   if (!(s->p->loss->flags & NODE_HAS_PARAM)) {
@@ -1019,7 +1071,8 @@ bool sema_program(Program *p, const Stmt *stmts) {
 bool sema_fn_partials(Program *p, const Fn *fn, Node *const *args, Node **body, Node **hand,
                       Node **sym) {
   Sema s = {.p = p, .g = p->graph, .d = p->diags, .syms = p->syms};
-  return expand_fn(&s, fn, args, body, hand, sym, true);
+  Node *body_vars, *var_nodes[fn->arity + 1];
+  return expand_fn(&s, fn, args, body, hand, sym, true, &body_vars, var_nodes);
 }
 
 void program_free(Program *p) {

@@ -89,9 +89,9 @@ static void collect(Factors *f, Node *n) {
     add_factor(f, n, 1);
 }
 
-/* c * scalars * vectors, left to right; NULL for an empty product. */
-static Node *build_product(Simp *s, Factors *f, bool scalars, bool vectors) {
-  Node *acc = NULL;
+/* acc * scalars * vectors, left to right (acc may be NULL); NULL for an
+ * empty product. */
+static Node *build_product(Simp *s, Factors *f, Node *acc, bool scalars, bool vectors) {
   for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < f->base.n; i++) {
       Node *b = f->base.items[i];
@@ -104,24 +104,22 @@ static Node *build_product(Simp *s, Factors *f, bool scalars, bool vectors) {
   return acc;
 }
 
-static Node *with_coef(Simp *s, double coef, Node *rest) {
-  if (!rest)
-    return num(s, coef);
-  if (coef == 1)
-    return rest;
-  if (coef == -1)
-    return ir_unary(s->g, OP_NEG, rest);
-  return ir_binary(s->g, OP_MUL, num(s, coef), rest);
+/* coef * rest: the coefficient starts the chain, so (3 * b) * sum(...)
+ * is one scalar product outside the loop; -1 becomes a negation. */
+static Node *with_coef(Simp *s, Factors *f, bool scalars, bool vectors, Node *tail) {
+  Node *acc = f->coef == 1 || f->coef == -1 ? NULL : num(s, f->coef);
+  acc = build_product(s, f, acc, scalars, vectors);
+  if (tail)
+    acc = acc ? ir_binary(s->g, OP_MUL, acc, tail) : tail;
+  if (!acc)
+    return num(s, f->coef);
+  return f->coef == -1 ? ir_unary(s->g, OP_NEG, acc) : acc;
 }
 
 static Node *normalize_product(Simp *s, Node *n) {
   Factors f = {.coef = 1};
   collect(&f, n);
-  Node *r;
-  if (f.coef == 0 && f.base.n == 0)
-    r = num(s, 0);
-  else
-    r = with_coef(s, f.coef, build_product(s, &f, true, true));
+  Node *r = f.coef == 0 ? num(s, 0) : with_coef(s, &f, true, true, NULL);
   nodelist_free(&f.base);
   free(f.expo);
   return r;
@@ -134,13 +132,14 @@ static Node *sum_of_product(Simp *s, Node *n) {
     return n;
   Factors f = {.coef = 1};
   collect(&f, arg);
-  Node *vec = build_product(s, &f, false, true);
-  Node *sca = build_product(s, &f, true, false);
+  Node *vec = build_product(s, &f, NULL, false, true);
+  bool has_scalar = false;
+  for (int i = 0; i < f.base.n; i++)
+    has_scalar |= f.base.items[i]->shape.rank == 0 && f.expo[i] != 0;
   Node *r = n;
-  if (vec && (sca || f.coef != 1)) {
+  if (vec && (has_scalar || f.coef != 1)) {
     Node *inner = ir_unary(s->g, n->op, ir_broadcast(s->g, vec, arg->shape));
-    Node *outer = sca ? ir_binary(s->g, OP_MUL, sca, inner) : inner;
-    r = with_coef(s, f.coef, outer);
+    r = with_coef(s, &f, true, false, inner);
   }
   nodelist_free(&f.base);
   free(f.expo);
@@ -151,7 +150,7 @@ static Node *sum_of_product(Simp *s, Node *n) {
 
 static Node *rewrite(Simp *s, Node *n) {
   Node *a = n->nargs > 0 ? n->args[0] : NULL, *b = n->nargs > 1 ? n->args[1] : NULL;
-  double va, vb;
+  double va = 0, vb = 0;
   bool ca = a && const_value(a, &va), cb = b && const_value(b, &vb);
   OpKind kind = op_info[n->op].kind;
 

@@ -282,6 +282,14 @@ START_TEST(rng_distributions) {
   }
   double mean = zsum / N;
   ck_assert_double_eq_tol(usum / N, 0.5, 0.01);
+  /* f32: every value is a float, and none reaches 1 */
+  dlrt_rand(u, N, 2024, 0);
+  double fsum = 0;
+  for (int i = 0; i < N; i++) {
+    ck_assert(u[i] >= 0 && u[i] < 1 && u[i] == (double)(float)u[i]);
+    fsum += u[i];
+  }
+  ck_assert_double_eq_tol(fsum / N, 0.5, 0.01);
   ck_assert_double_eq_tol(mean, 0, 0.02);
   ck_assert_double_eq_tol(zsq / N - mean * mean, 1, 0.02);
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# dev.sh — set up, build, and run dlc on a fresh Debian 12 machine.
+#
+#   scripts/dev.sh setup   install missing packages (apt-get, as root) and build
+#   scripts/dev.sh seed    setup, then run the seed example (examples/legendre.dl)
+#   scripts/dev.sh test    setup, then run every test (ctest)
+#
+# BUILD_DIR (default: build) and BUILD_TYPE (default: RelWithDebInfo) may be
+# set in the environment.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+packages=(gcc make cmake pkg-config flex bison check llvm-19-dev)
+
+install_packages() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "dev.sh: installing ${missing[*]}" >&2
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+  cmake --build "$build" -j "$(nproc)"
+}
+
+case "${1:-}" in
+  setup) install_packages; build ;;
+  seed) install_packages; build; "$build/dlc" run "$root/examples/legendre.dl" ;;
+  test) install_packages; build; ctest --test-dir "$build" --output-on-failure -j "$(nproc)" ;;
+  *) echo "usage: scripts/dev.sh setup|seed|test" >&2; exit 2 ;;
+esac
