@@ -29,7 +29,7 @@ typedef struct Cg {
   LLVMContextRef ctx;
   LLVMModuleRef mod;
   LLVMBuilderRef b;
-  LLVMTypeRef ft, dt, i64, i1, ptr;
+  LLVMTypeRef ft, dt, i64, ptr;
   LLVMValueRef fn;
   LLVMValueRef *bufs;                            /* base pointer of each buffer */
   NodeMap scalar;                                /* scalar node -> value, per step */
@@ -403,7 +403,6 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   c.dt = LLVMDoubleTypeInContext(ctx);
   c.ft = p->opts.f64 ? c.dt : LLVMFloatTypeInContext(ctx);
   c.i64 = LLVMInt64TypeInContext(ctx);
-  c.i1 = LLVMInt1TypeInContext(ctx);
   c.ptr = LLVMPointerTypeInContext(ctx, 0);
 
   LLVMTypeRef params[4] = {c.ptr, c.i64, c.i64, c.ptr};

@@ -376,7 +376,6 @@ typedef struct Action {
 typedef struct Options {
   bool f64;                                      /* --f64 */
   int opt_level;                                 /* -O0..-O3 (default 2) */
-  bool time;                                     /* --time */
 } Options;
 
 struct Program {
@@ -477,6 +476,8 @@ void schedule_free(Schedule *s);
 
 /* ------------------------------------------------------------- codegen.c */
 
+/* LLVM's own handle types, named without including LLVM's headers here:
+ * only codegen.c and jit.c see LLVM. */
 typedef struct LLVMOpaqueContext *LLVMContextRefDl;
 typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
 

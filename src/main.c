@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--target cpu]\n"
+    "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--target cpu] [--threads N]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3]\n"
     "       dlc --help | --version\n"
@@ -32,7 +32,8 @@ static const char usage[] =
     "  FILE may be - for standard input.\n"
     "  --f64      compute in double precision (default: float32)\n"
     "  -O0..-O3   LLVM optimization level (default: -O2)\n"
-    "  --target   cpu (the default; the GPU target is not built yet)\n";
+    "  --target   cpu (the default; the GPU target is not built yet)\n"
+    "  --threads  accepted; training runs on one thread in this version\n";
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT } Command;
 
@@ -123,6 +124,13 @@ int main(int argc, char **argv) {
         return usage_error("%s needs a value: cpu", a);
       if (strcmp(argv[i], "cpu") != 0)
         return usage_error("--target %s: only the cpu target is built so far", argv[i]);
+    } else if (strcmp(a, "--threads") == 0) {
+      char *end;
+      if (++i == argc || strtol(argv[i], &end, 10) < 1 || *end)
+        return usage_error("%s needs a whole number of at least 1", a);
+      if (strcmp(argv[i], "1") != 0)
+        fprintf(stderr, "dlc: warning: --threads %s: training runs on one thread in this "
+                        "version\n", argv[i]);
     } else if (a[0] == '-' && a[1])
       return usage_error("unknown option '%s'", a);
     else if (cmd == CMD_EMIT && !what)

@@ -8,6 +8,8 @@
  *   # expect: TEXT            a line of stdout (all of them, in order)
  *   # expect-error: L:C TEXT  stderr has "FILE:L:C: error: ...TEXT..."; exit 1
  *   # expect-stderr: TEXT     stderr contains TEXT
+ *   # reject-stderr: TEXT     stderr does not contain TEXT
+ *   # error-count: N          stderr has exactly N lines with ": error: "
  *   # exit: N                 the exit status (default 0, or 1 with errors)
  *   # command: WORDS          dlc WORDS FILE instead of dlc run FILE
  *   # args: WORDS             more arguments for dlc
@@ -172,8 +174,8 @@ int main(int argc, char **argv) {
   }
   Tol tol = {1e-4, 0}, tol64 = {1e-9, 0};
   char expect[1 << 16] = "", command[256] = "run", args[256] = "";
-  char *errors[64], *stderr_wants[64];
-  int nerrors = 0, nstderr = 0, want_exit = -1;
+  char *errors[64], *stderr_wants[64], *stderr_rejects[64];
+  int nerrors = 0, nstderr = 0, nreject = 0, want_exit = -1, want_count = -1;
   bool has_expect = false;
   char *copy = strdup(text);
   for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
@@ -189,6 +191,10 @@ int main(int argc, char **argv) {
       errors[nerrors++] = c + 14;
     else if (!strncmp(c, "expect-stderr: ", 15) && nstderr < 64)
       stderr_wants[nstderr++] = c + 15;
+    else if (!strncmp(c, "reject-stderr: ", 15) && nreject < 64)
+      stderr_rejects[nreject++] = c + 15;
+    else if (!strncmp(c, "error-count: ", 13))
+      want_count = atoi(c + 13);
     else if (!strncmp(c, "exit: ", 6))
       want_exit = atoi(c + 6);
     else if (!strncmp(c, "command: ", 9))
@@ -218,7 +224,7 @@ int main(int argc, char **argv) {
   snprintf(ref, sizeof ref, "%s/ref/%s.out", dir, name);
   snprintf(ref64, sizeof ref64, "%s/ref/%s.f64.out", dir, name);
   char *want = read_file(ref), *want64 = read_file(ref64);
-  if (!has_expect && !nerrors && !nstderr && !want && !want64) {
+  if (!has_expect && !nerrors && !nstderr && want_count < 0 && !want && !want64) {
     fprintf(stderr, "FAIL: %s has no expectation (# expect:, # expect-error:, or ref/%s.out)\n",
             file, name);
     return 1;
@@ -271,6 +277,19 @@ int main(int argc, char **argv) {
   for (int i = 0; i < nstderr; i++)
     if (!err || !strstr(err, stderr_wants[i]))
       fail("stderr lacks '%s'%s", stderr_wants[i], "");
+  for (int i = 0; i < nreject; i++)
+    if (err && strstr(err, stderr_rejects[i]))
+      fail("stderr has '%s'%s", stderr_rejects[i], ", which it should not");
+  if (want_count >= 0) {
+    int count = 0;
+    for (const char *at = err; at && (at = strstr(at, ": error: ")); at++)
+      count++;
+    char got_n[32], want_n[32];
+    snprintf(got_n, sizeof got_n, "%d", count);
+    snprintf(want_n, sizeof want_n, "%d", want_count);
+    if (count != want_count)
+      fail("stderr has %s errors, expected %s", got_n, want_n);
+  }
   if (failures)
     fprintf(stderr, "--- stdout:\n%s--- stderr:\n%s", out ? out : "", err ? err : "");
 

@@ -115,6 +115,26 @@ static inline void compile_text(const char *text) {
   ck_assert_msg(ok, "the test program does not compile:\n%s", text);
 }
 
+/* Parses and checks a program whose source is named `name` (load_csv
+ * paths are relative to its directory); returns whether it compiled, with
+ * the diagnostics left in fx.diags for the test to look at. */
+static inline bool try_compile_named(const char *name, const char *text) {
+  Source *src = source_new(fx.arena, name, text, strlen(text));
+  Stmt *stmts = parse_source(src, fx.arena, &fx.diags);
+  /* As the driver does: no sema after a syntax error. */
+  return fx.diags.nerrors == 0 && sema_program(fx.prog, stmts);
+}
+
+static inline bool try_compile(const char *text) { return try_compile_named("t.dl", text); }
+
+/* Like compile_text, for a source with the given name. */
+static inline void compile_named(const char *name, const char *text) {
+  bool ok = try_compile_named(name, text);
+  if (!ok)
+    diag_print(&fx.diags, stderr);
+  ck_assert_msg(ok, "the test program does not compile:\n%s", text);
+}
+
 static inline int param_index(const char *name) {
   for (int i = 0; i < fx.prog->nparams; i++)
     if (strcmp(fx.prog->params[i].name, name) == 0)
