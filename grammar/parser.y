@@ -493,10 +493,10 @@ static bool is_on_later_line(Parser *p, Span later, Span earlier) {
 }
 
 /* The message names what was found and what could have come instead, most
- * specific first: an unclosed bracket at the end of the file, a missing
+ * specific first: an unclosed bracket at the end of the file, a
+ * misplaced deriv, a chained comparison (inside brackets too), a missing
  * expression, a missing closing bracket (named with where it opened), a
- * misplaced deriv, a chained comparison, a statement that goes on after its
- * end; else the expected tokens themselves. */
+ * statement that goes on after its end; else the expected tokens. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *p) {
   yysymbol_kind_t expected[YYNTOKENS];
   int n = yypcontext_expected_tokens(ctx, expected, YYNTOKENS);
@@ -512,6 +512,12 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *p) {
   if (sym == YYSYMBOL_YYEOF && open)
     diag_error(p->diags, at, "unexpected end of file; %s at %s is not closed",
                bracket_text(open->tok), line_col(p, open->span));
+  else if (sym == YYSYMBOL_DERIV)
+    diag_error(p->diags, at, "unexpected 'deriv': a deriv clause must follow its fn "
+               "definition, on the lines right after it");
+  else if (is_comparison(sym) && !want[sym])
+    diag_error(p->diags, at, "unexpected %s: comparisons cannot be chained; add "
+               "parentheses", found);
   else if (want[YYSYMBOL_NUMBER] && want[YYSYMBOL_FN])
     diag_error(p->diags, at, "expected a statement, found %s", found);
   else if (want[YYSYMBOL_NUMBER])
@@ -526,13 +532,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *p) {
     } else
       diag_error(p->diags, at, "expected %s to close %s at %s, found %s", closer,
                  bracket_text(open->tok), line_col(p, open->span), found);
-  } else if (sym == YYSYMBOL_DERIV)
-    diag_error(p->diags, at, "unexpected 'deriv': a deriv clause must follow its fn "
-               "definition, on the lines right after it");
-  else if (is_comparison(sym) && !want[sym])
-    diag_error(p->diags, at, "unexpected %s: comparisons cannot be chained; add "
-               "parentheses", found);
-  else if (want[YYSYMBOL_NEWLINE]) {
+  } else if (want[YYSYMBOL_NEWLINE]) {
     bool call_then_eq = sym == YYTRANSLATE('=') && p->stmt_ntok == 2 &&
                         p->stmt_tok[0] == NAME && p->stmt_tok[1] == '(';
     diag_error(p->diags, at, "expected an operator or the end of the statement, found %s%s",

@@ -41,6 +41,17 @@ typedef struct Cg {
 static LLVMValueRef fconst(Cg *c, double v) { return LLVMConstReal(c->ft, v); }
 static LLVMValueRef iconst(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
 
+/* A scalar data leaf (a hoisted `lr = 5e-6`) is a constant of the code. */
+static bool is_constant(const Cg *c, const Node *n, double *v) {
+  if (n->op == OP_CONST)
+    *v = program_round(c->p, n->num);
+  else if (n->op == OP_DATA && n->shape.rank == 0)
+    *v = c->p->data[n->slot].value.v[0];
+  else
+    return false;
+  return true;
+}
+
 static LLVMValueRef with_flags(LLVMValueRef v, LLVMFastMathFlags f) {
   if (LLVMCanValueUseFastMathFlags(v))
     LLVMSetFastMathFlags(v, f);
@@ -103,17 +114,19 @@ static LLVMValueRef emit_pow(Cg *c, const Node *n, LLVMValueRef a, LLVMValueRef 
   const Node *e = n->args[1];
   while (e->op == OP_BROADCAST)
     e = e->args[0];
-  if (e->op == OP_CONST && e->num == floor(e->num) && fabs(e->num) <= 16)
-    return int_pow(c, a, (int)e->num);
-  if (e->op == OP_CONST && e->num == 0.5)
+  double k;
+  if (is_constant(c, e, &k) && k == floor(k) && fabs(k) <= 16)
+    return int_pow(c, a, (int)k);
+  if (is_constant(c, e, &k) && k == 0.5)
     return intrinsic1(c, "llvm.sqrt", a);
   LLVMValueRef args[2] = {a, b};
   return intrinsic(c, "llvm.pow", args, 2);
 }
 
 static LLVMValueRef value_of(Cg *c, const Node *n) {
-  if (n->op == OP_CONST)
-    return fconst(c, program_round(c->p, n->num));
+  double k;
+  if (is_constant(c, n, &k))
+    return fconst(c, k);
   LLVMValueRef v = nodemap_get(n->shape.rank ? &c->elem : &c->scalar, n);
   if (!v) {
     /* A schedule bug, not a user error: stop before emitting bad IR. */
@@ -132,8 +145,11 @@ static LLVMValueRef buf_elem_ptr(Cg *c, int buf, LLVMValueRef idx) {
 static LLVMValueRef emit_node(Cg *c, const Node *n) {
   LLVMValueRef a = n->nargs > 0 ? value_of(c, n->args[0]) : NULL;
   LLVMValueRef b = n->nargs > 1 ? value_of(c, n->args[1]) : NULL;
+  double v;
+  if (is_constant(c, n, &v))
+    return fconst(c, v);
   switch (n->op) {
-  case OP_CONST: return fconst(c, program_round(c->p, n->num));
+  case OP_CONST: break;
   case OP_PARAM:
   case OP_DATA: {
     int buf = n->op == OP_PARAM ? c->s->param_buf[n->slot] : c->s->data_buf[n->slot];

@@ -114,8 +114,12 @@ static const char *level_name(DiagLevel l) {
   return "?";
 }
 
+/* A UTF-8 continuation byte takes no column of its own on screen. */
+static bool continuation(char c) { return ((unsigned char)c & 0xC0) == 0x80; }
+
 /* The source line with a caret under the span's start and '~' under the
- * rest of it (clipped to that line). Tabs are kept so the caret lines up. */
+ * rest of it (clipped to that line). Tabs are kept so the caret lines up;
+ * columns count characters, not bytes. */
 static void print_snippet(FILE *out, const Source *s, int begin, int end) {
   int line, col;
   source_line_col(s, begin, &line, &col);
@@ -125,10 +129,12 @@ static void print_snippet(FILE *out, const Source *s, int begin, int end) {
     stop++;
   fprintf(out, "%5d | %.*s\n      | ", line, stop - start, s->text + start);
   for (int i = start; i < begin; i++)
-    fputc(s->text[i] == '\t' ? '\t' : ' ', out);
+    if (!continuation(s->text[i]))
+      fputc(s->text[i] == '\t' ? '\t' : ' ', out);
   fputc('^', out);
   for (int i = begin + 1; i < end && i < stop; i++)
-    fputc('~', out);
+    if (!continuation(s->text[i]))
+      fputc('~', out);
   fputc('\n', out);
 }
 

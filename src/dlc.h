@@ -335,8 +335,9 @@ typedef struct ParamInfo {
 } ParamInfo;
 
 typedef struct DataInfo {
-  const char *name;                              /* the definition's name, or NULL */
+  const char *name;                              /* the definition's name, or its text */
   Tensor value;
+  Node *defn;                                    /* a hoisted definition: what computed it */
 } DataInfo;
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_RMSPROP } OptimKind;

@@ -56,9 +56,10 @@ static void lower(Sched *c, Node **roots, int nroots) {
   for (int k = 0; k < order.n; k++) {
     Node *n = order.items[k];
     Node *r = n;
+    bool param_free = !(n->flags & (NODE_HAS_PARAM | NODE_HAS_VAR));
     if (n->op == OP_FNCALL) {
       r = nodemap_get(&map, ir_fncall_body(n));
-    } else if (n->shape.rank > 0 && nodemap_get(&expensive, n) && !(n->flags & NODE_HAS_VAR)) {
+    } else if (param_free && ((n->shape.rank > 0 && nodemap_get(&expensive, n)) || is_reduction(n))) {
       Tensor t;
       char *err = NULL;
       if (eval_node(c->p, n, NULL, NULL, 0, &t, &err))
@@ -170,7 +171,7 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
   for (int i = 0; i < p->ndata; i++)
     s->data_buf[i] = -1;
   for (int k = 0; k < order.n; k++)
-    if (order.items[k]->op == OP_DATA) {
+    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0) {   /* scalars are constants */
       int slot = order.items[k]->slot;
       s->data_buf[slot] = add_buf(s, BUF_DATA, slot, shape_numel(p->data[slot].value.shape));
     }

@@ -8,7 +8,8 @@
  *
  * Definitions are equations: `y_pred = a + b * x` stays a node over the
  * params. A definition that depends on no param is evaluated once, here
- * (hoisted), and becomes a data leaf; its symbolic form is kept for diff().
+ * (hoisted), and becomes a data leaf of its own, which remembers the
+ * expression that computed it for diff().
  * Param initial values are evaluated here too. What remains to run — prints
  * and training — becomes the program's action list (exec.c runs it).
  *
@@ -38,7 +39,6 @@ typedef struct Sym {
   SymKind kind;
   Span span;                                     /* where it was defined */
   Node *node;                                    /* its value: a leaf when hoisted */
-  Node *symbolic;                                /* its expression before hoisting */
   Fn *fn;                                        /* SYM_FN */
   struct Sym *next;
 } Sym;
@@ -162,35 +162,43 @@ static Local *lookup_local(Local *l, const char *name) {
   return NULL;
 }
 
-/* The closest known name, if close enough to be a likely typo. */
+/* The closest candidate to a misspelt name, if close enough to be a
+ * likely typo: at most a third of its letters changed (and at most 3). */
+typedef struct Nearest {
+  const char *name;
+  const char *best;
+  int dist;
+} Nearest;
+
+static Nearest nearest(const char *name) {
+  int d = (int)strlen(name) / 3 + 1;
+  return (Nearest){name, NULL, d > 3 ? 3 : d};
+}
+
+static void consider(Nearest *n, const char *cand) {
+  int d = edit_distance(n->name, cand);
+  if (d < n->dist || (d == n->dist && !n->best && d <= 1)) {
+    n->best = cand;
+    n->dist = d;
+  }
+}
+
 static const char *suggest(Sema *s, Local *locals, const char *name, bool functions) {
-  const char *best = NULL;
-  int best_d = (int)strlen(name) / 3 + 1;
-  if (best_d > 3)
-    best_d = 3;
-#define CONSIDER(cand)                                                                  \
-  do {                                                                                  \
-    int d_ = edit_distance(name, (cand));                                               \
-    if (d_ < best_d || (d_ == best_d && !best && d_ <= 1)) {                            \
-      best = (cand);                                                                    \
-      best_d = d_;                                                                      \
-    }                                                                                   \
-  } while (0)
+  Nearest n = nearest(name);
   for (Local *l = locals; l && !functions; l = l->next)
-    CONSIDER(l->name);
+    consider(&n, l->name);
   for (Sym *y = s->syms; y; y = y->next)
     if ((y->kind == SYM_FN) == functions)
-      CONSIDER(y->name);
+      consider(&n, y->name);
   if (functions)
     for (int i = 0; i < NBUILTINS; i++)
-      CONSIDER(builtins[i].name);
+      consider(&n, builtins[i].name);
   else {
-    CONSIDER("pi");
-    CONSIDER("inf");
-    CONSIDER("loss");
+    consider(&n, "pi");
+    consider(&n, "inf");
+    consider(&n, "loss");
   }
-#undef CONSIDER
-  return best;
+  return n.best;
 }
 
 static void undefined(Sema *s, Local *locals, Span span, const char *name, bool function) {
@@ -239,18 +247,12 @@ static bool bind_args(Sema *s, const Expr *call, const char *const *names, int n
       if (strcmp(names[i], a->name) == 0)
         k = i;
     if (k < 0) {
-      const char *best = NULL;
-      int best_d = 3;
-      for (int i = 0; i < nnames; i++) {
-        int dd = edit_distance(a->name, names[i]);
-        if (dd < best_d) {
-          best = names[i];
-          best_d = dd;
-        }
-      }
-      if (best)
+      Nearest near = nearest(a->name);
+      for (int i = 0; i < nnames; i++)
+        consider(&near, names[i]);
+      if (near.best)
         diag_error(s->d, a->name_span, "%s has no argument '%s'; did you mean '%s'?", what,
-                   a->name, best);
+                   a->name, near.best);
       else
         diag_error(s->d, a->name_span, "%s has no argument '%s'", what, a->name);
       ok = false;
@@ -344,6 +346,13 @@ static Tensor tensor_alloc(Shape shape) {
   return (Tensor){shape, malloc(sizeof(double) * (size_t)shape_numel(shape))};
 }
 
+/* The text of an expression as written, to name the data it made. */
+static const char *source_text(Sema *s, const Expr *e) {
+  const Span *sp = &e->span;
+  return sp->src ? arena_strndup(s->p->arena, sp->src->text + sp->begin, (size_t)(sp->end - sp->begin))
+                 : NULL;
+}
+
 static const char *string_literal(Sema *s, const Expr *e, const char *what) {
   if (e->kind != EX_STR || (e->parts && (e->parts->expr || e->parts->next))) {
     diag_error(s->d, e->span, "%s must be a string literal", what);
@@ -431,7 +440,7 @@ static Node *elab_load_csv(Sema *s, const Expr *call, Expr **args) {
     free(t.v);
     return NULL;
   }
-  return data_leaf(s, t, NULL);
+  return data_leaf(s, t, source_text(s, call));
 }
 
 /* linspace, zeros, ones, fill, rand, randn: evaluated now, a data leaf. */
@@ -463,7 +472,7 @@ static Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr 
   case B_RANDN: dlrt_randn(t.v, n, (uint64_t)seed, f64); break;
   default: break;
   }
-  return data_leaf(s, t, NULL);
+  return data_leaf(s, t, source_text(s, call));
 }
 
 /* Inlines fn at a call: the body with the formals bound to the actual
@@ -496,6 +505,13 @@ static bool expand_fn(Sema *s, const Fn *fn, Node *const *actuals, Node **body, 
       Local value = {"value", *body, n ? &bound[0] : NULL};
       if (!(hand[i] = elab(s, fn->derivs[i]->value, &value)))
         return false;
+      if (hand[i]->shape.rank && !shape_eq(hand[i]->shape, call)) {
+        char sd[64], sc[64];
+        diag_error(s->d, fn->derivs[i]->value->span,
+                   "deriv %s of %s is a %s, but the call's value is a %s", fn->formals[i],
+                   fn->name, shape_str(hand[i]->shape, sd), shape_str(call, sc));
+        return false;
+      }
     }
   }
   return true;
@@ -552,6 +568,44 @@ static Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn, Local *locals
   return r;
 }
 
+/* Does the hoisted definition behind data leaf d depend on target? */
+static bool computed_from(Sema *s, Node *d, Node *target) {
+  Node *defn = s->p->data[d->slot].defn;
+  if (!defn)
+    return false;
+  NodeList order = ir_topo(&defn, 1);
+  bool found = false;
+  for (int k = 0; k < order.n && !found; k++)
+    found = order.items[k] == target ||
+            (order.items[k]->op == OP_DATA && computed_from(s, order.items[k], target));
+  nodelist_free(&order);
+  return found;
+}
+
+/* A hoisted definition is a leaf holding its value. Where it was computed
+ * from the target, d e / d target goes through it: such leaves are opened
+ * up into their expressions, until none is left between e and the target. */
+static Node *expand_toward(Sema *s, Node *e, Node *target) {
+  for (;;) {
+    NodeList order = ir_topo(&e, 1), from = {0}, to = {0};
+    for (int k = 0; k < order.n; k++) {
+      Node *d = order.items[k];
+      if (d->op == OP_DATA && d != target && computed_from(s, d, target)) {
+        nodelist_push(&from, d);
+        nodelist_push(&to, s->p->data[d->slot].defn);
+      }
+    }
+    if (from.n)
+      e = ir_subst(s->g, e, from.items, to.items, from.n);
+    int opened = from.n;
+    nodelist_free(&order);
+    nodelist_free(&from);
+    nodelist_free(&to);
+    if (!opened)
+      return e;
+  }
+}
+
 static Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals) {
   if (args[1]->kind != EX_NAME) {
     diag_error(s->d, args[1]->span, "diff's second argument must be a name");
@@ -564,12 +618,7 @@ static Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals) {
   s->in_diff = was;
   if (!e || !wrt)
     return NULL;
-  /* Sym lookup gives hoisted definitions as data leaves; differentiate
-   * through their symbolic form instead. */
-  Sym *y = lookup(s, args[1]->name);
-  if (y && y->symbolic)
-    wrt = y->symbolic;
-  return simplify_node(s->g, elementwise_diff(s->g, e, wrt));
+  return simplify_node(s->g, elementwise_diff(s->g, expand_toward(s, e, wrt), wrt));
 }
 
 static const char *statement_only(BuiltinKind k) {
@@ -647,7 +696,7 @@ static Node *elab_name(Sema *s, const Expr *e, Local *locals) {
     return NULL;
   }
   if (y)                                         /* node NULL: its definition had errors */
-    return s->in_diff && y->symbolic ? y->symbolic : y->node;
+    return y->node;
   if (strcmp(e->name, "pi") == 0)
     return ir_const(s->g, M_PI);
   if (strcmp(e->name, "inf") == 0)
@@ -722,12 +771,6 @@ static Sym *define(Sema *s, const char *name, SymKind kind, Span span) {
   return y;
 }
 
-/* A name whose definition failed is still defined, with no value, so that
- * its uses do not report it again as undefined. */
-static void define_poisoned(Sema *s, const Stmt *st, SymKind kind) {
-  define(s, st->name, kind, st->name_span);
-}
-
 static void stmt_param(Sema *s, const Stmt *st) {
   Node *init = elab(s, st->value, NULL);
   if (!check_new_name(s, st->name, st->name_span))
@@ -744,7 +787,8 @@ static void stmt_param(Sema *s, const Stmt *st) {
     init = NULL;
   }
   if (!init) {
-    define_poisoned(s, st, SYM_PARAM);
+    /* Still defined, with no value: its uses are not reported again. */
+    define(s, st->name, SYM_PARAM, st->name_span);
     return;
   }
   Program *p = s->p;
@@ -762,19 +806,20 @@ static void stmt_param(Sema *s, const Stmt *st) {
 }
 
 static void stmt_def(Sema *s, const Stmt *st) {
+  int first_data = s->p->ndata;
   Node *n = elab(s, st->value, NULL);
   if (!check_new_name(s, st->name, st->name_span))
     return;
   Sym *y = define(s, st->name, SYM_DEF, st->name_span);
   if (!n)
     return;
-  y->node = y->symbolic = n;
+  y->node = n;
   if (n->flags & (NODE_HAS_PARAM | NODE_HAS_VAR))
     return;
-  /* Hoisting: a definition that depends on no param is computed once. */
-  if (n->op == OP_DATA) {
-    if (!s->p->data[n->slot].name)
-      s->p->data[n->slot].name = st->name;
+  /* Hoisting: a definition that depends on no param is computed once. A
+   * constructor's data just takes the name. */
+  if (n->op == OP_DATA && n->slot >= first_data) {
+    s->p->data[n->slot].name = st->name;
     return;
   }
   Tensor t;
@@ -782,15 +827,13 @@ static void stmt_def(Sema *s, const Stmt *st) {
   if (!eval_node(s->p, n, NULL, NULL, 0, &t, &err)) {
     diag_error(s->d, st->value->span, "%s", err);
     free(err);
-    y->node = y->symbolic = NULL;
+    y->node = NULL;
     return;
   }
-  if (t.shape.rank == 0) {
-    y->node = ir_const(s->g, t.v[0]);
-    free(t.v);
-  } else {
-    y->node = data_leaf(s, t, st->name);
-  }
+  /* A leaf of its own, even for a scalar: `x = 0.7` is not every 0.7, so
+   * diff(x * 0.7, x) is 0.7; and formulas show the name. */
+  y->node = data_leaf(s, t, st->name);
+  s->p->data[y->node->slot].defn = n;
 }
 
 static Fn *new_fn(Sema *s, const Stmt *st) {
@@ -812,12 +855,19 @@ static Fn *new_fn(Sema *s, const Stmt *st) {
 static void stmt_fn(Sema *s, const Stmt *st) {
   bool is_new = check_new_name(s, st->name, st->name_span), ok = is_new;
   Fn *fn = new_fn(s, st);
-  for (const Formal *f = st->formals; f; f = f->next)
+  for (const Formal *f = st->formals; f; f = f->next) {
     for (const Formal *g = st->formals; g != f; g = g->next)
       if (strcmp(f->name, g->name) == 0) {
         diag_error(s->d, f->span, "argument '%s' is listed twice", f->name);
         ok = false;
       }
+    if (strcmp(f->name, "value") == 0 && st->derivs) {
+      diag_error(s->d, f->span,
+                 "an argument cannot be named 'value' in a fn with derivs: there 'value' is "
+                 "the fn's result");
+      ok = false;
+    }
+  }
   for (const Deriv *dv = st->derivs; dv; dv = dv->next) {
     int k = -1;
     for (int i = 0; i < fn->arity; i++)
@@ -886,15 +936,13 @@ static bool optimizer(Sema *s, const Expr *e, Optimizer *opt) {
   const Builtin *b = e->kind == EX_CALL ? find_builtin(e->name) : NULL;
   if (!b || b->kind != B_OPTIMIZER) {
     if (e->kind == EX_CALL) {
-      const char *near = NULL;
-      int best = 3;
+      Nearest near = nearest(e->name);
       for (int i = 0; i < NBUILTINS; i++)
-        if (builtins[i].kind == B_OPTIMIZER && edit_distance(e->name, builtins[i].name) < best) {
-          best = edit_distance(e->name, builtins[i].name);
-          near = builtins[i].name;
-        }
+        if (builtins[i].kind == B_OPTIMIZER)
+          consider(&near, builtins[i].name);
       diag_error(s->d, e->name_span, "unknown optimizer '%s'%s%s%s (there are sgd, adam, rmsprop)",
-                 e->name, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+                 e->name, near.best ? "; did you mean '" : "", near.best ? near.best : "",
+                 near.best ? "'?" : "");
     } else {
       diag_error(s->d, e->span, "the optimizer must be sgd(...), adam(...) or rmsprop(...)");
     }
@@ -1038,7 +1086,7 @@ int program_add_data(Program *p, const char *name, Tensor t) {
     p->cap_data = p->cap_data ? p->cap_data * 2 : 8;
     p->data = realloc(p->data, sizeof(DataInfo) * (size_t)p->cap_data);
   }
-  p->data[p->ndata] = (DataInfo){name, t};
+  p->data[p->ndata] = (DataInfo){name, t, NULL};
   return p->ndata++;
 }
 

@@ -146,6 +146,74 @@ static Node *sum_of_product(Simp *s, Node *n) {
   return r;
 }
 
+/* -n, when n visibly starts with a minus (a negative constant leading a
+ * product or quotient, or a negation); else NULL. So that `a + -2 * b`
+ * reads `a - 2 * b`. */
+static Node *negate_lead(Simp *s, Node *n) {
+  double v;
+  if (n->op == OP_CONST && const_value(n, &v) && v < 0)
+    return num(s, -v);
+  if (n->op == OP_NEG)
+    return n->args[0];
+  if (n->op == OP_MUL || n->op == OP_DIV) {
+    Node *lead = negate_lead(s, n->args[0]);
+    return lead ? ir_binary(s->g, n->op, lead, n->args[1]) : NULL;
+  }
+  return NULL;
+}
+
+/* Is c a scalar that a training step knows only after a pass over the data
+ * (it reduces something that depends on a param)? */
+static bool waits_for_loop(Node *c) {
+  if (c->shape.rank != 0 || !(c->flags & NODE_HAS_PARAM))
+    return false;
+  NodeList order = ir_topo(&c, 1);
+  bool found = false;
+  for (int k = 0; k < order.n && !found; k++)
+    found = op_info[order.items[k]->op].kind == K_REDUCE && (order.items[k]->flags & NODE_HAS_PARAM);
+  nodelist_free(&order);
+  return found;
+}
+
+/* The operand of a + c, a - c or c - a that waits for a loop, if any. */
+static int scalar_side(const Node *n) {
+  if (n->op != OP_ADD && n->op != OP_SUB)
+    return -1;
+  for (int i = 0; i < 2; i++)
+    if (n->args[1 - i]->shape.rank > 0 && waits_for_loop(unwrap(n->args[i])))
+      return i;
+  return -1;
+}
+
+/* Linearity: sum(p * (a + c)) = sum(p * a) + c * sum(p), where c is a
+ * scalar that waits for a loop. It keeps the reduction from waiting for c:
+ * in a centered loss the mean's adjoint is such a c, and without this the
+ * backward pass would need a loop more than the forward one. Only then:
+ * splitting a sum can cancel digits, so it is not done for nothing. */
+static Node *distribute_sum(Simp *s, Node *n) {
+  Node *arg = n->args[0];
+  Factors f = {.coef = 1};
+  collect(&f, arg);
+  int k = -1, side = -1;
+  for (int i = 0; i < f.base.n && k < 0; i++)
+    if (f.expo[i] == 1 && (side = scalar_side(f.base.items[i])) >= 0)
+      k = i;
+  Node *r = n;
+  if (k >= 0) {
+    Node *sum = f.base.items[k], *c = unwrap(sum->args[side]), *a = sum->args[1 - side];
+    f.expo[k] = 0;                                 /* p: the other factors */
+    Node *p = with_coef(s, &f, true, true, NULL);
+    Node *pa = ir_broadcast(s->g, ir_binary(s->g, OP_MUL, p, a), arg->shape);
+    Node *left = mk1(s, n->op, pa);
+    Node *right = mk2(s, OP_MUL, c, mk1(s, n->op, ir_broadcast(s->g, p, arg->shape)));
+    Op op = sum->op == OP_SUB && side == 1 ? OP_SUB : OP_ADD;
+    r = sum->op == OP_SUB && side == 0 ? mk2(s, OP_SUB, right, left) : mk2(s, op, left, right);
+  }
+  nodelist_free(&f.base);
+  free(f.expo);
+  return r == n ? sum_of_product(s, n) : r;
+}
+
 /* ---- the local rules; n's arguments are already simplified */
 
 static Node *rewrite(Simp *s, Node *n) {
@@ -164,14 +232,14 @@ static Node *rewrite(Simp *s, Node *n) {
     if (ca && va == 0) return b;
     if (cb && vb == 0) return a;
     if (a == b) return mk2(s, OP_MUL, num(s, 2), a);
-    if (unwrap(b)->op == OP_NEG) return mk2(s, OP_SUB, a, unwrap(b)->args[0]);
-    if (unwrap(a)->op == OP_NEG) return mk2(s, OP_SUB, b, unwrap(a)->args[0]);
+    if (negate_lead(s, unwrap(b))) return mk2(s, OP_SUB, a, negate_lead(s, unwrap(b)));
+    if (negate_lead(s, unwrap(a))) return mk2(s, OP_SUB, b, negate_lead(s, unwrap(a)));
     return n;
   case OP_SUB:
     if (cb && vb == 0) return a;
     if (ca && va == 0) return mk1(s, OP_NEG, b);
     if (a == b) return num(s, 0);
-    if (unwrap(b)->op == OP_NEG) return mk2(s, OP_ADD, a, unwrap(b)->args[0]);
+    if (negate_lead(s, unwrap(b))) return mk2(s, OP_ADD, a, negate_lead(s, unwrap(b)));
     return n;
   case OP_MUL: {
     if ((ca && va == 0) || (cb && vb == 0))
@@ -208,7 +276,7 @@ static Node *rewrite(Simp *s, Node *n) {
     if (x->op == OP_BROADCAST && x->args[0]->shape.rank == 0)    /* sum of a constant vector */
       return n->op == OP_MEAN ? x->args[0]
                               : mk2(s, OP_MUL, num(s, (double)shape_numel(x->shape)), x->args[0]);
-    return sum_of_product(s, n);
+    return distribute_sum(s, n);
   }
   case OP_BROADCAST:
     if (a->op == OP_BROADCAST) return ir_broadcast(s->g, a->args[0], n->shape);

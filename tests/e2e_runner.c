@@ -14,6 +14,8 @@
  *   # command: WORDS          dlc WORDS FILE instead of dlc run FILE
  *   # args: WORDS             more arguments for dlc
  *   # tolerance: rtol=R atol=A         for numbers (default rtol=1e-4 atol=0)
+ *   # tolerance: exact                 stdout must match character for character
+ *                                      (to test how numbers are printed)
  *   # tolerance-f64: rtol=R atol=A     for the --f64 run (default rtol=1e-9)
  *   DIR/ref/NAME.out          the whole stdout of `dlc run`
  *   DIR/ref/NAME.f64.out      the whole stdout of `dlc run --f64`
@@ -34,6 +36,7 @@
 
 typedef struct Tol {
   double rtol, atol;
+  bool exact;                                    /* compare as text only */
 } Tol;
 
 static int failures;
@@ -94,6 +97,8 @@ static bool starts_number(const char *s) {
 
 /* Compares one line: numbers within tol, the rest exactly. */
 static bool line_matches(const char *got, const char *want, Tol tol) {
+  if (tol.exact)
+    return strcmp(got, want) == 0;
   while (*got && *want) {
     if (starts_number(got) && starts_number(want)) {
       char *ge, *we;
@@ -151,6 +156,8 @@ static Tol parse_tol(const char *s, Tol t) {
     t.rtol = strtod(r + 5, NULL);
   if (a)
     t.atol = strtod(a + 5, NULL);
+  if (strstr(s, "exact"))
+    t.exact = true;
   return t;
 }
 
@@ -172,7 +179,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cannot read %s\n", file);
     return 2;
   }
-  Tol tol = {1e-4, 0}, tol64 = {1e-9, 0};
+  Tol tol = {1e-4, 0, false}, tol64 = {1e-9, 0, false};
   char expect[1 << 16] = "", command[256] = "run", args[256] = "";
   char *errors[64], *stderr_wants[64], *stderr_rejects[64];
   int nerrors = 0, nstderr = 0, nreject = 0, want_exit = -1, want_count = -1;

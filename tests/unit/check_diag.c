@@ -210,6 +210,23 @@ START_TEST(print_tabs) {
 }
 END_TEST
 
+/* UTF-8: a character of several bytes takes one column under the line,
+ * before the caret and under the span. */
+START_TEST(print_utf8) {
+  const Source *s = src("u.dl", "print(\"\xc3\xa9t\xc3\xa9\", x\xc2\xb2 + foo)\n");
+  int b = at(s, "foo");
+  diag_error(&D, span(s, b, b + 3), "m");
+  int q = at(s, "x\xc2\xb2");
+  diag_error(&D, span(s, q, q + 3), "n");
+  char *got = printed();
+  ck_assert_msg(strstr(got, "    1 | print(\"\xc3\xa9t\xc3\xa9\", x\xc2\xb2 + foo)\n"
+                            "      |                   ^~~\n"),
+                "diag_print wrote:\n%s", got);
+  ck_assert_msg(strstr(got, "      |              ^~\n"), "diag_print wrote:\n%s", got);
+  free(got);
+}
+END_TEST
+
 START_TEST(print_wide_line_numbers) {
   char text[4000] = "";
   size_t n = 0;
@@ -308,6 +325,7 @@ static Suite *diag_suite(void) {
   tcase_add_test(tc, print_crlf_line);
   tcase_add_test(tc, print_last_line_and_empty_span);
   tcase_add_test(tc, print_tabs);
+  tcase_add_test(tc, print_utf8);
   tcase_add_test(tc, print_wide_line_numbers);
   tcase_add_test(tc, print_notes_and_warnings);
   tcase_add_test(tc, print_no_location);

@@ -22,6 +22,15 @@ static void teardown(void) {
   A = NULL;
 }
 
+/* The index of the first byte of p[0..n) that is not `byte`, or n. (One
+ * assertion per block, not per byte: check's assertions are not free.) */
+static size_t first_not(const unsigned char *p, size_t n, unsigned char byte) {
+  size_t i = 0;
+  while (i < n && p[i] == byte)
+    i++;
+  return i;
+}
+
 /* ---- arena */
 
 START_TEST(arena_zeroed_and_aligned) {
@@ -34,10 +43,27 @@ START_TEST(arena_zeroed_and_aligned) {
       ck_assert_ptr_nonnull(p);
       ck_assert_msg((uintptr_t)p % 16 == 0, "block of %zu bytes at %p is not 16-aligned",
                     sizes[k], (void *)p);
-      for (size_t i = 0; i < sizes[k]; i++)
-        ck_assert_msg(p[i] == 0, "byte %zu of a %zu-byte block is %d, not 0", i, sizes[k], p[i]);
+      size_t i = first_not(p, sizes[k], 0);
+      ck_assert_msg(i == sizes[k], "byte %zu of a %zu-byte block is %d, not 0", i, sizes[k], p[i]);
       memset(p, 0xAB, sizes[k]);                 /* dirty it: the next block must still be zero */
     }
+}
+END_TEST
+
+/* Memory the heap hands back dirty (from a freed arena) still comes out
+ * of the next arena zeroed. */
+START_TEST(arena_zeroed_after_reuse) {
+  for (int round = 0; round < 4; round++) {
+    for (int i = 0; i < 200; i++) {
+      size_t n = 100 + (size_t)i * 13;
+      unsigned char *p = arena_alloc(A, n);
+      size_t k = first_not(p, n, 0);
+      ck_assert_msg(k == n, "round %d, block %d: byte %zu is %d, not 0", round, i, k, p[k]);
+      memset(p, 0xEE, n);
+    }
+    arena_free(A);
+    A = arena_new();
+  }
 }
 END_TEST
 
@@ -51,9 +77,10 @@ START_TEST(arena_blocks_disjoint) {
     blocks[i] = arena_alloc(A, sizes[i]);
     memset(blocks[i], i & 0xFF, sizes[i]);
   }
-  for (int i = 0; i < N; i++)
-    for (size_t k = 0; k < sizes[i]; k++)
-      ck_assert_msg(blocks[i][k] == (i & 0xFF), "block %d byte %zu was overwritten", i, k);
+  for (int i = 0; i < N; i++) {
+    size_t k = first_not(blocks[i], sizes[i], (unsigned char)(i & 0xFF));
+    ck_assert_msg(k == sizes[i], "block %d byte %zu was overwritten", i, k);
+  }
 }
 END_TEST
 
@@ -65,18 +92,16 @@ START_TEST(arena_large_blocks) {
   memset(small, 1, 24);
   unsigned char *p = arena_alloc(A, big);
   ck_assert((uintptr_t)p % 16 == 0);
-  for (size_t i = 0; i < big; i++)
-    ck_assert_msg(p[i] == 0, "byte %zu of a 1 MiB block is not 0", i);
+  size_t at = first_not(p, big, 0);
+  ck_assert_msg(at == big, "byte %zu of a 1 MiB block is not 0", at);
   memset(p, 0xCD, big);
   unsigned char *q = arena_alloc(A, 64 * 1024 + 1);
-  for (size_t i = 0; i < 64 * 1024 + 1; i++)
-    ck_assert_msg(q[i] == 0, "byte %zu of a chunk-and-a-byte block is not 0", i);
+  at = first_not(q, 64 * 1024 + 1, 0);
+  ck_assert_msg(at == 64 * 1024 + 1, "byte %zu of a chunk-and-a-byte block is not 0", at);
   unsigned char *after = arena_alloc(A, 40);
-  for (int i = 0; i < 40; i++)
-    ck_assert(after[i] == 0);
+  ck_assert_uint_eq(first_not(after, 40, 0), 40);
   /* The earlier blocks are intact. */
-  for (int i = 0; i < 24; i++)
-    ck_assert(small[i] == 1);
+  ck_assert_uint_eq(first_not(small, 24, 1), 24);
   ck_assert(p[0] == 0xCD && p[big - 1] == 0xCD);
 }
 END_TEST
@@ -183,8 +208,12 @@ START_TEST(edit_distance_values) {
       {"", "", 0},          {"", "abc", 3},         {"abc", "", 3},
       {"size", "size", 0},  {"siz", "size", 1},     {"size", "sise", 1},
       {"kitten", "sitting", 3}, {"flaw", "lawn", 2}, {"sgd", "adam", 4},
-      {"lienspace", "linspace", 1}, {"ab", "ba", 2}, {"intention", "execution", 5},
+      {"lienspace", "linspace", 1}, {"intention", "execution", 5},
       {"log_every", "logevery", 1}, {"Sin", "sin", 1},
+      /* A swap of two neighbours is one edit (optimal string alignment:
+       * a swapped pair is not edited again, so "ca" -> "abc" is 3). */
+      {"ab", "ba", 1}, {"mena", "mean", 1}, {"lsos", "loss", 1}, {"lsso", "loss", 2}, {"ca", "abc", 3},
+      {"abcd", "badc", 2},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ck_assert_msg(edit_distance(cases[i].a, cases[i].b) == cases[i].d,
@@ -216,6 +245,7 @@ static Suite *util_suite(void) {
   TCase *tc = tcase_create("arena");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, arena_zeroed_and_aligned);
+  tcase_add_test(tc, arena_zeroed_after_reuse);
   tcase_add_test(tc, arena_blocks_disjoint);
   tcase_add_test(tc, arena_large_blocks);
   tcase_add_test(tc, arena_zero_size);
