@@ -594,6 +594,31 @@ static void sort_diags(Diags *d, int first) {
   }
 }
 
+static int stmt_depth(const Stmt *st) {
+  int depth = st->value ? st->value->depth : 0;
+  for (const Deriv *dv = st->derivs; dv; dv = dv->next)
+    if (dv->value->depth > depth)
+      depth = dv->value->depth;
+  return depth;
+}
+
+/* Statements nested deeper than MAX_EXPR_DEPTH are reported and dropped,
+ * so that no later pass recurses without bound. */
+static Stmt *drop_too_deep(Stmt *stmts, Diags *d) {
+  Stmt **link = &stmts;
+  while (*link) {
+    int depth = stmt_depth(*link);
+    if (depth > MAX_EXPR_DEPTH) {
+      diag_error(d, (*link)->span, "this statement is nested %d levels deep; the limit is %d",
+                 depth, MAX_EXPR_DEPTH);
+      *link = (*link)->next;
+    } else {
+      link = &(*link)->next;
+    }
+  }
+  return stmts;
+}
+
 Stmt *parse_source(const Source *src, Arena *a, Diags *d) {
   Parser p;
   int first = d->n;
@@ -601,8 +626,9 @@ Stmt *parse_source(const Source *src, Arena *a, Diags *d) {
     return NULL;
   yyparse(&p);
   parser_fini(&p);
+  Stmt *stmts = drop_too_deep(p.stmts, d);
   sort_diags(d, first);
-  return p.stmts;
+  return stmts;
 }
 
 /* Writes s as a dl string literal would spell it. */

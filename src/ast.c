@@ -19,7 +19,13 @@ static Expr *new_expr(Arena *a, ExprKind kind, Span s) {
   Expr *e = arena_alloc(a, sizeof *e);
   e->kind = kind;
   e->span = s;
+  e->depth = 1;
   return e;
+}
+
+static void below(Expr *e, const Expr *child) {
+  if (child && child->depth + 1 > e->depth)
+    e->depth = child->depth + 1;
 }
 
 Expr *ast_num(Arena *a, Span s, double v) {
@@ -37,6 +43,8 @@ Expr *ast_name(Arena *a, Span s, const char *name) {
 Expr *ast_str(Arena *a, Span s, StrPart *parts) {
   Expr *e = new_expr(a, EX_STR, s);
   e->parts = parts;
+  for (const StrPart *part = parts; part; part = part->next)
+    below(e, part->expr);
   return e;
 }
 
@@ -44,6 +52,7 @@ Expr *ast_unary(Arena *a, Span s, Op op, Expr *x) {
   Expr *e = new_expr(a, EX_UNARY, s);
   e->op = op;
   e->lhs = x;
+  below(e, x);
   return e;
 }
 
@@ -52,6 +61,8 @@ Expr *ast_binary(Arena *a, Span s, Op op, Expr *l, Expr *r) {
   e->op = op;
   e->lhs = l;
   e->rhs = r;
+  below(e, l);
+  below(e, r);
   return e;
 }
 
@@ -60,6 +71,8 @@ Expr *ast_call(Arena *a, Span s, const char *name, Span name_span, Arg *args) {
   e->name = name;
   e->name_span = name_span;
   e->args = args;
+  for (const Arg *g = args; g; g = g->next)
+    below(e, g->value);
   return e;
 }
 

@@ -117,9 +117,13 @@ static const char *level_name(DiagLevel l) {
 /* A UTF-8 continuation byte takes no column of its own on screen. */
 static bool continuation(char c) { return ((unsigned char)c & 0xC0) == 0x80; }
 
+/* Lines longer than this show only a window around the caret. */
+enum { SNIPPET_WIDTH = 100 };
+
 /* The source line with a caret under the span's start and '~' under the
  * rest of it (clipped to that line). Tabs are kept so the caret lines up;
- * columns count characters, not bytes. */
+ * columns count characters, not bytes. A long line is cut to a window
+ * around the caret, with "..." where it was cut. */
 static void print_snippet(FILE *out, const Source *s, int begin, int end) {
   int line, col;
   source_line_col(s, begin, &line, &col);
@@ -127,12 +131,23 @@ static void print_snippet(FILE *out, const Source *s, int begin, int end) {
   int stop = start;
   while ((size_t)stop < s->len && s->text[stop] != '\n' && s->text[stop] != '\r')
     stop++;
-  fprintf(out, "%5d | %.*s\n      | ", line, stop - start, s->text + start);
-  for (int i = start; i < begin; i++)
+  int from = start, to = stop;
+  if (stop - start > SNIPPET_WIDTH) {
+    from = begin - SNIPPET_WIDTH / 2 > start ? begin - SNIPPET_WIDTH / 2 : start;
+    to = from + SNIPPET_WIDTH < stop ? from + SNIPPET_WIDTH : stop;
+    while (from > start && continuation(s->text[from]))
+      from--;
+    while (to < stop && continuation(s->text[to]))
+      to++;
+  }
+  const char *lead = from > start ? "..." : "", *tail = to < stop ? "..." : "";
+  fprintf(out, "%5d | %s%.*s%s\n      | %*s", line, lead, to - from, s->text + from, tail,
+          (int)strlen(lead), "");
+  for (int i = from; i < begin; i++)
     if (!continuation(s->text[i]))
       fputc(s->text[i] == '\t' ? '\t' : ' ', out);
   fputc('^', out);
-  for (int i = begin + 1; i < end && i < stop; i++)
+  for (int i = begin + 1; i < end && i < to; i++)
     if (!continuation(s->text[i]))
       fputc('~', out);
   fputc('\n', out);

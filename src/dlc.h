@@ -144,9 +144,14 @@ typedef struct StrPart {
   struct StrPart *next;
 } StrPart;
 
+/* Deeper expressions are refused by the parser: every pass that walks an
+ * expression recursively stays within the compiler's stack (main.c). */
+#define MAX_EXPR_DEPTH 10000
+
 struct Expr {
   ExprKind kind;
   Span span;                                     /* the whole expression */
+  int depth;                                     /* nesting: 1 for a leaf */
   double num;                                    /* EX_NUM */
   const char *name;                              /* EX_NAME; EX_CALL: the callee */
   Span name_span;                                /* EX_CALL: the callee's name */

@@ -8,6 +8,7 @@
  */
 #include "dlc.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,6 +87,38 @@ done:
   return ok ? 0 : 1;
 }
 
+/* The compiler's passes recurse over expressions up to MAX_EXPR_DEPTH
+ * deep; they run on a thread whose stack has room for that (the memory is
+ * only reserved, not used, until needed). */
+enum { COMPILER_STACK = 512 << 20 };
+
+typedef struct Job {
+  Command cmd;
+  const char *what, *path;
+  Options opts;
+  int status;
+} Job;
+
+static void *run_job(void *arg) {
+  Job *job = arg;
+  job->status = compile_and_run(job->cmd, job->what, job->path, job->opts);
+  return NULL;
+}
+
+static int run_on_big_stack(Job *job) {
+  pthread_attr_t attr;
+  pthread_t thread;
+  pthread_attr_init(&attr);
+  if (pthread_attr_setstacksize(&attr, COMPILER_STACK) != 0 ||
+      pthread_create(&thread, &attr, run_job, job) != 0) {
+    run_job(job);                                /* no thread: the main stack will do */
+  } else {
+    pthread_join(thread, NULL);
+  }
+  pthread_attr_destroy(&attr);
+  return job->status;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage, isatty(STDIN_FILENO) ? stdout : stderr);
@@ -151,5 +184,6 @@ int main(int argc, char **argv) {
   }
   if (!path)
     return usage_error("%s", "no input file (use - for standard input)");
-  return compile_and_run(cmd, what, path, opts);
+  Job job = {cmd, what, path, opts, 0};
+  return run_on_big_stack(&job);
 }
