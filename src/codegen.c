@@ -296,8 +296,10 @@ typedef struct Step {
   LLVMValueRef step_size, bc2_sqrt;              /* adam, per step */
 } Step;
 
+/* The new value of one param (element); with commit, the optimizer state
+ * is stored too. */
 static LLVMValueRef update_value(Cg *c, const Step *st, LLVMValueRef p, LLVMValueRef g,
-                                 LLVMValueRef *state_ptr) {
+                                 LLVMValueRef *state_ptr, bool commit) {
   const Optimizer *o = c->opt;
   switch (o->kind) {
   case OPT_SGD: {
@@ -305,7 +307,8 @@ static LLVMValueRef update_value(Cg *c, const Step *st, LLVMValueRef p, LLVMValu
     if (o->momentum != 0) {                     /* buf = momentum * buf + g (buf starts at 0) */
       LLVMValueRef buf = LLVMBuildLoad2(c->b, c->ft, state_ptr[0], "");
       d = arith(c, LLVMFAdd, arith(c, LLVMFMul, buf, fconst(c, o->momentum)), g);
-      LLVMBuildStore(c->b, d, state_ptr[0]);
+      if (commit)
+        LLVMBuildStore(c->b, d, state_ptr[0]);
     }
     return arith(c, LLVMFAdd, p, arith(c, LLVMFMul, fconst(c, -o->lr), d));
   }
@@ -316,8 +319,10 @@ static LLVMValueRef update_value(Cg *c, const Step *st, LLVMValueRef p, LLVMValu
               arith(c, LLVMFMul, fconst(c, 1 - o->beta1), g));
     v = arith(c, LLVMFAdd, arith(c, LLVMFMul, v, fconst(c, o->beta2)),
               arith(c, LLVMFMul, arith(c, LLVMFMul, fconst(c, 1 - o->beta2), g), g));
-    LLVMBuildStore(c->b, m, state_ptr[0]);
-    LLVMBuildStore(c->b, v, state_ptr[1]);
+    if (commit) {
+      LLVMBuildStore(c->b, m, state_ptr[0]);
+      LLVMBuildStore(c->b, v, state_ptr[1]);
+    }
     LLVMValueRef denom = arith(c, LLVMFAdd, arith(c, LLVMFDiv, intrinsic1(c, "llvm.sqrt", v), st->bc2_sqrt),
                                fconst(c, o->eps));
     LLVMValueRef neg_step = LLVMBuildFNeg(c->b, st->step_size, "");
@@ -327,7 +332,8 @@ static LLVMValueRef update_value(Cg *c, const Step *st, LLVMValueRef p, LLVMValu
     LLVMValueRef sq = LLVMBuildLoad2(c->b, c->ft, state_ptr[0], "");
     sq = arith(c, LLVMFAdd, arith(c, LLVMFMul, sq, fconst(c, o->alpha)),
                arith(c, LLVMFMul, arith(c, LLVMFMul, fconst(c, 1 - o->alpha), g), g));
-    LLVMBuildStore(c->b, sq, state_ptr[0]);
+    if (commit)
+      LLVMBuildStore(c->b, sq, state_ptr[0]);
     LLVMValueRef avg = arith(c, LLVMFAdd, intrinsic1(c, "llvm.sqrt", sq), fconst(c, o->eps));
     return arith(c, LLVMFAdd, p, arith(c, LLVMFDiv, arith(c, LLVMFMul, fconst(c, -o->lr), g), avg));
   }
@@ -350,11 +356,14 @@ static void adam_step_terms(Cg *c, Step *st) {
   st->bc2_sqrt = c->ft == c->dt ? bc2_sqrt : LLVMBuildFPTrunc(c->b, bc2_sqrt, c->ft, "");
 }
 
-static void emit_update(Cg *c, Step *st) {
+/* Every param's update. It runs twice: first without commit, computing the
+ * new values only and returning whether all are finite; then, if they are,
+ * with commit, storing them and the optimizer state. So an update that
+ * would overflow a param leaves every param as it was. */
+static LLVMValueRef emit_update(Cg *c, const Step *st, bool commit) {
   const Program *p = c->p;
   const Schedule *s = c->s;
-  if (c->opt->kind == OPT_ADAM)
-    adam_step_terms(c, st);
+  LLVMValueRef ok = LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 1, 0);
   for (int i = 0; i < p->nparams; i++) {
     int64_t n = shape_numel(p->params[i].node->shape);
     if (p->params[i].node->shape.rank == 0) {
@@ -362,8 +371,11 @@ static void emit_update(Cg *c, Step *st) {
       for (int k = 0; k < 2; k++)
         state[k] = s->state_buf[2 * i + k] >= 0 ? c->bufs[s->state_buf[2 * i + k]] : NULL;
       LLVMValueRef pv = value_of(c, p->params[i].node);
-      LLVMValueRef nv = update_value(c, st, pv, value_of(c, s->grads[i]), state);
-      LLVMBuildStore(c->b, nv, c->bufs[s->param_buf[i]]);
+      LLVMValueRef nv = update_value(c, st, pv, value_of(c, s->grads[i]), state, commit);
+      if (commit)
+        LLVMBuildStore(c->b, nv, c->bufs[s->param_buf[i]]);
+      else
+        ok = LLVMBuildAnd(c->b, ok, is_finite(c, nv), "");
       continue;
     }
     /* A vector param: a loop over its elements and its stored gradient. */
@@ -373,19 +385,30 @@ static void emit_update(Cg *c, Step *st) {
     LLVMBuildBr(c->b, body);
     LLVMPositionBuilderAtEnd(c->b, body);
     LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "j");
+    LLVMValueRef bad = commit ? NULL : LLVMBuildPhi(c->b, c->ft, "nonfinite");
     LLVMValueRef pp = buf_elem_ptr(c, s->param_buf[i], j);
     LLVMValueRef gv = LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, s->grad_buf[i], j), "");
     LLVMValueRef state[2];
     for (int k = 0; k < 2; k++)
       state[k] = s->state_buf[2 * i + k] >= 0 ? buf_elem_ptr(c, s->state_buf[2 * i + k], j) : NULL;
-    LLVMValueRef nv = update_value(c, st, LLVMBuildLoad2(c->b, c->ft, pp, ""), gv, state);
-    LLVMBuildStore(c->b, nv, pp);
+    LLVMValueRef nv = update_value(c, st, LLVMBuildLoad2(c->b, c->ft, pp, ""), gv, state, commit);
+    LLVMValueRef bad_next = NULL;
+    if (commit)
+      LLVMBuildStore(c->b, nv, pp);
+    else                                          /* v - v is NaN unless v is finite */
+      bad_next = with_flags(LLVMBuildFAdd(c->b, bad, LLVMBuildFSub(c->b, nv, nv, ""), ""),
+                            LLVMFastMathAllowReassoc);
     LLVMValueRef jn = LLVMBuildAdd(c->b, j, iconst(c, 1), "");
     LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, iconst(c, n), ""), body, done);
     LLVMAddIncoming(j, (LLVMValueRef[]){iconst(c, 0), jn}, (LLVMBasicBlockRef[]){pre, end}, 2);
+    if (bad)
+      LLVMAddIncoming(bad, (LLVMValueRef[]){fconst(c, 0), bad_next}, (LLVMBasicBlockRef[]){pre, end}, 2);
     LLVMPositionBuilderAtEnd(c->b, done);
+    if (bad)
+      ok = LLVMBuildAnd(c->b, ok, fcmp(c, LLVMRealOEQ, bad_next, fconst(c, 0)), "");
   }
+  return ok;
 }
 
 static LLVMValueRef log_function(Cg *c, LLVMTypeRef *fty) {
@@ -477,7 +500,13 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBuildCondBr(c.b, ok, update, failed);
 
   LLVMPositionBuilderAtEnd(c.b, update);
-  emit_update(&c, &st);
+  if (opt->kind == OPT_ADAM)
+    adam_step_terms(&c, &st);
+  LLVMBasicBlockRef commit = LLVMAppendBasicBlockInContext(ctx, c.fn, "update.commit");
+  LLVMBasicBlockRef overflow = LLVMAppendBasicBlockInContext(ctx, c.fn, "update.overflow");
+  LLVMBuildCondBr(c.b, emit_update(&c, &st, false), commit, overflow);
+  LLVMPositionBuilderAtEnd(c.b, commit);
+  emit_update(&c, &st, true);
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c.b);
   LLVMBuildBr(c.b, head);
   LLVMAddIncoming(st.t, (LLVMValueRef[]){iconst(&c, 0), t1}, (LLVMBasicBlockRef[]){entry, latch}, 2);
@@ -486,6 +515,8 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBuildRet(c.b, steps);
   LLVMPositionBuilderAtEnd(c.b, failed);
   LLVMBuildRet(c.b, st.t);
+  LLVMPositionBuilderAtEnd(c.b, overflow);
+  LLVMBuildRet(c.b, LLVMBuildSub(c.b, iconst(&c, -1), st.t, ""));
 
   free(c.bufs);
   free(c.loop_bad);

@@ -489,8 +489,10 @@ typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
 
 /* Emits `int64_t dl_train(void **bufs, int64_t steps, int64_t log_every,
  * void *ctx)` into a new module: all steps of forward, backward, the finite
- * check and the optimizer update. Returns the step at which the loss or a
- * gradient became NaN or infinite (params untouched since), or `steps`. */
+ * check and the optimizer update. Returns `steps`; or t, the step at which
+ * the loss or a gradient became NaN or infinite; or -1 - t when step t's
+ * update would make a param NaN or infinite. The params are left as they
+ * were before step t. */
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
                               LLVMContextRefDl ctx, const char *fn_name);
 

@@ -95,6 +95,14 @@ static void copy_params_back(Program *p, const Schedule *s, void **bufs) {
 
 /* Says which value went bad at the step training stopped. */
 static void report_nonfinite(Program *p, const Action *a, int64_t step) {
+  if (step < 0) {
+    diag_error(p->diags, a->span,
+               "training stopped at step %lld: its update would make a param NaN or infinite "
+               "(is the learning rate too large?); the params keep their values from before "
+               "that step",
+               (long long)(-1 - step));
+    return;
+  }
   Tensor t;
   char *err = NULL;
   const char *what = "a gradient";
@@ -137,7 +145,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
     free(bufs[k]);
   free(bufs);
   schedule_free(s);
-  if (done < a->steps) {
+  if (done != a->steps) {
     report_nonfinite(p, a, done);
     return false;
   }
