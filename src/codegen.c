@@ -217,24 +217,54 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   abort();
 }
 
+/* Reductions sum a block of this many elements at a time in the working
+ * type (in vector lanes), then add the block's sum to a double total: the
+ * rounding error of a sum over a million floats stays that of a few
+ * thousand, as with PyTorch's cascaded sums, for one add per block. */
+enum { SUM_BLOCK = 4096 };
+
+static void add_incoming(LLVMValueRef phi, LLVMValueRef a, LLVMBasicBlockRef from_a,
+                         LLVMValueRef b, LLVMBasicBlockRef from_b) {
+  LLVMAddIncoming(phi, (LLVMValueRef[]){a, b}, (LLVMBasicBlockRef[]){from_a, from_b}, 2);
+}
+
 /* One fused loop: every vector node its reductions and stores need, per
- * element; reductions accumulate in phis. */
+ * element, as a loop over blocks around a loop over a block's elements.
+ * Reductions accumulate in phis. */
 static void emit_loop(Cg *c, int loop_index) {
   const Loop *l = &c->s->loops[loop_index];
-  int64_t n = shape_numel(l->shape);
+  int64_t n = shape_numel(l->shape), nblocks = (n + SUM_BLOCK - 1) / SUM_BLOCK;
   int nred = l->reductions.n, nst = l->stores.n;
+  LLVMValueRef fzero = fconst(c, 0), dzero = LLVMConstReal(c->dt, 0);
+  LLVMFastMathFlags reassoc = LLVMFastMathAllowReassoc | LLVMFastMathAllowContract;
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
+  LLVMBasicBlockRef outer = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block");
+  LLVMBasicBlockRef inner = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
+  LLVMBasicBlockRef block_done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.done");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop.done");
-  LLVMBuildBr(c->b, body);
-  LLVMPositionBuilderAtEnd(c->b, body);
+  LLVMBuildBr(c->b, outer);
 
+  /* The block: its range, and the totals so far. */
+  LLVMPositionBuilderAtEnd(c->b, outer);
+  LLVMValueRef blk = LLVMBuildPhi(c->b, c->i64, "b");
+  LLVMValueRef total[nred + 1], total_next[nred + 1];
+  for (int r = 0; r < nred; r++)
+    total[r] = LLVMBuildPhi(c->b, c->dt, "total");
+  /* A non-finite stored gradient makes v - v NaN; summing those is the
+   * finite check of the stored vectors. */
+  LLVMValueRef bad_in = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
+  LLVMValueRef first = LLVMBuildMul(c->b, blk, iconst(c, SUM_BLOCK), "");
+  LLVMValueRef past = LLVMBuildAdd(c->b, first, iconst(c, SUM_BLOCK), "");
+  LLVMValueRef stop = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, past, iconst(c, n), ""),
+                                      past, iconst(c, n), "");
+  LLVMBuildBr(c->b, inner);
+
+  /* The elements of the block. */
+  LLVMPositionBuilderAtEnd(c->b, inner);
   c->idx = LLVMBuildPhi(c->b, c->i64, "i");
   LLVMValueRef acc[nred + 1], next[nred + 1];
   for (int r = 0; r < nred; r++)
     acc[r] = LLVMBuildPhi(c->b, c->ft, "acc");
-  /* A non-finite stored gradient makes v - v NaN; summing those is the
-   * finite check of the stored vectors. */
   LLVMValueRef bad = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
 
   Node *roots[nred + nst + 1];
@@ -251,34 +281,46 @@ static void emit_loop(Cg *c, int loop_index) {
   }
   nodelist_free(&order);
 
-  LLVMFastMathFlags reassoc = LLVMFastMathAllowReassoc | LLVMFastMathAllowContract;
   for (int r = 0; r < nred; r++)
     next[r] = with_flags(LLVMBuildFAdd(c->b, acc[r], value_of(c, roots[r]), ""), reassoc);
-  LLVMValueRef bad_next = NULL;
+  LLVMValueRef bad_next = bad;
   for (int k = 0; k < nst; k++) {
     LLVMValueRef v = value_of(c, l->stores.items[k]);
     LLVMBuildStore(c->b, v, buf_elem_ptr(c, l->store_slots[k], c->idx));
     LLVMValueRef zero_if_finite = LLVMBuildFSub(c->b, v, v, "");
-    bad_next = with_flags(LLVMBuildFAdd(c->b, bad_next ? bad_next : bad, zero_if_finite, ""), reassoc);
+    bad_next = with_flags(LLVMBuildFAdd(c->b, bad_next, zero_if_finite, ""), reassoc);
   }
   LLVMValueRef idx_next = LLVMBuildAdd(c->b, c->idx, iconst(c, 1), "");
-  LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, iconst(c, n), ""), body, done);
-
-  LLVMValueRef zero = fconst(c, 0), izero = iconst(c, 0);
-  LLVMAddIncoming(c->idx, (LLVMValueRef[]){izero, idx_next}, (LLVMBasicBlockRef[]){pre, end}, 2);
+  LLVMBasicBlockRef inner_end = LLVMGetInsertBlock(c->b);
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, stop, ""), inner, block_done);
+  add_incoming(c->idx, first, outer, idx_next, inner_end);
   for (int r = 0; r < nred; r++)
-    LLVMAddIncoming(acc[r], (LLVMValueRef[]){zero, next[r]}, (LLVMBasicBlockRef[]){pre, end}, 2);
+    add_incoming(acc[r], fzero, outer, next[r], inner_end);
   if (bad)
-    LLVMAddIncoming(bad, (LLVMValueRef[]){zero, bad_next}, (LLVMBasicBlockRef[]){pre, end}, 2);
+    add_incoming(bad, bad_in, outer, bad_next, inner_end);
+
+  /* The block's sums join the totals. */
+  LLVMPositionBuilderAtEnd(c->b, block_done);
+  for (int r = 0; r < nred; r++) {
+    LLVMValueRef wide = c->ft == c->dt ? next[r] : LLVMBuildFPExt(c->b, next[r], c->dt, "");
+    total_next[r] = LLVMBuildFAdd(c->b, total[r], wide, "");
+  }
+  LLVMValueRef blk_next = LLVMBuildAdd(c->b, blk, iconst(c, 1), "");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, blk_next, iconst(c, nblocks), ""), outer,
+                  done);
+  add_incoming(blk, iconst(c, 0), pre, blk_next, block_done);
+  for (int r = 0; r < nred; r++)
+    add_incoming(total[r], dzero, pre, total_next[r], block_done);
+  if (bad)
+    add_incoming(bad_in, fzero, pre, bad_next, block_done);
 
   LLVMPositionBuilderAtEnd(c->b, done);
   for (int r = 0; r < nred; r++) {
     const Node *red = l->reductions.items[r];
-    LLVMValueRef v = next[r];
+    LLVMValueRef v = total_next[r];
     if (red->op == OP_MEAN)
-      v = arith(c, LLVMFDiv, v, fconst(c, (double)n));
-    nodemap_put(&c->scalar, red, v);
+      v = LLVMBuildFDiv(c->b, v, LLVMConstReal(c->dt, (double)n), "");
+    nodemap_put(&c->scalar, red, c->ft == c->dt ? v : LLVMBuildFPTrunc(c->b, v, c->ft, ""));
   }
   c->loop_bad[loop_index] = bad_next;
 }

@@ -400,6 +400,7 @@ struct Program {
   Action *actions, **actions_tail;
   struct Sym *syms;                              /* sema's name table */
   struct Jit *jit;                               /* created on first train */
+  int ntrains;                                   /* train functions compiled so far */
 };
 
 Program *program_new(Arena *a, Diags *d, Options opts);

@@ -121,14 +121,12 @@ static void report_nonfinite(Program *p, const Action *a, int64_t step) {
              (long long)step, what, num[0] ? num : "NaN or infinite");
 }
 
-static int train_count;                          /* names each compiled train function */
-
 bool exec_train(Program *p, const Action *a, FILE *out) {
   if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
     return false;
   Schedule *s = schedule_train(p, a->loss, &a->opt);
   char name[32];
-  snprintf(name, sizeof name, "dl_train_%d", ++train_count);
+  snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);   /* one JIT: unique names */
   LLVMModuleRefDl m = codegen_train(p, s, &a->opt, jit_context(p->jit), name);
   int64_t (*train)(void **, int64_t, int64_t, void *) =
       (int64_t(*)(void **, int64_t, int64_t, void *))jit_add(p->jit, m, name, p->diags);
