@@ -218,6 +218,17 @@ bool exec_emit(Program *p, const char *what, FILE *out) {
       names[i + 1] = arena_printf(p->arena, "grad %s", p->params[i].name);
     }
     ir_dump(roots, names, np + 1, p, out);
+    for (int l = 0; l < s->nloops; l++) {
+      const Loop *lp = &s->loops[l];
+      fprintf(out, "; loop %d, stage %d, %lld elements:", l, lp->stage,
+              (long long)shape_numel(lp->shape));
+      for (int r = 0; r < lp->reductions.n; r++)
+        fprintf(out, " %s%%%u", r ? "" : "reduces ", lp->reductions.items[r]->id);
+      for (int k = 0; k < lp->stores.n; k++)
+        fprintf(out, "%s%%%u", k ? " " : lp->reductions.n ? ", stores " : " stores ",
+                lp->stores.items[k]->id);
+      fputc('\n', out);
+    }
     fprintf(out, "; %d stage%s, %d loop%s per step\n", s->nstages, s->nstages == 1 ? "" : "s",
             s->nloops, s->nloops == 1 ? "" : "s");
   } else {
