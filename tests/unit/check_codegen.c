@@ -690,17 +690,7 @@ END_TEST
 /* ---- emitted text */
 
 START_TEST(emit_llvm_vectorized) {
-  compile_text("fn P3(x) = 0.5 * (5 * x^3 - 3 * x)\n"
-               "  deriv x = 1.5 * (5 * x^2 - 1)\n"
-               "x = linspace(-pi, pi, 2000)\n"
-               "y = sin(x)\n"
-               "param a = 0.0\n"
-               "param b = -1.0\n"
-               "param c = 0.0\n"
-               "param d = 0.3\n"
-               "y_pred = a + b * P3(c + d * x)\n"
-               "loss = sum((y_pred - y)^2)\n"
-               "train(steps = 2000, optimizer = sgd(lr = 5e-6), log_every = 100)\n");
+  compile_text(SEED_TEXT);
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);

@@ -11,19 +11,6 @@
  */
 #include "unit.h"
 
-static const char *const seed_text =
-    "fn P3(x) = 0.5 * (5 * x^3 - 3 * x)\n"
-    "  deriv x = 1.5 * (5 * x^2 - 1)\n"
-    "x = linspace(-pi, pi, 2000)\n"
-    "y = sin(x)\n"
-    "param a = 0.0\n"
-    "param b = -1.0\n"
-    "param c = 0.0\n"
-    "param d = 0.3\n"
-    "y_pred = a + b * P3(c + d * x)\n"
-    "loss = sum((y_pred - y)^2)\n"
-    "train(steps = 2000, optimizer = sgd(lr = 5e-6), log_every = 100)\n";
-
 static Schedule *S;
 
 static void teardown(void) {
@@ -99,7 +86,7 @@ static void expect_same_values(const Schedule *s) {
 /* ---- stages and loops */
 
 START_TEST(seed_one_loop) {
-  compile_text(seed_text);
+  compile_text(SEED_TEXT);
   Schedule *s = plan(fx.prog->actions->opt);
   ck_assert_int_eq(s->nstages, 1);
   ck_assert_int_eq(s->nloops, 1);
@@ -136,7 +123,7 @@ END_TEST
 
 /* The lowered loss and gradients compute what the original ones do. */
 START_TEST(seed_lowering_keeps_values) {
-  compile_text(seed_text);
+  compile_text(SEED_TEXT);
   expect_same_values(plan(sgd));
 }
 END_TEST
@@ -422,7 +409,7 @@ END_TEST
 
 /* The seed's buffers: four params and the two data vectors. */
 START_TEST(seed_buffers) {
-  compile_text(seed_text);
+  compile_text(SEED_TEXT);
   Schedule *s = plan(fx.prog->actions->opt);
   ck_assert_int_eq(s->nbufs, 6);
   ck_assert_int_eq(count_bufs(s, BUF_PARAM), 4);

@@ -165,4 +165,18 @@ static inline const char *formula(const Node *n) {
   return text;
 }
 
+/* The seed program, exactly as examples/legendre.dl has it. */
+#define SEED_TEXT                                                          \
+  "fn P3(x) = 0.5 * (5 * x^3 - 3 * x)\n"                                    \
+  "  deriv x = 1.5 * (5 * x^2 - 1)\n"                                       \
+  "x = linspace(-pi, pi, 2000)\n"                                           \
+  "y = sin(x)\n"                                                            \
+  "param a = 0.0\n"                                                         \
+  "param b = -1.0\n"                                                        \
+  "param c = 0.0\n"                                                         \
+  "param d = 0.3\n"                                                         \
+  "y_pred = a + b * P3(c + d * x)\n"                                        \
+  "loss = sum((y_pred - y)^2)\n"                                            \
+  "train(steps = 2000, optimizer = sgd(lr = 5e-6), log_every = 100)\n"
+
 #endif
