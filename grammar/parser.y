@@ -96,6 +96,10 @@ struct Parser {
 }
 
 %code {
+/* Room for the parser's own stack beyond MAX_EXPR_DEPTH (a nesting level
+ * takes a few entries), so that deep programs reach the clearer check of
+ * parse_source rather than bison's "memory exhausted". */
+#define YYMAXDEPTH (8 * MAX_EXPR_DEPTH)
 #include <string.h>
 
 #include "lexer.h"

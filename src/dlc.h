@@ -324,6 +324,7 @@ struct Fn {
   int arity;
   const char **formals;
   const Deriv **derivs;                          /* [arity]; NULL: from the body */
+  bool elementwise;                              /* no sum/mean over its arguments */
 };
 
 /* A tensor value: row-major doubles (f32 programs keep f32-rounded doubles). */

@@ -62,8 +62,13 @@ static void lower(Sched *c, Node **roots, int nroots) {
     } else if (param_free && ((n->shape.rank > 0 && nodemap_get(&expensive, n)) || is_reduction(n))) {
       Tensor t;
       char *err = NULL;
-      if (eval_node(c->p, n, NULL, NULL, 0, &t, &err))
-        r = ir_leaf(g, OP_DATA, t.shape, program_add_data(c->p, NULL, t), NULL);
+      if (eval_node(c->p, n, NULL, NULL, 0, &t, &err)) {
+        Buf text = {0};                          /* named by its formula, for `emit ir` */
+        ir_format(&text, n, c->p);
+        const char *name = arena_strdup(c->p->arena, text.data);
+        buf_free(&text);
+        r = ir_leaf(g, OP_DATA, t.shape, program_add_data(c->p, name, t), NULL);
+      }
       free(err);
     } else if (n->nargs) {
       Node *args[n->nargs];
@@ -190,7 +195,8 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
       s->state_buf[2 * i + k] =
           k < state_count(opt) ? add_buf(s, BUF_STATE, i, shape_numel(p->params[i].node->shape)) : -1;
   }
-  qsort(s->loops, (size_t)s->nloops, sizeof(Loop), by_stage);
+  if (s->nloops > 1)
+    qsort(s->loops, (size_t)s->nloops, sizeof(Loop), by_stage);
   nodelist_free(&order);
   nodemap_free(&c.stage);
   return s;

@@ -16,7 +16,10 @@
  * A fn is inlined at each call. The call node carries the inlined body and
  * each argument's partial derivative: the hand-written `deriv` with the
  * actual arguments (and `value`, the body) substituted, or else the body's
- * symbolic derivative. diff.c then only multiplies by the adjoint.
+ * symbolic derivative. diff.c then only multiplies by the adjoint. That is
+ * the chain rule of an elementwise fn; a fn whose body sums or averages its
+ * arguments is not one, so it is inlined as a plain expression and takes
+ * no deriv.
  *
  * Errors never stop the walk: a failed expression elaborates to NULL, and
  * NULL operands are passed over silently, so one mistake gives one message.
@@ -475,6 +478,15 @@ static Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr 
   return data_leaf(s, t, source_text(s, call));
 }
 
+/* fn's body with its formals bound to the actual arguments. */
+static Node *elab_body(Sema *s, const Fn *fn, Node *const *actuals) {
+  int n = fn->arity;
+  Local bound[n + 1];
+  for (int i = 0; i < n; i++)
+    bound[i] = (Local){fn->formals[i], actuals[i], i + 1 < n ? &bound[i + 1] : NULL};
+  return elab(s, fn->stmt->value, n ? &bound[0] : NULL);
+}
+
 /* Inlines fn at a call: the body with the formals bound to the actual
  * arguments, and each argument's partial derivative (see the top): hand[i]
  * from its deriv (NULL without one), sym[i] from the body (only where there
@@ -493,7 +505,7 @@ static bool expand_fn(Sema *s, const Fn *fn, Node *const *actuals, Node **body, 
     var_nodes[i] = ir_var(s->g, fn->formals[i], call, fn, i);
     vars[i] = (Local){fn->formals[i], var_nodes[i], i + 1 < n ? &vars[i + 1] : NULL};
   }
-  *body = elab(s, fn->stmt->value, n ? &bound[0] : NULL);
+  *body = elab_body(s, fn, actuals);
   if (!*body || !(*body_vars = elab(s, fn->stmt->value, n ? &vars[0] : NULL)))
     return false;
   for (int i = 0; i < n; i++) {
@@ -546,6 +558,8 @@ static Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn, Local *locals
     for (int j = 0; j < i; j++)
       if (!check_broadcast(s, call->span, actuals[j], actuals[i], "the arguments of this call"))
         return NULL;
+  if (!fn->elementwise)          /* a plain expression: the gradient flows through the body */
+    return elab_body(s, fn, actuals);
   Node *body, *body_vars, *hand[n + 1], *sym[n + 1], *var_nodes[n + 1];
   if (!expand_fn(s, fn, actuals, &body, hand, sym, false, &body_vars, var_nodes))
     return NULL;
@@ -896,6 +910,21 @@ static void stmt_fn(Sema *s, const Stmt *st) {
   ok &= expand_fn(s, fn, vars, &body, hand, sym, false, &body_vars, var_nodes) &&
         s->d->nerrors == errors;
   s->defining = NULL;
+  fn->elementwise = true;
+  if (ok) {
+    NodeList order = ir_topo(&body_vars, 1);
+    for (int k = 0; k < order.n; k++)
+      if (op_info[order.items[k]->op].kind == K_REDUCE && (order.items[k]->flags & NODE_HAS_VAR))
+        fn->elementwise = false;
+    nodelist_free(&order);
+  }
+  if (!fn->elementwise && st->derivs) {
+    diag_error(s->d, st->derivs->span,
+               "a deriv needs an elementwise fn, but %s's body sums or averages its arguments; "
+               "leave the deriv out: the gradient comes from the body",
+               fn->name);
+    ok = false;
+  }
   if (is_new)
     define(s, st->name, SYM_FN, st->name_span)->fn = ok ? fn : NULL;
   if (ok) {
@@ -982,9 +1011,11 @@ static bool optimizer(Sema *s, const Expr *e, Optimizer *opt) {
                (strcmp(name, "lr") == 0 && v[i] == 0);
     if (bad) {
       char num[64];
-      dlrt_format(num, sizeof num, v[i], 1);
+      dlrt_format(num, sizeof num, v[i], s->p->opts.f64);
       diag_error(s->d, args[i] ? args[i]->span : e->span, "%s's %s must be %s, not %s", b->name,
-                 name, unit ? "in [0, 1)" : strcmp(name, "lr") == 0 ? "positive" : "at least 0",
+                 name,
+                 unit ? "in [0, 1)" : strcmp(name, "lr") == 0 ? "positive and finite"
+                                                               : "finite and at least 0",
                  num);
       return false;
     }

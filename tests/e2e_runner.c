@@ -134,7 +134,10 @@ static char **split_lines(char *text, int *n) {
   return lines;
 }
 
-static void compare_output(const char *label, char *got, char *want, Tol tol) {
+/* Compares line by line; got and want are left as they were. */
+static void compare_output(const char *label, const char *got_text, const char *want_text,
+                           Tol tol) {
+  char *got = strdup(got_text), *want = strdup(want_text);
   int ng, nw;
   char **g = split_lines(got, &ng), **w = split_lines(want, &nw);
   for (int i = 0; i < ng || i < nw; i++) {
@@ -148,6 +151,8 @@ static void compare_output(const char *label, char *got, char *want, Tol tol) {
   }
   free(g);
   free(w);
+  free(got);
+  free(want);
 }
 
 static Tol parse_tol(const char *s, Tol t) {
@@ -255,9 +260,9 @@ int main(int argc, char **argv) {
   if (status != want_exit)
     fail("exit status %s, expected %s", st, wst);
   if (has_expect)
-    compare_output("stdout", out ? out : (char *)"", expect, tol);
+    compare_output("stdout", out ? out : "", expect, tol);
   if (want)
-    compare_output("stdout vs ref", out ? out : (char *)"", want, tol);
+    compare_output("stdout vs ref", out ? out : "", want, tol);
   for (int i = 0; i < nerrors; i++) {
     /* "L:C TEXT" -> look for "FILE:L:C: error: " then TEXT on that line */
     char loc[64] = "";
@@ -312,8 +317,14 @@ int main(int argc, char **argv) {
       fail("--f64 run exit status %s%s", st, "");
       fprintf(stderr, "%s", err ? err : "");
     }
-    compare_output("--f64 stdout vs ref", out ? out : (char *)"", want64, tol64);
+    compare_output("--f64 stdout vs ref", out ? out : "", want64, tol64);
   }
   printf("%s: %s\n", file, failures ? "FAILED" : "ok");
+  free(out);
+  free(err);
+  free(want);
+  free(want64);
+  free(copy);
+  free(text);
   return failures ? 1 : 0;
 }
