@@ -501,6 +501,37 @@ static bool is_on_later_line(Parser *p, Span later, Span earlier) {
  * misplaced deriv, a chained comparison (inside brackets too), a missing
  * expression, a missing closing bracket (named with where it opened), a
  * statement that goes on after its end; else the expected tokens. */
+static bool span_is(const Parser *p, Span sp, const char *word) {
+  size_t n = strlen(word);
+  return sp.src && (size_t)(sp.end - sp.begin) == n && strncmp(p->src->text + sp.begin, word, n) == 0;
+}
+
+/* Most syntax errors of people who come from Python are Python: say what dl
+ * writes instead. */
+static const char *python_hint(const Parser *p, yysymbol_kind_t sym) {
+  if (sym == YYSYMBOL_STR_BEGIN && span_is(p, p->prev_span, "f"))
+    return "; dl strings need no f prefix: \"a = {a}\" interpolates";
+  if (sym == YYTRANSLATE('['))
+    return "; dl has no list literals: make vectors with linspace, zeros, ones, fill, rand, "
+           "randn or load_csv";
+  if (span_is(p, p->prev_span, "def") || span_is(p, p->prev_span, "return"))
+    return "; to define a function, write 'fn NAME(ARGS) = EXPR'";
+  if (span_is(p, p->prev_span, "import") || span_is(p, p->prev_span, "from"))
+    return "; dl needs no imports";
+  if (span_is(p, p->prev_span, "if") || span_is(p, p->prev_span, "for") ||
+      span_is(p, p->prev_span, "while"))
+    return "; dl has no control flow: choose values with where(cond, a, b)";
+  return NULL;
+}
+
+/* Appends a hint to the message just reported. */
+static void add_hint(Diags *d, const char *hint) {
+  Diag *g = &d->items[d->n - 1];
+  size_t n = strlen(g->msg), h = strlen(hint);
+  g->msg = realloc(g->msg, n + h + 1);
+  memcpy(g->msg + n, hint, h + 1);
+}
+
 static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *p) {
   yysymbol_kind_t expected[YYNTOKENS];
   int n = yypcontext_expected_tokens(ctx, expected, YYNTOKENS);
@@ -553,6 +584,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Parser *p) {
       diag_error(p->diags, at, "unexpected %s", found);
     buf_free(&b);
   }
+
+  const char *hint = python_hint(p, sym);
+  if (hint)
+    add_hint(p->diags, hint);
 
   /* Whatever was open is abandoned with the statement: the next newline
    * ends it, so the following lines are parsed (and checked) afresh. Until
