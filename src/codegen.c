@@ -36,6 +36,9 @@ typedef struct Cg {
   NodeMap elem;                                  /* vector node -> element value, per loop */
   LLVMValueRef idx;                              /* current loop index */
   LLVMValueRef *loop_bad;                        /* per loop: NaN when a stored vector is not finite */
+  int vector_bits;                               /* widest libmvec variant to name; 0: none */
+  LLVMValueRef *vector_fns;                      /* declared variants, kept by llvm.compiler.used */
+  int nvector_fns;
 } Cg;
 
 static LLVMValueRef fconst(Cg *c, double v) { return LLVMConstReal(c->ft, v); }
@@ -74,25 +77,67 @@ static LLVMValueRef intrinsic1(Cg *c, const char *name, LLVMValueRef x) {
   return intrinsic(c, name, &x, 1);
 }
 
-/* A libm function of one argument (tanhf or tanh), known to touch no
- * memory, so LLVM may hoist and vectorize around it. */
-static LLVMValueRef libm1(Cg *c, const char *name, LLVMValueRef x) {
-  char full[32];
-  snprintf(full, sizeof full, "%s%s", name, c->p->opts.f64 ? "" : "f");
-  LLVMTypeRef fty = LLVMFunctionType(c->ft, &c->ft, 1, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(c->mod, full);
-  if (!f) {
-    f = LLVMAddFunction(c->mod, full, fty);
-    const char *attrs[] = {"nounwind", "willreturn", "nosync"};
-    for (int i = 0; i < 3; i++)
-      LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
-                              LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName(attrs[i], strlen(attrs[i])), 0));
-    /* memory(none) */
-    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
-                            LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName("memory", 6), 0));
-  }
-  return LLVMBuildCall2(c->b, fty, f, &x, 1, "");
+static void add_fn_attr(Cg *c, LLVMValueRef f, const char *name) {
+  LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName(name, strlen(name)), 0));
 }
+
+/* The libmvec variants of a libm function for the widths the CPU has:
+ * glibc's names (_ZGVeN16v_expf: AVX-512, 16 lanes) as the loop vectorizer
+ * expects them in a call's "vector-function-abi-variant" attribute. Each is
+ * declared here and listed in llvm.compiler.used, else it would be deleted
+ * before the vectorizer runs. */
+static void vector_variants(Cg *c, const char *scalar, int nargs, Buf *attr) {
+  static const struct { int bits; char isa; } widths[] = {{128, 'b'}, {256, 'd'}, {512, 'e'}};
+  int lane_bits = c->p->opts.f64 ? 64 : 32;
+  const char *params = nargs == 2 ? "vv" : "v";
+  for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+    if (widths[w].bits > c->vector_bits)
+      continue;
+    int lanes = widths[w].bits / lane_bits;
+    char vname[64];
+    snprintf(vname, sizeof vname, "_ZGV%cN%d%s_%s", widths[w].isa, lanes, params, scalar);
+    LLVMTypeRef vt = LLVMVectorType(c->ft, (unsigned)lanes);
+    LLVMTypeRef vargs[2] = {vt, vt};
+    LLVMValueRef vf = LLVMGetNamedFunction(c->mod, vname);
+    if (!vf) {
+      vf = LLVMAddFunction(c->mod, vname, LLVMFunctionType(vt, vargs, (unsigned)nargs, 0));
+      c->vector_fns = realloc(c->vector_fns, sizeof(LLVMValueRef) * (size_t)(c->nvector_fns + 1));
+      c->vector_fns[c->nvector_fns++] = vf;
+    }
+    buf_printf(attr, "%s_ZGV_LLVM_N%d%s_%s(%s)", attr->len ? "," : "", lanes, params, scalar, vname);
+  }
+}
+
+/* A call of a libm function (expf, or exp under --f64) of one or two
+ * arguments. It touches no memory, so LLVM may hoist it, and where libmvec
+ * is loaded the loop vectorizer replaces it by a vector variant. */
+static LLVMValueRef libm(Cg *c, const char *name, LLVMValueRef *args, int nargs) {
+  char scalar[32];
+  snprintf(scalar, sizeof scalar, "%s%s", name, c->p->opts.f64 ? "" : "f");
+  LLVMTypeRef params[2] = {c->ft, c->ft};
+  LLVMTypeRef fty = LLVMFunctionType(c->ft, params, (unsigned)nargs, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(c->mod, scalar);
+  if (!f) {
+    f = LLVMAddFunction(c->mod, scalar, fty);
+    const char *attrs[] = {"nounwind", "willreturn", "nosync", "memory"};  /* memory(none) */
+    for (int i = 0; i < 4; i++)
+      add_fn_attr(c, f, attrs[i]);
+  }
+  LLVMValueRef call = LLVMBuildCall2(c->b, fty, f, args, (unsigned)nargs, "");
+  Buf attr = {0};
+  vector_variants(c, scalar, nargs, &attr);
+  if (attr.len) {
+    const char *key = "vector-function-abi-variant";
+    LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex,
+                             LLVMCreateStringAttribute(c->ctx, key, (unsigned)strlen(key), attr.data,
+                                                       (unsigned)attr.len));
+  }
+  buf_free(&attr);
+  return call;
+}
+
+static LLVMValueRef libm1(Cg *c, const char *name, LLVMValueRef x) { return libm(c, name, &x, 1); }
 
 static LLVMValueRef bool_to_float(Cg *c, LLVMValueRef b) { return LLVMBuildUIToFP(c->b, b, c->ft, ""); }
 
@@ -120,7 +165,7 @@ static LLVMValueRef emit_pow(Cg *c, const Node *n, LLVMValueRef a, LLVMValueRef 
   if (is_constant(c, e, &k) && k == 0.5)
     return intrinsic1(c, "llvm.sqrt", a);
   LLVMValueRef args[2] = {a, b};
-  return intrinsic(c, "llvm.pow", args, 2);
+  return libm(c, "pow", args, 2);
 }
 
 static LLVMValueRef value_of(Cg *c, const Node *n) {
@@ -171,10 +216,10 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   case OP_WHERE:
     return LLVMBuildSelect(c->b, fcmp(c, LLVMRealUNE, a, fconst(c, 0)), b,
                            value_of(c, n->args[2]), "");
-  case OP_SIN: return intrinsic1(c, "llvm.sin", a);
-  case OP_COS: return intrinsic1(c, "llvm.cos", a);
-  case OP_EXP: return intrinsic1(c, "llvm.exp", a);
-  case OP_LOG: return intrinsic1(c, "llvm.log", a);
+  case OP_SIN: return libm1(c, "sin", a);
+  case OP_COS: return libm1(c, "cos", a);
+  case OP_EXP: return libm1(c, "exp", a);
+  case OP_LOG: return libm1(c, "log", a);
   case OP_SQRT: return intrinsic1(c, "llvm.sqrt", a);
   case OP_ABS: return intrinsic1(c, "llvm.fabs", a);
   case OP_TAN: return libm1(c, "tan", a);
@@ -183,7 +228,7 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   case OP_LOG1P: return libm1(c, "log1p", a);
   case OP_EXPM1: return libm1(c, "expm1", a);
   case OP_SIGMOID: {
-    LLVMValueRef e = intrinsic1(c, "llvm.exp", LLVMBuildFNeg(c->b, a, ""));
+    LLVMValueRef e = libm1(c, "exp", LLVMBuildFNeg(c->b, a, ""));
     return arith(c, LLVMFDiv, fconst(c, 1), arith(c, LLVMFAdd, fconst(c, 1), e));
   }
   case OP_SIGN: {
@@ -193,7 +238,7 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   case OP_RELU:   /* NaN is not <= 0: it passes through, as in torch.relu */
     return LLVMBuildSelect(c->b, fcmp(c, LLVMRealOLE, a, fconst(c, 0)), fconst(c, 0), a, "");
   case OP_SOFTPLUS: {
-    LLVMValueRef soft = libm1(c, "log1p", intrinsic1(c, "llvm.exp", a));
+    LLVMValueRef soft = libm1(c, "log1p", libm1(c, "exp", a));
     return LLVMBuildSelect(c->b, fcmp(c, LLVMRealOGT, a, fconst(c, 20)), a, soft, "");
   }
   case OP_MIN: {
@@ -477,8 +522,8 @@ static void emit_step(Cg *c) {
 }
 
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
-                              LLVMContextRefDl ctx, const char *fn_name) {
-  Cg c = {.p = p, .s = s, .opt = opt, .ctx = ctx};
+                              LLVMContextRefDl ctx, const char *fn_name, int vector_bits) {
+  Cg c = {.p = p, .s = s, .opt = opt, .ctx = ctx, .vector_bits = vector_bits};
   c.mod = LLVMModuleCreateWithNameInContext("dl_train", ctx);
   c.b = LLVMCreateBuilderInContext(ctx);
   c.dt = LLVMDoubleTypeInContext(ctx);
@@ -560,6 +605,14 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMPositionBuilderAtEnd(c.b, overflow);
   LLVMBuildRet(c.b, LLVMBuildSub(c.b, iconst(&c, -1), st.t, ""));
 
+  if (c.nvector_fns) {
+    LLVMTypeRef list = LLVMArrayType(c.ptr, (unsigned)c.nvector_fns);
+    LLVMValueRef used = LLVMAddGlobal(c.mod, list, "llvm.compiler.used");
+    LLVMSetInitializer(used, LLVMConstArray(c.ptr, c.vector_fns, (unsigned)c.nvector_fns));
+    LLVMSetLinkage(used, LLVMAppendingLinkage);
+    LLVMSetSection(used, "llvm.metadata");
+  }
+  free(c.vector_fns);
   free(c.bufs);
   free(c.loop_bad);
   nodemap_free(&c.scalar);

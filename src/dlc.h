@@ -496,13 +496,16 @@ typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
  * update would make a param NaN or infinite. The params are left as they
  * were before step t. */
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
-                              LLVMContextRefDl ctx, const char *fn_name);
+                              LLVMContextRefDl ctx, const char *fn_name, int vector_bits);
 
 /* ----------------------------------------------------------------- jit.c */
 
 typedef struct Jit Jit;
 Jit *jit_new(int opt_level, Diags *d);
 void jit_free(Jit *j);
+/* The widest vector (bits) for which glibc's libmvec has variants this CPU
+ * runs, libmvec being loaded; 0 without it. codegen names those variants. */
+int jit_vector_bits(const Jit *j);
 LLVMContextRefDl jit_context(Jit *j);
 /* Optimizes and adds the module (the JIT owns it after), returns the
  * address of fn_name, or NULL with an error in d. */

@@ -127,7 +127,8 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   Schedule *s = schedule_train(p, a->loss, &a->opt);
   char name[32];
   snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);   /* one JIT: unique names */
-  LLVMModuleRefDl m = codegen_train(p, s, &a->opt, jit_context(p->jit), name);
+  LLVMModuleRefDl m =
+      codegen_train(p, s, &a->opt, jit_context(p->jit), name, jit_vector_bits(p->jit));
   int64_t (*train)(void **, int64_t, int64_t, void *) =
       (int64_t(*)(void **, int64_t, int64_t, void *))jit_add(p->jit, m, name, p->diags);
   if (!train) {
@@ -236,7 +237,8 @@ bool exec_emit(Program *p, const char *what, FILE *out) {
       schedule_free(s);
       return false;
     }
-    LLVMModuleRefDl m = codegen_train(p, s, opt, jit_context(p->jit), "dl_train");
+    LLVMModuleRefDl m =
+        codegen_train(p, s, opt, jit_context(p->jit), "dl_train", jit_vector_bits(p->jit));
     char *text = jit_module_text(p->jit, m, strcmp(what, "asm") == 0, p->diags);
     ok = text != NULL;
     if (text)

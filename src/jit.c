@@ -7,7 +7,9 @@
  *
  * JIT code sees the runtime through an allow-list of absolute symbols
  * (dlrt_log); libm comes from the process, as LLJIT resolves process
- * symbols by default in LLVM 19.
+ * symbols by default in LLVM 19. glibc's libmvec (vector exp, sin, ...) is
+ * loaded into the process here, when the system has it, for the same
+ * lookup to find.
  *
  * Every LLVMErrorRef is turned into a diagnostic in one place, jit_error.
  */
@@ -21,6 +23,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +34,8 @@ struct Jit {
   char *triple;
   int opt_level;
   bool avx512;
+  void *libmvec;                                 /* dlopen handle; NULL without it */
+  int vector_bits;                               /* see jit_vector_bits */
 };
 
 /* Consumes err. */
@@ -48,6 +53,11 @@ Jit *jit_new(int opt_level, Diags *d) {
   j->triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
   j->avx512 = strstr(features, "+avx512f") != NULL;
+  /* libmvec's variants: b (SSE4), d (AVX2), e (AVX-512F). */
+  j->libmvec = dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL);
+  if (j->libmvec)
+    j->vector_bits = j->avx512 ? 512 : strstr(features, "+avx2") ? 256
+                     : strstr(features, "+sse4.1") ? 128 : 0;
   LLVMTargetRef target;
   char *msg = NULL;
   if (LLVMGetTargetFromTriple(j->triple, &target, &msg)) {
@@ -104,8 +114,12 @@ void jit_free(Jit *j) {
   if (j->tm)
     LLVMDisposeTargetMachine(j->tm);
   LLVMDisposeMessage(j->triple);
+  if (j->libmvec)
+    dlclose(j->libmvec);                         /* after the JIT code that called it is gone */
   free(j);
 }
+
+int jit_vector_bits(const Jit *j) { return j->vector_bits; }
 
 LLVMContextRefDl jit_context(Jit *j) { return LLVMOrcThreadSafeContextGetContext(j->tsc); }
 
