@@ -55,6 +55,9 @@ void buf_free(Buf *b);
 /* Edit distance, for "did you mean" suggestions. */
 int edit_distance(const char *a, const char *b);
 
+/* Milliseconds on a monotonic clock, for `--time`. */
+double now_ms(void);
+
 /* -------------------------------------------------------------- diag.c */
 
 struct Source {
@@ -383,7 +386,19 @@ typedef struct Action {
 typedef struct Options {
   bool f64;                                      /* --f64 */
   int opt_level;                                 /* -O0..-O3 (default 2) */
+  bool time;                                     /* --time: phase timings to stderr */
 } Options;
+
+/* The phases `--time` reports, in order. */
+#define PHASES(X)                                                                          \
+  X(PARSE, "parse") X(CHECK, "check") X(DIFF, "differentiate") X(IR, "build IR")         \
+  X(OPTIMIZE, "optimize") X(JIT, "JIT") X(DATA, "data") X(TRAIN, "train")
+typedef enum {
+#define X(name, text) PHASE_##name,
+  PHASES(X)
+#undef X
+  PHASE_COUNT
+} Phase;
 
 struct Program {
   Arena *arena;
@@ -401,6 +416,7 @@ struct Program {
   Action *actions, **actions_tail;
   struct Sym *syms;                              /* sema's name table */
   struct Jit *jit;                               /* created on first train */
+  double ms[PHASE_COUNT];                        /* time spent in each phase */
   int ntrains;                                   /* train functions compiled so far */
 };
 
@@ -508,8 +524,9 @@ void jit_free(Jit *j);
 int jit_vector_bits(const Jit *j);
 LLVMContextRefDl jit_context(Jit *j);
 /* Optimizes and adds the module (the JIT owns it after), returns the
- * address of fn_name, or NULL with an error in d. */
-void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d);
+ * address of fn_name, or NULL with an error in d. Adds the time spent to
+ * ms[PHASE_OPTIMIZE] and ms[PHASE_JIT]. */
+void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms);
 /* `dlc emit llvm|asm`: text of the optimized module (caller frees). Takes
  * m and disposes of it. */
 char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d);

@@ -122,27 +122,36 @@ static void report_nonfinite(Program *p, const Action *a, int64_t step) {
 }
 
 bool exec_train(Program *p, const Action *a, FILE *out) {
+  double tj = now_ms();
   if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
     return false;
+  p->ms[PHASE_JIT] += now_ms() - tj;
   Schedule *s = schedule_train(p, a->loss, &a->opt);
   char name[32];
   snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);   /* one JIT: unique names */
+  double t0 = now_ms();
   LLVMModuleRefDl m =
       codegen_train(p, s, &a->opt, jit_context(p->jit), name, jit_vector_bits(p->jit));
+  p->ms[PHASE_IR] += now_ms() - t0;
   int64_t (*train)(void **, int64_t, int64_t, void *) =
-      (int64_t(*)(void **, int64_t, int64_t, void *))jit_add(p->jit, m, name, p->diags);
+      (int64_t(*)(void **, int64_t, int64_t, void *))jit_add(p->jit, m, name, p->diags, p->ms);
   if (!train) {
     schedule_free(s);
     return false;
   }
+  double t1 = now_ms();
   void **bufs = make_buffers(p, s);
   fflush(out);
   DlrtLog log = {out, p->opts.f64};
+  double t2 = now_ms();
   int64_t done = train(bufs, a->steps, a->log_every, &log);
+  double t3 = now_ms();
   copy_params_back(p, s, bufs);
   for (int k = 0; k < s->nbufs; k++)
     free(bufs[k]);
   free(bufs);
+  p->ms[PHASE_TRAIN] += t3 - t2;
+  p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
   schedule_free(s);
   if (done != a->steps) {
     report_nonfinite(p, a, done);

@@ -154,8 +154,12 @@ static bool optimize(Jit *j, LLVMModuleRef m, Diags *d) {
   return true;
 }
 
-void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d) {
-  if (!optimize(j, m, d)) {
+void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms) {
+  double t0 = now_ms();
+  bool ok = optimize(j, m, d);
+  double t1 = now_ms();
+  ms[PHASE_OPTIMIZE] += t1 - t0;
+  if (!ok) {
     LLVMDisposeModule(m);
     return NULL;
   }
@@ -169,7 +173,8 @@ void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d) {
     return NULL;
   }
   LLVMOrcExecutorAddress addr = 0;
-  err = LLVMOrcLLJITLookup(j->lljit, &addr, fn_name);
+  err = LLVMOrcLLJITLookup(j->lljit, &addr, fn_name);   /* machine code is made here */
+  ms[PHASE_JIT] += now_ms() - t1;
   if (err) {
     jit_error(d, "cannot compile the training loop", err);
     return NULL;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--target cpu] [--threads N]\n"
+    "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu] [--threads N]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3]\n"
     "       dlc --help | --version\n"
@@ -33,6 +33,7 @@ static const char usage[] =
     "  FILE may be - for standard input.\n"
     "  --f64      compute in double precision (default: float32)\n"
     "  -O0..-O3   LLVM optimization level (default: -O2)\n"
+    "  --time     print the time of each phase to stderr\n"
     "  --target   cpu (the default; the GPU target is not built yet)\n"
     "  --threads  accepted; training runs on one thread in this version\n";
 
@@ -47,12 +48,26 @@ static int usage_error(const char *fmt, const char *arg) {
   return 2;
 }
 
+/* `--time`: each phase, and the whole, on one line of stderr. */
+static void print_times(const double *ms, double total) {
+  static const char *const names[] = {
+#define X(name, text) text,
+      PHASES(X)
+#undef X
+  };
+  fputs("time:", stderr);
+  for (int i = 0; i < PHASE_COUNT; i++)
+    fprintf(stderr, "%s %s %.2f ms", i ? "," : "", names[i], ms[i]);
+  fprintf(stderr, "; total %.2f ms\n", total);
+}
+
 /* Runs the pipeline on one file. */
 static int compile_and_run(Command cmd, const char *what, const char *path, Options opts) {
   Arena *arena = arena_new();
   Diags diags = {0};
   Program *prog = NULL;
   bool ok = false;
+  double t0 = now_ms(), parse_ms = 0;
   const Source *src = source_read_file(arena, path, &diags);
   if (src && cmd == CMD_EMIT && strcmp(what, "tokens") == 0) {
     lex_dump(src, arena, &diags, stdout);
@@ -60,6 +75,7 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
     goto done;
   }
   Stmt *stmts = src ? parse_source(src, arena, &diags) : NULL;
+  parse_ms = now_ms() - t0;
   if (!src || diags.nerrors)
     goto done;
   if (cmd == CMD_EMIT && strcmp(what, "ast") == 0) {
@@ -68,7 +84,11 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
     goto done;
   }
   prog = program_new(arena, &diags, opts);
-  if (!sema_program(prog, stmts))
+  prog->ms[PHASE_PARSE] = parse_ms;
+  double t1 = now_ms();
+  bool checked = sema_program(prog, stmts);
+  prog->ms[PHASE_CHECK] = now_ms() - t1;
+  if (!checked)
     goto done;
   switch (cmd) {
   case CMD_RUN: ok = exec_program(prog, stdout); break;
@@ -78,6 +98,8 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
 done:
   fflush(stdout);
   diag_print(&diags, stderr);
+  if (opts.time && prog)
+    print_times(prog->ms, now_ms() - t0);
   if (prog) {
     jit_free(prog->jit);
     program_free(prog);
@@ -150,6 +172,8 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     if (strcmp(a, "--f64") == 0)
       opts.f64 = true;
+    else if (strcmp(a, "--time") == 0)
+      opts.time = true;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
       opts.opt_level = a[2] - '0';
     else if (strcmp(a, "--target") == 0) {

@@ -121,12 +121,15 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
   Sched c = {.p = p, .s = s};
 
   /* Differentiate, simplify, lower. */
+  double t0 = now_ms();
   Node *roots[nroots], *wrt[np + 1];
   for (int i = 0; i < np; i++)
     wrt[i] = p->params[i].node;
   roots[0] = loss;
   diff_grads(g, loss, wrt, np, roots + 1);
   simplify(g, roots, nroots);
+  double t1 = now_ms();
+  p->ms[PHASE_DIFF] += t1 - t0;
   lower(&c, roots, nroots);
   s->loss = roots[0];
   s->grads = malloc(sizeof(Node *) * (size_t)(np + 1));
@@ -199,6 +202,7 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
     qsort(s->loops, (size_t)s->nloops, sizeof(Loop), by_stage);
   nodelist_free(&order);
   nodemap_free(&c.stage);
+  p->ms[PHASE_IR] += now_ms() - t1;
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct Chunk {
   struct Chunk *next;
@@ -152,4 +153,10 @@ int edit_distance(const char *a, const char *b) {
       d[i][j] = best;
     }
   return d[la][lb];
+}
+
+double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
