@@ -61,9 +61,13 @@ static LLVMValueRef with_flags(LLVMValueRef v, LLVMFastMathFlags f) {
   return v;
 }
 
-/* Arithmetic may contract a*b+c into an fma; only reductions reassociate. */
+/* Arithmetic may contract a*b+c into an fma, and a division by a value
+ * that does not change in a loop may become a multiplication by its
+ * reciprocal, computed once (both within an ulp); only reductions
+ * reassociate. */
 static LLVMValueRef arith(Cg *c, LLVMOpcode op, LLVMValueRef a, LLVMValueRef b) {
-  return with_flags(LLVMBuildBinOp(c->b, op, a, b, ""), LLVMFastMathAllowContract);
+  LLVMFastMathFlags f = LLVMFastMathAllowContract | (op == LLVMFDiv ? LLVMFastMathAllowReciprocal : 0);
+  return with_flags(LLVMBuildBinOp(c->b, op, a, b, ""), f);
 }
 
 static LLVMValueRef intrinsic(Cg *c, const char *name, LLVMValueRef *args, int n) {
