@@ -4,16 +4,19 @@
  *   int64_t dl_train(void **bufs, int64_t steps, int64_t log_every, void *log)
  *
  * runs every step: the scalar preludes and fused loops of the schedule, the
- * log callback every log_every steps, the finite check, and the optimizer
- * update — no interpretation between steps. It returns `steps`, or the step
- * whose loss or gradient was NaN or infinite; that step's update is not
- * applied, so the params keep their last finite values.
+ * log callback every log_every steps, the finite checks, and the optimizer
+ * update — no interpretation between steps. It returns `steps`; or t, the
+ * step whose loss or gradient was NaN or infinite; or -1 - t, when step t's
+ * update would have made a param NaN or infinite. Either way step t's
+ * update is not applied: the params keep their last finite values.
  *
- * Loops are plain counted loops whose reductions are phis; the reduction's
- * fadd carries reassoc so that LLVM's vectorizer may split it into vector
- * lanes (see shared/notes/llvm19.md). Every node is emitted from values
- * already emitted: preludes and loop bodies are in topological order, so
- * there is no recursion over the expression.
+ * Loops are counted loops over blocks of elements whose reductions are
+ * phis; the reduction's fadd carries reassoc so that LLVM's vectorizer may
+ * split it into vector lanes (see shared/notes/llvm19.md), and each block's
+ * sum joins a double total. Elementary functions are libm calls that name
+ * their libmvec vector variants, so that vectorized loops call those. Every
+ * node is emitted from values already emitted: preludes and loop bodies
+ * are in topological order, so there is no recursion over the expression.
  */
 #include "dlc.h"
 
