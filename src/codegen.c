@@ -73,6 +73,13 @@ static LLVMValueRef arith(Cg *c, LLVMOpcode op, LLVMValueRef a, LLVMValueRef b) 
   return with_flags(LLVMBuildBinOp(c->b, op, a, b, ""), f);
 }
 
+/* bad + (v - v): v - v is 0 for a finite v and NaN otherwise, so the sum
+ * stays 0 while every v added is finite. */
+static LLVMValueRef add_nonfinite(Cg *c, LLVMValueRef bad, LLVMValueRef v) {
+  return with_flags(LLVMBuildFAdd(c->b, bad, LLVMBuildFSub(c->b, v, v, ""), ""),
+                    LLVMFastMathAllowReassoc);
+}
+
 static LLVMValueRef intrinsic(Cg *c, const char *name, LLVMValueRef *args, int n) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
   LLVMTypeRef types[1] = {LLVMTypeOf(args[0])};
@@ -302,8 +309,7 @@ static void emit_loop(Cg *c, int loop_index) {
   LLVMValueRef total[nred + 1], total_next[nred + 1];
   for (int r = 0; r < nred; r++)
     total[r] = LLVMBuildPhi(c->b, c->dt, "total");
-  /* A non-finite stored gradient makes v - v NaN; summing those is the
-   * finite check of the stored vectors. */
+  /* The finite check of the stored vectors (add_nonfinite). */
   LLVMValueRef bad_in = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
   LLVMValueRef first = LLVMBuildMul(c->b, blk, iconst(c, SUM_BLOCK), "");
   LLVMValueRef past = LLVMBuildAdd(c->b, first, iconst(c, SUM_BLOCK), "");
@@ -339,8 +345,7 @@ static void emit_loop(Cg *c, int loop_index) {
   for (int k = 0; k < nst; k++) {
     LLVMValueRef v = value_of(c, l->stores.items[k]);
     LLVMBuildStore(c->b, v, buf_elem_ptr(c, l->store_slots[k], c->idx));
-    LLVMValueRef zero_if_finite = LLVMBuildFSub(c->b, v, v, "");
-    bad_next = with_flags(LLVMBuildFAdd(c->b, bad_next, zero_if_finite, ""), reassoc);
+    bad_next = add_nonfinite(c, bad_next, v);
   }
   LLVMValueRef idx_next = LLVMBuildAdd(c->b, c->idx, iconst(c, 1), "");
   LLVMBasicBlockRef inner_end = LLVMGetInsertBlock(c->b);
@@ -489,9 +494,8 @@ static LLVMValueRef emit_update(Cg *c, const Step *st, bool commit) {
     LLVMValueRef bad_next = NULL;
     if (commit)
       LLVMBuildStore(c->b, nv, pp);
-    else                                          /* v - v is NaN unless v is finite */
-      bad_next = with_flags(LLVMBuildFAdd(c->b, bad, LLVMBuildFSub(c->b, nv, nv, ""), ""),
-                            LLVMFastMathAllowReassoc);
+    else
+      bad_next = add_nonfinite(c, bad, nv);
     LLVMValueRef jn = LLVMBuildAdd(c->b, j, iconst(c, 1), "");
     LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
     LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, iconst(c, n), ""), body, done);

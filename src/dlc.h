@@ -495,6 +495,8 @@ typedef struct Schedule {
   int *state_buf;                                /* [nparams * 2] optimizer state */
 } Schedule;
 
+/* roots[0] = loss, roots[1 + i] = d loss / d param i, simplified. */
+void loss_and_grads(Program *p, Node *loss, Node **roots);
 Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt);
 void schedule_free(Schedule *s);
 

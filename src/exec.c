@@ -187,12 +187,8 @@ static const Action *first_train(const Program *p) {
 
 static bool emit_grad(Program *p, FILE *out) {
   int np = p->nparams;
-  Node *roots[np + 1], *wrt[np + 1];
-  for (int i = 0; i < np; i++)
-    wrt[i] = p->params[i].node;
-  wrt[np] = roots[0] = p->loss;
-  diff_grads(p->graph, p->loss, wrt, np, roots + 1);
-  simplify(p->graph, roots, np + 1);
+  Node *roots[np + 1];
+  loss_and_grads(p, p->loss, roots);
   Buf b = {0};
   buf_puts(&b, "loss = ");
   ir_format(&b, roots[0], p);

@@ -114,20 +114,25 @@ static int state_count(const Optimizer *opt) {
   return 0;
 }
 
+void loss_and_grads(Program *p, Node *loss, Node **roots) {
+  int np = p->nparams;
+  Node *wrt[np + 1];
+  for (int i = 0; i < np; i++)
+    wrt[i] = p->params[i].node;
+  roots[0] = loss;
+  diff_grads(p->graph, loss, wrt, np, roots + 1);
+  simplify(p->graph, roots, np + 1);
+}
+
 Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
-  Graph *g = p->graph;
   int np = p->nparams, nroots = np + 1;
   Schedule *s = calloc(1, sizeof *s);
   Sched c = {.p = p, .s = s};
 
   /* Differentiate, simplify, lower. */
   double t0 = now_ms();
-  Node *roots[nroots], *wrt[np + 1];
-  for (int i = 0; i < np; i++)
-    wrt[i] = p->params[i].node;
-  roots[0] = loss;
-  diff_grads(g, loss, wrt, np, roots + 1);
-  simplify(g, roots, nroots);
+  Node *roots[nroots];
+  loss_and_grads(p, loss, roots);
   double t1 = now_ms();
   p->ms[PHASE_DIFF] += t1 - t0;
   lower(&c, roots, nroots);
