@@ -1,7 +1,8 @@
 /* dlrt.h — the dl runtime: what the compiler and the code it JIT-compiles
  * call. Plain C, no dependency on the compiler: data constructors, CSV
  * loading, the seeded random generator, shortest round-trip number
- * formatting, and the training loop's log callback.
+ * formatting, the training loop's log callback, and the team of threads
+ * that runs it.
  *
  * Values cross this boundary as doubles; `f64 == 0` means the program
  * computes in float32, and results are rounded to float32 (and then kept as
@@ -81,5 +82,28 @@ typedef struct DlrtLog {
 
 /* Prints the log line "STEP LOSS" for one training step. */
 void dlrt_log(void *log, int64_t step, double loss);
+
+/* ---- the team: threads that run one train function together
+ *
+ * Every thread runs the same compiled function on its own share of each
+ * vector, with its own copy of the scalars; threads meet at a barrier
+ * wherever partial results must be combined. The threads persist from one
+ * run to the next (a train action, or a REPL statement later) and sleep
+ * in between. */
+typedef struct DlrtTeam DlrtTeam;
+
+/* A team of nthreads (the caller counts as thread 0), or NULL when a
+ * thread cannot be created. */
+DlrtTeam *dlrt_team_new(int nthreads);
+void dlrt_team_free(DlrtTeam *team);
+int dlrt_team_size(const DlrtTeam *team);
+/* Runs job(arg, k) on thread k for every k, thread 0 being the caller;
+ * returns when all have returned. */
+void dlrt_team_run(DlrtTeam *team, void (*job)(void *arg, int thread), void *arg);
+/* Waits until every thread of the team has called it; what each wrote
+ * before is visible to all after. Called from JIT-compiled code. */
+void dlrt_team_barrier(DlrtTeam *team);
+/* The number of processors this process may run on. */
+int dlrt_cpu_count(void);
 
 #endif

@@ -11,7 +11,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
-packages=(gcc make cmake pkg-config flex bison check llvm-19-dev)
+# zlib and zstd: what the statically linked LLVM compresses with.
+packages=(gcc make cmake pkg-config flex bison check llvm-19-dev zlib1g-dev libzstd-dev)
 
 install_packages() {
   local missing=()

@@ -1,11 +1,20 @@
 /* codegen.c — the schedule as LLVM IR: the whole `train` call in one
  * function.
  *
- *   int64_t dl_train(void **bufs, int64_t steps, int64_t log_every, void *log)
+ *   int64_t dl_train(void **bufs, int64_t steps, int64_t log_every, void *log,
+ *                    int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team)
  *
  * runs every step: the scalar preludes and fused loops of the schedule, the
  * log callback every log_every steps, the finite checks, and the optimizer
- * update — no interpretation between steps. It returns `steps`; or t, the
+ * update — no interpretation between steps.
+ *
+ * A team of nthreads runs it together, each thread with its own `thread`
+ * number and its own copy of the scalar params and their state (in bufs);
+ * vectors are shared. Each thread computes its share of every loop (see
+ * Blocks), publishes the sums of its blocks in `scratch`, meets the others
+ * at a barrier, and adds all blocks' sums in block order: every thread then
+ * holds the same scalars, and they are the scalars one thread computes
+ * alone, bit for bit. Only thread 0 logs. It returns `steps`; or t, the
  * step whose loss or gradient was NaN or infinite; or -1 - t, when step t's
  * update would have made a param NaN or infinite. Either way step t's
  * update is not applied: the params keep their last finite values.
@@ -39,6 +48,10 @@ typedef struct Cg {
   NodeMap elem;                                  /* vector node -> element value, per loop */
   LLVMValueRef idx;                              /* current loop index */
   LLVMValueRef *loop_bad;                        /* per loop: NaN when a stored vector is not finite */
+  LLVMValueRef thread, nthreads, team;           /* who runs this copy (see the header) */
+  LLVMValueRef scratch;                          /* this step's half of the scratch array */
+  int64_t *loop_region, *update_region;          /* where in it each loop and param update publishes */
+  int64_t scratch_size;                          /* doubles in one half */
   int vector_bits;                               /* widest libmvec variant to name; 0: none */
   LLVMValueRef *vector_fns;                      /* declared variants, kept by llvm.compiler.used */
   int nvector_fns;
@@ -277,63 +290,163 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
 }
 
 /* Reductions sum a block of this many elements at a time in the working
- * type (in vector lanes), then add the block's sum to a double total: the
- * rounding error of a sum over a million floats stays that of a few
- * thousand, as with PyTorch's cascaded sums, for one add per block. */
+ * type (in vector lanes); the blocks' sums are then added in double, in
+ * block order: the rounding error of a sum over a million floats stays
+ * that of a few thousand, as with PyTorch's cascaded sums, and the result
+ * does not depend on how many threads computed the blocks. */
 enum { SUM_BLOCK = 4096 };
+
+static int64_t block_count(int64_t n) { return (n + SUM_BLOCK - 1) / SUM_BLOCK; }
 
 static void add_incoming(LLVMValueRef phi, LLVMValueRef a, LLVMBasicBlockRef from_a,
                          LLVMValueRef b, LLVMBasicBlockRef from_b) {
   LLVMAddIncoming(phi, (LLVMValueRef[]){a, b}, (LLVMBasicBlockRef[]){from_a, from_b}, 2);
 }
 
+/* A loop over this thread's share of a vector's elements, as a loop over
+ * blocks around a loop over a block's elements. The share is blocks
+ * [nblocks * k / T, nblocks * (k + 1) / T) for thread k of T: it depends
+ * on the length only, so a thread touches the same elements of every
+ * vector of one length, in every loop and every step, and only reductions
+ * cross threads. */
+typedef struct Blocks {
+  int64_t n, nblocks;
+  LLVMBasicBlockRef outer, inner, block_done, done;
+  LLVMValueRef blk, first;                       /* the block, and its first element */
+  LLVMValueRef stop;                             /* one past its last element */
+} Blocks;
+
+/* Leaves the builder in the element loop, after the index phi (c->idx). */
+static void blocks_begin(Cg *c, Blocks *k, int64_t n) {
+  k->n = n;
+  k->nblocks = block_count(n);
+  k->outer = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block");
+  k->inner = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
+  k->block_done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.done");
+  k->done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop.done");
+  if (k->nblocks == 1) {
+    /* One block is thread 0's, and a loop of constant trip count that
+     * LLVM vectorizes without remainder loops. */
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), k->outer,
+                    k->done);
+    LLVMPositionBuilderAtEnd(c->b, k->outer);
+    k->blk = k->first = iconst(c, 0);
+    k->stop = iconst(c, n);
+    LLVMBuildBr(c->b, k->inner);
+    LLVMPositionBuilderAtEnd(c->b, k->block_done);
+    LLVMBuildBr(c->b, k->done);
+  } else {
+    LLVMValueRef nb = iconst(c, k->nblocks);
+    LLVMValueRef lo = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nb, c->thread, ""), c->nthreads, "");
+    LLVMValueRef next_thread = LLVMBuildAdd(c->b, c->thread, iconst(c, 1), "");
+    LLVMValueRef hi = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nb, next_thread, ""), c->nthreads, "");
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), k->outer, k->done);
+    LLVMPositionBuilderAtEnd(c->b, k->outer);
+    k->blk = LLVMBuildPhi(c->b, c->i64, "b");
+    k->first = LLVMBuildMul(c->b, k->blk, iconst(c, SUM_BLOCK), "");
+    LLVMValueRef past = LLVMBuildAdd(c->b, k->first, iconst(c, SUM_BLOCK), "");
+    k->stop = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, past, iconst(c, n), ""), past,
+                              iconst(c, n), "");
+    LLVMBuildBr(c->b, k->inner);
+    LLVMPositionBuilderAtEnd(c->b, k->block_done);
+    LLVMValueRef blk_next = LLVMBuildAdd(c->b, k->blk, iconst(c, 1), "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, blk_next, hi, ""), k->outer, k->done);
+    add_incoming(k->blk, lo, pre, blk_next, k->block_done);
+  }
+  LLVMPositionBuilderAtEnd(c->b, k->inner);
+  c->idx = LLVMBuildPhi(c->b, c->i64, "i");
+}
+
+/* Closes the element loop; leaves the builder in block.done, before its
+ * branch, for the block's results. Returns the last block of the element
+ * loop, the incoming block of its phis. */
+static LLVMBasicBlockRef blocks_end_elements(Cg *c, Blocks *k) {
+  LLVMValueRef idx_next = LLVMBuildAdd(c->b, c->idx, iconst(c, 1), "");
+  LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, k->stop, ""), k->inner,
+                  k->block_done);
+  add_incoming(c->idx, k->first, k->outer, idx_next, end);
+  LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(k->block_done));
+  return end;
+}
+
+/* A block's result (a sum, or a finite flag), published for the team:
+ * row `row` of the region at `region` in the scratch array, one double
+ * per block. */
+static void publish(Cg *c, Blocks *k, int64_t region, int row, LLVMValueRef v) {
+  LLVMValueRef wide = LLVMTypeOf(v) == c->dt ? v : LLVMBuildFPExt(c->b, v, c->dt, "");
+  LLVMValueRef at = LLVMBuildAdd(c->b, iconst(c, region + row * k->nblocks), k->blk, "");
+  LLVMBuildStore(c->b, wide, LLVMBuildGEP2(c->b, c->dt, c->scratch, &at, 1, ""));
+}
+
+/* Waits for the team, when there is one. */
+static void team_barrier(Cg *c) {
+  LLVMBasicBlockRef wait = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "barrier");
+  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "barrier.done");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, c->nthreads, iconst(c, 1), ""), wait, go);
+  LLVMPositionBuilderAtEnd(c->b, wait);
+  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), &c->ptr, 1, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(c->mod, "dlrt_team_barrier");
+  if (!f)
+    f = LLVMAddFunction(c->mod, "dlrt_team_barrier", fty);
+  LLVMBuildCall2(c->b, fty, f, &c->team, 1, "");
+  LLVMBuildBr(c->b, go);
+  LLVMPositionBuilderAtEnd(c->b, go);
+}
+
+/* After the barrier: each of nrows rows of a region summed over all
+ * blocks, in block order, in double. Every thread computes the same
+ * totals from the same numbers. */
+static void combine(Cg *c, Blocks *k, int64_t region, int nrows, LLVMValueRef *total) {
+  team_barrier(c);
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "combine");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "combine.done");
+  LLVMBuildBr(c->b, body);
+  LLVMPositionBuilderAtEnd(c->b, body);
+  LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "j");
+  LLVMValueRef acc[nrows + 1];
+  for (int r = 0; r < nrows; r++)
+    acc[r] = LLVMBuildPhi(c->b, c->dt, "total");
+  for (int r = 0; r < nrows; r++) {
+    LLVMValueRef at = LLVMBuildAdd(c->b, iconst(c, region + r * k->nblocks), j, "");
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->dt, LLVMBuildGEP2(c->b, c->dt, c->scratch, &at, 1, ""), "");
+    total[r] = LLVMBuildFAdd(c->b, acc[r], v, "");
+  }
+  LLVMValueRef jn = LLVMBuildAdd(c->b, j, iconst(c, 1), "");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, iconst(c, k->nblocks), ""), body, done);
+  add_incoming(j, iconst(c, 0), pre, jn, body);
+  for (int r = 0; r < nrows; r++)
+    add_incoming(acc[r], LLVMConstReal(c->dt, 0), pre, total[r], body);
+  LLVMPositionBuilderAtEnd(c->b, done);
+}
+
 /* One fused loop: every vector node its reductions and stores need, per
- * element, as a loop over blocks around a loop over a block's elements.
- * Reductions accumulate in phis. */
+ * element. Reductions accumulate in phis; each block's sums and finite
+ * flag are published, and combined once the team has them all. */
 static void emit_loop(Cg *c, int loop_index) {
   const Loop *l = &c->s->loops[loop_index];
-  int64_t n = shape_numel(l->shape), nblocks = (n + SUM_BLOCK - 1) / SUM_BLOCK;
   int nred = l->reductions.n, nst = l->stores.n;
-  LLVMValueRef fzero = fconst(c, 0), dzero = LLVMConstReal(c->dt, 0);
+  LLVMValueRef fzero = fconst(c, 0);
   LLVMFastMathFlags reassoc = LLVMFastMathAllowReassoc | LLVMFastMathAllowContract;
-  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-  LLVMBasicBlockRef outer = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block");
-  LLVMBasicBlockRef inner = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
-  LLVMBasicBlockRef block_done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.done");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop.done");
-  LLVMBuildBr(c->b, outer);
-
-  /* The block: its range, and the totals so far. */
-  LLVMPositionBuilderAtEnd(c->b, outer);
-  LLVMValueRef blk = LLVMBuildPhi(c->b, c->i64, "b");
-  LLVMValueRef total[nred + 1], total_next[nred + 1];
-  for (int r = 0; r < nred; r++)
-    total[r] = LLVMBuildPhi(c->b, c->dt, "total");
-  /* The finite check of the stored vectors (add_nonfinite). */
-  LLVMValueRef bad_in = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
-  LLVMValueRef first = LLVMBuildMul(c->b, blk, iconst(c, SUM_BLOCK), "");
-  LLVMValueRef past = LLVMBuildAdd(c->b, first, iconst(c, SUM_BLOCK), "");
-  LLVMValueRef stop = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, past, iconst(c, n), ""),
-                                      past, iconst(c, n), "");
-  LLVMBuildBr(c->b, inner);
-
-  /* The elements of the block. */
-  LLVMPositionBuilderAtEnd(c->b, inner);
-  c->idx = LLVMBuildPhi(c->b, c->i64, "i");
+  Blocks k;
+  blocks_begin(c, &k, shape_numel(l->shape));
   LLVMValueRef acc[nred + 1], next[nred + 1];
   for (int r = 0; r < nred; r++)
     acc[r] = LLVMBuildPhi(c->b, c->ft, "acc");
+  /* The finite check of the stored vectors (add_nonfinite). */
   LLVMValueRef bad = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
 
   Node *roots[nred + nst + 1];
   for (int r = 0; r < nred; r++)
     roots[r] = l->reductions.items[r]->args[0];
-  for (int k = 0; k < nst; k++)
-    roots[nred + k] = l->stores.items[k];
+  for (int s = 0; s < nst; s++)
+    roots[nred + s] = l->stores.items[s];
   NodeList order = ir_topo(roots, nred + nst);
   nodemap_free(&c->elem);
-  for (int k = 0; k < order.n; k++) {
-    const Node *m = order.items[k];
+  for (int i = 0; i < order.n; i++) {
+    const Node *m = order.items[i];
     if (m->shape.rank > 0)
       nodemap_put(&c->elem, m, emit_node(c, m));
   }
@@ -342,44 +455,33 @@ static void emit_loop(Cg *c, int loop_index) {
   for (int r = 0; r < nred; r++)
     next[r] = with_flags(LLVMBuildFAdd(c->b, acc[r], value_of(c, roots[r]), ""), reassoc);
   LLVMValueRef bad_next = bad;
-  for (int k = 0; k < nst; k++) {
-    LLVMValueRef v = value_of(c, l->stores.items[k]);
-    LLVMBuildStore(c->b, v, buf_elem_ptr(c, l->store_slots[k], c->idx));
+  for (int s = 0; s < nst; s++) {
+    LLVMValueRef v = value_of(c, l->stores.items[s]);
+    LLVMBuildStore(c->b, v, buf_elem_ptr(c, l->store_slots[s], c->idx));
     bad_next = add_nonfinite(c, bad_next, v);
   }
-  LLVMValueRef idx_next = LLVMBuildAdd(c->b, c->idx, iconst(c, 1), "");
-  LLVMBasicBlockRef inner_end = LLVMGetInsertBlock(c->b);
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, stop, ""), inner, block_done);
-  add_incoming(c->idx, first, outer, idx_next, inner_end);
+  LLVMBasicBlockRef end = blocks_end_elements(c, &k);
   for (int r = 0; r < nred; r++)
-    add_incoming(acc[r], fzero, outer, next[r], inner_end);
+    add_incoming(acc[r], fzero, k.outer, next[r], end);
   if (bad)
-    add_incoming(bad, bad_in, outer, bad_next, inner_end);
-
-  /* The block's sums join the totals. */
-  LLVMPositionBuilderAtEnd(c->b, block_done);
-  for (int r = 0; r < nred; r++) {
-    LLVMValueRef wide = c->ft == c->dt ? next[r] : LLVMBuildFPExt(c->b, next[r], c->dt, "");
-    total_next[r] = LLVMBuildFAdd(c->b, total[r], wide, "");
-  }
-  LLVMValueRef blk_next = LLVMBuildAdd(c->b, blk, iconst(c, 1), "");
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, blk_next, iconst(c, nblocks), ""), outer,
-                  done);
-  add_incoming(blk, iconst(c, 0), pre, blk_next, block_done);
+    add_incoming(bad, fzero, k.outer, bad_next, end);
+  int64_t region = c->loop_region[loop_index];
   for (int r = 0; r < nred; r++)
-    add_incoming(total[r], dzero, pre, total_next[r], block_done);
+    publish(c, &k, region, r, next[r]);
   if (bad)
-    add_incoming(bad_in, fzero, pre, bad_next, block_done);
+    publish(c, &k, region, nred, bad_next);
 
-  LLVMPositionBuilderAtEnd(c->b, done);
+  LLVMPositionBuilderAtEnd(c->b, k.done);
+  LLVMValueRef total[nred + 2];
+  combine(c, &k, region, nred + (bad != NULL), total);
   for (int r = 0; r < nred; r++) {
     const Node *red = l->reductions.items[r];
-    LLVMValueRef v = total_next[r];
+    LLVMValueRef v = total[r];
     if (red->op == OP_MEAN)
-      v = LLVMBuildFDiv(c->b, v, LLVMConstReal(c->dt, (double)n), "");
+      v = LLVMBuildFDiv(c->b, v, LLVMConstReal(c->dt, (double)k.n), "");
     nodemap_put(&c->scalar, red, c->ft == c->dt ? v : LLVMBuildFPTrunc(c->b, v, c->ft, ""));
   }
-  c->loop_bad[loop_index] = bad_next;
+  c->loop_bad[loop_index] = bad ? total[nred] : NULL;
 }
 
 static LLVMValueRef is_finite(Cg *c, LLVMValueRef v) {
@@ -477,34 +579,34 @@ static LLVMValueRef emit_update(Cg *c, const Step *st, bool commit) {
         ok = LLVMBuildAnd(c->b, ok, is_finite(c, nv), "");
       continue;
     }
-    /* A vector param: a loop over its elements and its stored gradient. */
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "update");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "update.done");
-    LLVMBuildBr(c->b, body);
-    LLVMPositionBuilderAtEnd(c->b, body);
-    LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "j");
+    /* A vector param: a loop over this thread's share of its elements and
+     * of its stored gradient; the check publishes a finite flag per block. */
+    Blocks k;
+    blocks_begin(c, &k, n);
+    LLVMValueRef j = c->idx;
     LLVMValueRef bad = commit ? NULL : LLVMBuildPhi(c->b, c->ft, "nonfinite");
     LLVMValueRef pp = buf_elem_ptr(c, s->param_buf[i], j);
     LLVMValueRef gv = LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, s->grad_buf[i], j), "");
     LLVMValueRef state[2];
-    for (int k = 0; k < 2; k++)
-      state[k] = s->state_buf[2 * i + k] >= 0 ? buf_elem_ptr(c, s->state_buf[2 * i + k], j) : NULL;
+    for (int m = 0; m < 2; m++)
+      state[m] = s->state_buf[2 * i + m] >= 0 ? buf_elem_ptr(c, s->state_buf[2 * i + m], j) : NULL;
     LLVMValueRef nv = update_value(c, st, LLVMBuildLoad2(c->b, c->ft, pp, ""), gv, state, commit);
     LLVMValueRef bad_next = NULL;
     if (commit)
       LLVMBuildStore(c->b, nv, pp);
     else
       bad_next = add_nonfinite(c, bad, nv);
-    LLVMValueRef jn = LLVMBuildAdd(c->b, j, iconst(c, 1), "");
-    LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, iconst(c, n), ""), body, done);
-    LLVMAddIncoming(j, (LLVMValueRef[]){iconst(c, 0), jn}, (LLVMBasicBlockRef[]){pre, end}, 2);
-    if (bad)
-      LLVMAddIncoming(bad, (LLVMValueRef[]){fconst(c, 0), bad_next}, (LLVMBasicBlockRef[]){pre, end}, 2);
-    LLVMPositionBuilderAtEnd(c->b, done);
-    if (bad)
-      ok = LLVMBuildAnd(c->b, ok, fcmp(c, LLVMRealOEQ, bad_next, fconst(c, 0)), "");
+    LLVMBasicBlockRef end_block = blocks_end_elements(c, &k);
+    if (bad) {
+      add_incoming(bad, fconst(c, 0), k.outer, bad_next, end_block);
+      publish(c, &k, c->update_region[i], 0, bad_next);
+    }
+    LLVMPositionBuilderAtEnd(c->b, k.done);
+    if (bad) {
+      LLVMValueRef total;
+      combine(c, &k, c->update_region[i], 1, &total);
+      ok = LLVMBuildAnd(c->b, ok, fcmp(c, LLVMRealOEQ, total, LLVMConstReal(c->dt, 0)), "");
+    }
   }
   return ok;
 }
@@ -532,9 +634,30 @@ static void emit_step(Cg *c) {
   }
 }
 
+/* Where each loop and each vector param's update check publishes its
+ * per-block results in the scratch array. */
+static void scratch_layout(Cg *c) {
+  const Schedule *s = c->s;
+  c->loop_region = calloc((size_t)s->nloops + 1, sizeof(int64_t));
+  c->update_region = calloc((size_t)c->p->nparams + 1, sizeof(int64_t));
+  for (int l = 0; l < s->nloops; l++) {
+    c->loop_region[l] = c->scratch_size;
+    int rows = s->loops[l].reductions.n + (s->loops[l].stores.n > 0);
+    c->scratch_size += rows * block_count(shape_numel(s->loops[l].shape));
+  }
+  for (int i = 0; i < c->p->nparams; i++) {
+    c->update_region[i] = c->scratch_size;
+    if (c->p->params[i].node->shape.rank > 0)
+      c->scratch_size += block_count(shape_numel(c->p->params[i].node->shape));
+  }
+}
+
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
-                              LLVMContextRefDl ctx, const char *fn_name, int vector_bits) {
+                              LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
+                              int64_t *scratch_doubles) {
   Cg c = {.p = p, .s = s, .opt = opt, .ctx = ctx, .vector_bits = vector_bits};
+  scratch_layout(&c);
+  *scratch_doubles = 2 * c.scratch_size;
   c.mod = LLVMModuleCreateWithNameInContext("dl_train", ctx);
   c.b = LLVMCreateBuilderInContext(ctx);
   c.dt = LLVMDoubleTypeInContext(ctx);
@@ -542,10 +665,14 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   c.i64 = LLVMInt64TypeInContext(ctx);
   c.ptr = LLVMPointerTypeInContext(ctx, 0);
 
-  LLVMTypeRef params[4] = {c.ptr, c.i64, c.i64, c.ptr};
-  c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 4, 0));
+  LLVMTypeRef params[8] = {c.ptr, c.i64, c.i64, c.ptr, c.i64, c.i64, c.ptr, c.ptr};
+  c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 8, 0));
   LLVMValueRef bufs_arg = LLVMGetParam(c.fn, 0), steps = LLVMGetParam(c.fn, 1);
   LLVMValueRef log_every = LLVMGetParam(c.fn, 2), log_ctx = LLVMGetParam(c.fn, 3);
+  c.thread = LLVMGetParam(c.fn, 4);
+  c.nthreads = LLVMGetParam(c.fn, 5);
+  LLVMValueRef scratch = LLVMGetParam(c.fn, 6);
+  c.team = LLVMGetParam(c.fn, 7);
 
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(ctx, c.fn, "entry");
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(ctx, c.fn, "step");
@@ -567,6 +694,13 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntSLT, st.t, steps, ""), body, finished);
 
   LLVMPositionBuilderAtEnd(c.b, body);
+  /* Steps alternate between the two halves of the scratch array: a thread
+   * may publish step t + 1's sums while another still reads step t's, but
+   * cannot reach step t + 2 before every thread has passed a barrier of
+   * step t + 1, after its reads. */
+  LLVMValueRef half = LLVMBuildMul(c.b, LLVMBuildAnd(c.b, st.t, iconst(&c, 1), ""),
+                                   iconst(&c, c.scratch_size), "");
+  c.scratch = LLVMBuildGEP2(c.b, c.dt, scratch, &half, 1, "scratch");
   emit_step(&c);
   LLVMValueRef loss = value_of(&c, s->loss);
 
@@ -577,7 +711,9 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMValueRef has_log = LLVMBuildICmp(c.b, LLVMIntSGT, log_every, iconst(&c, 0), "");
   LLVMValueRef safe_every = LLVMBuildSelect(c.b, has_log, log_every, iconst(&c, 1), "");
   LLVMValueRef at_log = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildSRem(c.b, t1, safe_every, ""), iconst(&c, 0), "");
-  LLVMBuildCondBr(c.b, LLVMBuildAnd(c.b, has_log, at_log, ""), do_log, check);
+  LLVMValueRef logger = LLVMBuildICmp(c.b, LLVMIntEQ, c.thread, iconst(&c, 0), "");
+  LLVMBuildCondBr(c.b, LLVMBuildAnd(c.b, LLVMBuildAnd(c.b, has_log, at_log, ""), logger, ""), do_log,
+                  check);
   LLVMPositionBuilderAtEnd(c.b, do_log);
   LLVMTypeRef log_ty;
   LLVMValueRef log_fn = log_function(&c, &log_ty);
@@ -593,7 +729,7 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
       ok = LLVMBuildAnd(c.b, ok, is_finite(&c, value_of(&c, s->grads[i])), "");
   for (int l = 0; l < s->nloops; l++)
     if (c.loop_bad[l])
-      ok = LLVMBuildAnd(c.b, ok, fcmp(&c, LLVMRealOEQ, c.loop_bad[l], fconst(&c, 0)), "");
+      ok = LLVMBuildAnd(c.b, ok, fcmp(&c, LLVMRealOEQ, c.loop_bad[l], LLVMConstReal(c.dt, 0)), "");
   LLVMBasicBlockRef update = LLVMAppendBasicBlockInContext(ctx, c.fn, "update.params");
   LLVMBuildCondBr(c.b, ok, update, failed);
 
@@ -626,6 +762,8 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   free(c.vector_fns);
   free(c.bufs);
   free(c.loop_bad);
+  free(c.loop_region);
+  free(c.update_region);
   nodemap_free(&c.scalar);
   nodemap_free(&c.elem);
   LLVMDisposeBuilder(c.b);

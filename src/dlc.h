@@ -387,7 +387,10 @@ typedef struct Options {
   bool f64;                                      /* --f64 */
   int opt_level;                                 /* -O0..-O3 (default 2) */
   bool time;                                     /* --time: phase timings to stderr */
+  int threads;                                   /* --threads; 0: chosen by data size */
 } Options;
+
+enum { MAX_THREADS = 256 };
 
 /* The phases `--time` reports, in order. */
 #define PHASES(X)                                                                          \
@@ -416,6 +419,7 @@ struct Program {
   Action *actions, **actions_tail;
   struct Sym *syms;                              /* sema's name table */
   struct Jit *jit;                               /* created on first train */
+  DlrtTeam *team;                                /* training threads, on first need */
   double ms[PHASE_COUNT];                        /* time spent in each phase */
   int ntrains;                                   /* train functions compiled so far */
 };
@@ -507,14 +511,17 @@ void schedule_free(Schedule *s);
 typedef struct LLVMOpaqueContext *LLVMContextRefDl;
 typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
 
-/* Emits `int64_t dl_train(void **bufs, int64_t steps, int64_t log_every,
- * void *ctx)` into a new module: all steps of forward, backward, the finite
- * check and the optimizer update. Returns `steps`; or t, the step at which
- * the loss or a gradient became NaN or infinite; or -1 - t when step t's
- * update would make a param NaN or infinite. The params are left as they
- * were before step t. */
+/* Emits the train function (TrainFn) into a new module: all steps of
+ * forward, backward, the finite check and the optimizer update, for one
+ * thread of a team. Returns `steps`; or t, the step at which the loss or a
+ * gradient became NaN or infinite; or -1 - t when step t's update would
+ * make a param NaN or infinite. The params are left as they were before
+ * step t. *scratch_doubles: the size of the scratch array it needs. */
+typedef int64_t (*TrainFn)(void **bufs, int64_t steps, int64_t log_every, void *log,
+                           int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team);
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
-                              LLVMContextRefDl ctx, const char *fn_name, int vector_bits);
+                              LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
+                              int64_t *scratch_doubles);
 
 /* ----------------------------------------------------------------- jit.c */
 

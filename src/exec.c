@@ -121,6 +121,89 @@ static void report_nonfinite(Program *p, const Action *a, int64_t step) {
              (long long)step, what, num[0] ? num : "NaN or infinite");
 }
 
+/* Each thread should have this many elements of the longest loop: at
+ * fewer, a step is over in a microsecond or two and meeting at a barrier
+ * (about 0.2 us) eats the gain. Measured on the seed (bench/README.md):
+ * two threads take 1.02x one thread's time at 4096 elements, 0.77x at
+ * 8192, 0.55x at 16384. */
+enum { MIN_ELEMENTS_PER_THREAD = 8192 };
+
+static int thread_count(const Program *p, const Schedule *s) {
+  if (p->opts.threads)
+    return p->opts.threads;
+  int64_t most = 0;
+  for (int l = 0; l < s->nloops; l++) {
+    int64_t n = shape_numel(s->loops[l].shape);
+    most = n > most ? n : most;
+  }
+  int64_t n = most / MIN_ELEMENTS_PER_THREAD, cpus = dlrt_cpu_count();
+  return (int)(n < 1 ? 1 : n > cpus ? cpus : n);
+}
+
+/* Thread k > 0 of a team gets its own copy of the scalar params and their
+ * optimizer state; vectors are shared (each thread updates its share). */
+static void **private_buffers(const Program *p, const Schedule *s, void **shared) {
+  void **bufs = calloc((size_t)s->nbufs + 1, sizeof(void *));
+  size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
+  for (int k = 0; k < s->nbufs; k++) {
+    const BufInfo *bi = &s->bufs[k];
+    bool scalar = (bi->kind == BUF_PARAM || bi->kind == BUF_STATE) &&
+                  p->params[bi->index].node->shape.rank == 0;
+    bufs[k] = scalar ? memcpy(malloc(elem), shared[k], elem) : shared[k];
+  }
+  return bufs;
+}
+
+typedef struct TrainRun {
+  TrainFn fn;
+  const Action *a;
+  void ***bufs;                                  /* per thread */
+  DlrtLog *log;
+  int nthreads;
+  double *scratch;
+  DlrtTeam *team;
+  int64_t *done;                                 /* per thread: what fn returned */
+} TrainRun;
+
+static void train_thread(void *arg, int k) {
+  TrainRun *r = arg;
+  r->done[k] = r->fn(r->bufs[k], r->a->steps, r->a->log_every, r->log, k, r->nthreads, r->scratch,
+                     r->team);
+}
+
+/* Runs the compiled steps on nthreads threads; returns what they return
+ * (the same on every thread). */
+static int64_t run_team(Program *p, const Schedule *s, TrainFn fn, const Action *a, void **bufs,
+                        DlrtLog *log, int nthreads, int64_t scratch_doubles) {
+  if (nthreads > 1 && (!p->team || dlrt_team_size(p->team) != nthreads)) {
+    dlrt_team_free(p->team);
+    p->team = dlrt_team_new(nthreads);
+  }
+  if (!p->team)
+    nthreads = 1;                                /* no threads to be had: one is enough */
+  TrainRun r = {fn, a, calloc((size_t)nthreads, sizeof(void **)), log, nthreads,
+                calloc((size_t)scratch_doubles + 1, sizeof(double)), nthreads > 1 ? p->team : NULL,
+                calloc((size_t)nthreads, sizeof(int64_t))};
+  r.bufs[0] = bufs;
+  for (int k = 1; k < nthreads; k++)
+    r.bufs[k] = private_buffers(p, s, bufs);
+  if (nthreads > 1)
+    dlrt_team_run(p->team, train_thread, &r);
+  else
+    train_thread(&r, 0);
+  int64_t done = r.done[0];
+  for (int k = 1; k < nthreads; k++) {
+    for (int b = 0; b < s->nbufs; b++)
+      if (r.bufs[k][b] != bufs[b])
+        free(r.bufs[k][b]);
+    free(r.bufs[k]);
+  }
+  free(r.bufs);
+  free(r.scratch);
+  free(r.done);
+  return done;
+}
+
 bool exec_train(Program *p, const Action *a, FILE *out) {
   double tj = now_ms();
   if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
@@ -130,11 +213,11 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   char name[32];
   snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);   /* one JIT: unique names */
   double t0 = now_ms();
-  LLVMModuleRefDl m =
-      codegen_train(p, s, &a->opt, jit_context(p->jit), name, jit_vector_bits(p->jit));
+  int64_t scratch_doubles;
+  LLVMModuleRefDl m = codegen_train(p, s, &a->opt, jit_context(p->jit), name,
+                                    jit_vector_bits(p->jit), &scratch_doubles);
   p->ms[PHASE_IR] += now_ms() - t0;
-  int64_t (*train)(void **, int64_t, int64_t, void *) =
-      (int64_t(*)(void **, int64_t, int64_t, void *))jit_add(p->jit, m, name, p->diags, p->ms);
+  TrainFn train = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms);
   if (!train) {
     schedule_free(s);
     return false;
@@ -144,7 +227,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   fflush(out);
   DlrtLog log = {out, p->opts.f64};
   double t2 = now_ms();
-  int64_t done = train(bufs, a->steps, a->log_every, &log);
+  int64_t done = run_team(p, s, train, a, bufs, &log, thread_count(p, s), scratch_doubles);
   double t3 = now_ms();
   copy_params_back(p, s, bufs);
   for (int k = 0; k < s->nbufs; k++)
@@ -242,8 +325,9 @@ bool exec_emit(Program *p, const char *what, FILE *out) {
       schedule_free(s);
       return false;
     }
-    LLVMModuleRefDl m =
-        codegen_train(p, s, opt, jit_context(p->jit), "dl_train", jit_vector_bits(p->jit));
+    int64_t scratch_doubles;
+    LLVMModuleRefDl m = codegen_train(p, s, opt, jit_context(p->jit), "dl_train",
+                                      jit_vector_bits(p->jit), &scratch_doubles);
     char *text = jit_module_text(p->jit, m, strcmp(what, "asm") == 0, p->diags);
     ok = text != NULL;
     if (text)

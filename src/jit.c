@@ -6,7 +6,7 @@
  * resource tracker so that a later user (the REPL) can replace it.
  *
  * JIT code sees the runtime through an allow-list of absolute symbols
- * (dlrt_log); libm comes from the process, as LLJIT resolves process
+ * (dlrt_log, dlrt_team_barrier); libm comes from the process, as LLJIT resolves process
  * symbols by default in LLVM 19. glibc's libmvec (vector exp, sin, ...) is
  * loaded into the process here, when the system has it, for the same
  * lookup to find.
@@ -90,12 +90,14 @@ Jit *jit_new(int opt_level, Diags *d) {
   j->tsc = LLVMOrcCreateNewThreadSafeContext();
 
   LLVMOrcJITDylibRef main_jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+  LLVMJITSymbolFlags callable = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
   LLVMOrcCSymbolMapPair runtime[] = {
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_log"),
-       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_log,
-        {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}},
+       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_log, callable}},
+      {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_team_barrier"),
+       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_team_barrier, callable}},
   };
-  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, 1));
+  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, 2));
   if (err) {
     jit_error(d, "cannot define the runtime's symbols", err);
     jit_free(j);

@@ -35,7 +35,8 @@ static const char usage[] =
     "  -O0..-O3   LLVM optimization level (default: -O2)\n"
     "  --time     print the time of each phase to stderr\n"
     "  --target   cpu (the default; the GPU target is not built yet)\n"
-    "  --threads  accepted; training runs on one thread in this version\n";
+    "  --threads  training threads (default: one per core for large data,\n"
+    "             one for small; the results are the same for any count)\n";
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT } Command;
 
@@ -49,7 +50,7 @@ static int usage_error(const char *fmt, const char *arg) {
 }
 
 /* `--time`: each phase, and the whole, on one line of stderr. */
-static void print_times(const double *ms, double total) {
+static void print_times(const double *ms, int threads, double total) {
   static const char *const names[] = {
 #define X(name, text) text,
       PHASES(X)
@@ -58,6 +59,8 @@ static void print_times(const double *ms, double total) {
   fputs("time:", stderr);
   for (int i = 0; i < PHASE_COUNT; i++)
     fprintf(stderr, "%s %s %.2f ms", i ? "," : "", names[i], ms[i]);
+  if (threads > 1)
+    fprintf(stderr, " on %d threads", threads);
   fprintf(stderr, "; total %.2f ms\n", total);
 }
 
@@ -99,7 +102,7 @@ done:
   fflush(stdout);
   diag_print(&diags, stderr);
   if (opts.time && prog)
-    print_times(prog->ms, now_ms() - t0);
+    print_times(prog->ms, prog->team ? dlrt_team_size(prog->team) : 1, now_ms() - t0);
   if (prog) {
     jit_free(prog->jit);
     program_free(prog);
@@ -183,11 +186,13 @@ int main(int argc, char **argv) {
         return usage_error("--target %s: only the cpu target is built so far", argv[i]);
     } else if (strcmp(a, "--threads") == 0) {
       char *end;
-      if (++i == argc || strtol(argv[i], &end, 10) < 1 || *end)
-        return usage_error("%s needs a whole number of at least 1", a);
-      if (strcmp(argv[i], "1") != 0)
-        fprintf(stderr, "dlc: warning: --threads %s: training runs on one thread in this "
-                        "version\n", argv[i]);
+      long n = ++i == argc ? 0 : strtol(argv[i], &end, 10);
+      if (n < 1 || n > MAX_THREADS || *end) {
+        char most[16];
+        snprintf(most, sizeof most, "%d", MAX_THREADS);
+        return usage_error("--threads needs a whole number from 1 to %s", most);
+      }
+      opts.threads = (int)n;
     } else if (a[0] == '-' && a[1])
       return usage_error("unknown option '%s'", a);
     else if (cmd == CMD_EMIT && !what)

@@ -1162,5 +1162,6 @@ void program_free(Program *p) {
   free(p->params);
   free(p->data);
   free(p->fns);
+  dlrt_team_free(p->team);
   graph_free(p->graph);
 }

@@ -9,7 +9,8 @@
  * 1e-9. Then every op of ops.def goes through the JIT once, in a loss whose
  * logged value and first update are compared with the interpreter's; the
  * NaN stop (the step it returns, the params from before it); log_every;
- * f32 results that are floats; -O0 against -O2; and the text of
+ * f32 results that are floats; -O0 against -O2; any thread count against
+ * one thread, bit for bit; and the text of
  * `dlc emit llvm` for the seed (a dl_train function, vectorized).
  */
 #include "unit.h"
@@ -687,6 +688,96 @@ END_TEST
 START_TEST(opt_levels_seed) { compare_levels(models[0].text, 1e-12); }
 END_TEST
 
+/* ---- threads: every thread count gives the results of one thread, bit
+ * for bit (the blocks' sums are added in block order whoever computed
+ * them), including where training stops on a NaN. */
+
+static const char *const thread_models[] = {
+    /* One loop of 25 blocks and a bit, scalar params. */
+    "x = linspace(-3, 3, 100003)\n"
+    "y = sin(x)\n"
+    "param a = 0.1\n"
+    "param b = 0.9\n"
+    "loss = sum((a + b * x - y)^2)\n"
+    "train(steps = 20, optimizer = sgd(lr = 1e-6, momentum = 0.9), log_every = 5)\n",
+    /* Two stages (a mean inside the loss), a vector param and adam. */
+    "x = linspace(0, 1, 40000)\n"
+    "param w = fill(40000, 0.5)\n"
+    "param s = 1.0\n"
+    "loss = mean((w * x - mean(w * x) + s - x)^2) + 0.001 * sum(w^2)\n"
+    "train(steps = 10, optimizer = adam(lr = 0.01), log_every = 1)\n",
+    /* The last elements go negative first: the last thread's share stops
+     * every thread, at the step one thread stops. */
+    "param w = linspace(1, 0.25, 30000)\n"
+    "param c = 2.0\n"
+    "loss = sum(sqrt(w)) + (c - 1)^2\n"
+    "train(steps = 50, optimizer = sgd(lr = 0.05), log_every = 1)\n"
+    "print(c)\n",
+    /* One block: thread 0 computes it, the others wait. */
+    "x = linspace(-1, 1, 2000)\n"
+    "param a = 0.5\n"
+    "loss = sum((exp(a * x) - 1 - x)^2)\n"
+    "train(steps = 30, optimizer = rmsprop(lr = 0.01), log_every = 10)\n",
+};
+
+typedef struct ThreadRun {
+  char *out;
+  bool ok;
+  double *values;
+  int n;
+} ThreadRun;
+
+static ThreadRun run_threads(const char *text, int threads) {
+  fixture_open(false);
+  fx.prog->opts.threads = threads;
+  compile_text(text);
+  ThreadRun r = {0};
+  r.ok = run(&r.out);
+  for (int i = 0; i < fx.prog->nparams; i++) {
+    int64_t n = shape_numel(fx.prog->params[i].value.shape);
+    r.values = realloc(r.values, sizeof(double) * (size_t)(r.n + n));
+    memcpy(r.values + r.n, fx.prog->params[i].value.v, sizeof(double) * (size_t)n);
+    r.n += (int)n;
+  }
+  teardown();
+  return r;
+}
+
+START_TEST(threads_same_results) {
+  const char *text = thread_models[_i];
+  ThreadRun one = run_threads(text, 1);
+  ck_assert_msg(strlen(one.out) > 0, "model %d logs nothing", _i);
+  static const int counts[] = {2, 3, 4, 7};
+  for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+    ThreadRun more = run_threads(text, counts[c]);
+    ck_assert_int_eq(more.ok, one.ok);
+    ck_assert_msg(strcmp(more.out, one.out) == 0, "model %d, %d threads logged\n%s\nnot\n%s", _i,
+                  counts[c], more.out, one.out);
+    ck_assert_int_eq(more.n, one.n);
+    for (int k = 0; k < one.n; k++)
+      ck_assert_msg(memcmp(&more.values[k], &one.values[k], sizeof(double)) == 0,
+                    "model %d, %d threads: value %d is %.9g, not %.9g", _i, counts[c], k,
+                    more.values[k], one.values[k]);
+    free(more.out);
+    free(more.values);
+  }
+  free(one.out);
+  free(one.values);
+}
+END_TEST
+
+/* The NaN model does stop (else it tests nothing), and keeps finite
+ * params. */
+START_TEST(threads_nan_model_stops) {
+  ThreadRun r = run_threads(thread_models[2], 3);
+  ck_assert(!r.ok);
+  for (int k = 0; k < r.n; k++)
+    ck_assert(isfinite(r.values[k]));
+  free(r.out);
+  free(r.values);
+}
+END_TEST
+
 /* ---- emitted text */
 
 START_TEST(emit_llvm_vectorized) {
@@ -703,7 +794,9 @@ START_TEST(emit_llvm_vectorized) {
                     strstr(text, "<4 x float>"),
                 "no vector instruction in:\n%.4000s", text);
   ck_assert_ptr_nonnull(strstr(text, "dlrt_log"));
-  ck_assert_ptr_null(strstr(text, "double>"));   /* f32: no double vectors */
+  /* f32 arithmetic stays f32: doubles only add the blocks' sums. */
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+    ck_assert_msg(!strstr(line, "double>") || !strstr(line, "fmul"), "double multiply: %s", line);
   free(text);
   /* Emitting trains nothing. */
   ck_assert_double_eq(fx.prog->params[1].value.v[0], -1);
@@ -762,6 +855,12 @@ static Suite *codegen_suite(void) {
   tcase_add_checked_fixture(tc, setup_f64_O0, teardown);
   tcase_add_test(tc, opt_levels_exact);
   tcase_add_test(tc, opt_levels_seed);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("threads");
+  tcase_add_loop_test(tc, threads_same_results, 0,
+                      (int)(sizeof thread_models / sizeof *thread_models));
+  tcase_add_test(tc, threads_nan_model_stops);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("emit");

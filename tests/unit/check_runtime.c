@@ -1,11 +1,13 @@
-/* check_runtime.c — unit tests for runtime/dlrt.c and runtime/csv.c.
+/* check_runtime.c — unit tests for runtime/dlrt.c, runtime/csv.c and
+ * runtime/team.c.
  *
  * Number printing is checked two ways: known cases against Python's repr
  * (less the ".0" of integers), and random bit patterns for round-trip and
  * for minimality (one digit fewer must not read back). The generator's
  * expected words come from an independent Python transcription of
  * splitmix64 and xoshiro256**. CSV files are written into a fresh mkdtemp
- * directory per test.
+ * directory per test. The team's barrier is checked by threads that
+ * publish and read numbers for thousands of rounds.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mkdtemp, open_memstream, M_PI */
@@ -491,6 +493,57 @@ START_TEST(csv_bad_cells) {
 }
 END_TEST
 
+/* ---- the team */
+
+enum { TEAM_ROUNDS = 2000, TEAM_MAX = 8 };
+
+typedef struct TeamProbe {
+  DlrtTeam *team;
+  int nthreads;
+  int64_t slot[2][TEAM_MAX];                     /* published per round, by round parity */
+  int ran[TEAM_MAX];                             /* times each thread number ran */
+  int wrong[TEAM_MAX];                           /* values a thread read that were not yet there */
+} TeamProbe;
+
+/* Each round every thread publishes a number, meets the others, and reads
+ * every thread's number of that round: all must be there. The parity
+ * double buffer is the one the compiled code uses. */
+static void team_probe(void *arg, int k) {
+  TeamProbe *p = arg;
+  p->ran[k]++;
+  for (int r = 0; r < TEAM_ROUNDS; r++) {
+    p->slot[r & 1][k] = (int64_t)r * TEAM_MAX + k;
+    dlrt_team_barrier(p->team);
+    for (int j = 0; j < p->nthreads; j++)
+      p->wrong[k] += p->slot[r & 1][j] != (int64_t)r * TEAM_MAX + j;
+  }
+}
+
+START_TEST(team_barrier_rounds) {
+  int n = _i + 2;                                /* 2, 3, 4 threads */
+  TeamProbe p = {.team = dlrt_team_new(n), .nthreads = n};
+  ck_assert_ptr_nonnull(p.team);
+  ck_assert_int_eq(dlrt_team_size(p.team), n);
+  for (int run = 0; run < 3; run++)             /* the same threads, run again */
+    dlrt_team_run(p.team, team_probe, &p);
+  for (int k = 0; k < n; k++) {
+    ck_assert_int_eq(p.ran[k], 3);
+    ck_assert_int_eq(p.wrong[k], 0);
+  }
+  dlrt_team_free(p.team);
+}
+END_TEST
+
+START_TEST(team_of_one) {
+  TeamProbe p = {.team = dlrt_team_new(1), .nthreads = 1};
+  dlrt_team_run(p.team, team_probe, &p);
+  ck_assert_int_eq(p.ran[0], 1);
+  ck_assert_int_eq(p.wrong[0], 0);
+  dlrt_team_free(p.team);
+  ck_assert_int_ge(dlrt_cpu_count(), 1);
+}
+END_TEST
+
 static Suite *runtime_suite(void) {
   Suite *s = suite_create("runtime");
 
@@ -528,6 +581,11 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, csv_missing_file);
   tcase_add_test(tc, csv_errors);
   tcase_add_test(tc, csv_bad_cells);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("team");
+  tcase_add_loop_test(tc, team_barrier_rounds, 0, 3);
+  tcase_add_test(tc, team_of_one);
   suite_add_tcase(s, tc);
   return s;
 }
