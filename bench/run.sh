@@ -8,7 +8,8 @@
 # each time the best of REPS runs. dlc and its C reference run interleaved
 # (dlc lo, dlc hi, C lo, C hi, then again) so that drift of the machine
 # hits both. PyTorch eager times its own loop (it has no compile step), when
-# `python3 -c "import torch"` works.
+# `python3 -c "import torch"` works. Then dlc on one thread against all
+# cores, the same way.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dlc=${BUILD_DIR:-$root/build}/dlc
@@ -46,7 +47,7 @@ measure() {
   dl_lo=$("${model}_dl" "$n" "$lo"); dl_hi=$("${model}_dl" "$n" "$hi")
   best=(999999999999 999999999999 999999999999 999999999999)
   for ((r = 0; r < reps; r++)); do
-    local t=($(ns "$dlc" run "$dl_lo") $(ns "$dlc" run "$dl_hi") \
+    local t=($(ns "$dlc" run --threads 1 "$dl_lo") $(ns "$dlc" run --threads 1 "$dl_hi") \
              $(ns "$tmp/${model}_ref" "$n" "$lo") $(ns "$tmp/${model}_ref" "$n" "$hi"))
     for k in 0 1 2 3; do ((t[k] < best[k])) && best[k]=${t[k]}; done
   done
@@ -64,7 +65,7 @@ torch_us() {
 have_torch=no
 [ -n "$python" ] && have_torch=yes
 
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; one thread"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; dlc on one thread (--threads 1)"
 printf "%-6s %9s %12s %12s %8s %14s %10s\n" model N "dlc us/step" "C us/step" "dlc/C" "torch us/step" "torch/dlc"
 for spec in "seed 2000 400000" "seed 100000 20000" "seed 1000000 2000" "peak 1000000 600"; do
   set -- $spec
@@ -78,6 +79,21 @@ for spec in "seed 2000 400000" "seed 100000 20000" "seed 1000000 2000" "peak 100
     "$(awk -v d="$d" -v c="$c" 'BEGIN { printf "%.2f", d / c }')" "$t" "$ratio"
 done
 [ $have_torch = yes ] || echo "(PyTorch not installed: apt-get install python3-torch for its column)"
+
+# Threads: the seed at N = 1M on one thread and on every core, interleaved.
+cores=$(nproc)
+if ((cores > 1)); then
+  lo_dl=$(seed_dl 1000000 200); hi_dl=$(seed_dl 1000000 2000)
+  best=(999999999999 999999999999 999999999999 999999999999)
+  for ((r = 0; r < reps; r++)); do
+    t=($(ns "$dlc" run --threads 1 "$lo_dl") $(ns "$dlc" run --threads 1 "$hi_dl") \
+       $(ns "$dlc" run --threads "$cores" "$lo_dl") $(ns "$dlc" run --threads "$cores" "$hi_dl"))
+    for k in 0 1 2 3; do ((t[k] < best[k])) && best[k]=${t[k]}; done
+  done
+  awk -v a="${best[0]}" -v b="${best[1]}" -v c="${best[2]}" -v d="${best[3]}" -v n="$cores" \
+    'BEGIN { one = (b - a) / 1800 / 1e3; many = (d - c) / 1800 / 1e3;
+             printf "seed N=1000000: %.1f us/step on 1 thread, %.1f on %d: %.2fx faster\n", one, many, n, one / many }'
+fi
 
 # The whole seed run and its compile phases.
 best=999999999999

@@ -1,10 +1,13 @@
 /* check_jit.c — what jit.c gives compiled code: the width of the libmvec
- * variants codegen may name, and their accuracy.
+ * variants codegen may name, their accuracy, and the accuracy of the
+ * float32 exp codegen computes inline.
  *
- * Inside loops, exp, sin, ... run as glibc's libmvec vector functions
- * (_ZGVeN16v_expf: AVX-512, 16 lanes). Each one this CPU runs is measured
+ * Inside loops, sin, log, ... run as glibc's libmvec vector functions
+ * (_ZGVeN16v_sinf: AVX-512, 16 lanes). Each one this CPU runs is measured
  * here in ulps against the double-precision function rounded to the working
- * type, over the function's whole useful range: at most 4 ulp.
+ * type, over the function's whole useful range: at most 4 ulp. exp in
+ * float32 is arithmetic in the loop itself, measured the same way through a
+ * training step: at most 2 ulp.
  */
 #include "unit.h"
 
@@ -206,36 +209,121 @@ START_TEST(vector_bits_match_cpu) {
 }
 END_TEST
 
-/* A transcendental function inside a loop is vectorized through libmvec
- * where there is one, and computes the same training as without it (the
- * interpreter's double-precision loss is the reference). */
-START_TEST(exp_loop_uses_libmvec) {
-  Arena *a = arena_new();
-  Diags d = {0};
-  Jit *j = jit_new(2, &d);
-  int bits = jit_vector_bits(j);
-  jit_free(j);
-  if (bits == 0) {
-    diag_free(&d);
-    arena_free(a);
-    return;
-  }
-  const char *text = "x = linspace(0, 10, 4000)\n"
-                     "param m = 5.0\n"
-                     "loss = sum(exp(-(x - m)^2))\n"
-                     "train(steps = 1, optimizer = sgd(lr = 0.001))\n";
+/* Compiles text (float32) with the program's own arena and diagnostics. */
+static Program *compile_f32(Arena *a, Diags *d, const char *text) {
   Source *src = source_new(a, "t.dl", text, strlen(text));
-  Program *p = program_new(a, &d, (Options){.opt_level = 2});
-  ck_assert(sema_program(p, parse_source(src, a, &d)));
+  Program *p = program_new(a, d, (Options){.opt_level = 2});
+  ck_assert(sema_program(p, parse_source(src, a, d)));
+  return p;
+}
+
+static char *emit_asm_of(Program *p) {
   char *buf = NULL;
   size_t len = 0;
   FILE *out = open_memstream(&buf, &len);
   ck_assert(exec_emit(p, "asm", out));
   fclose(out);
-  char want[32];
-  snprintf(want, sizeof want, "_ZGV%cN%d", bits == 512 ? 'e' : bits == 256 ? 'd' : 'b', bits / 32);
-  ck_assert_msg(strstr(buf, want) != NULL, "no call of a %s variant in the loop", want);
-  free(buf);
+  return buf;
+}
+
+/* A transcendental function inside a loop is vectorized through libmvec
+ * where there is one; exp in float32 is arithmetic, no call at all. */
+START_TEST(loop_calls_libmvec_but_not_for_exp) {
+  Arena *a = arena_new();
+  Diags d = {0};
+  Jit *j = jit_new(2, &d);
+  int bits = jit_vector_bits(j);
+  jit_free(j);
+  Program *p = compile_f32(a, &d, "x = linspace(0, 10, 4000)\n"
+                                  "param m = 5.0\n"
+                                  "loss = sum(exp(-(x - m)^2) + sin(x * m))\n"
+                                  "train(steps = 1, optimizer = sgd(lr = 0.001))\n");
+  char *text = emit_asm_of(p);
+  if (bits) {
+    char want[32];
+    snprintf(want, sizeof want, "_ZGV%cN%d", bits == 512 ? 'e' : bits == 256 ? 'd' : 'b', bits / 32);
+    ck_assert_msg(strstr(text, want) != NULL, "no call of a %s variant in the loop", want);
+  }
+  ck_assert_msg(strstr(text, "expf") == NULL, "exp is called:\n%.3000s", text);
+  free(text);
+  jit_free(p->jit);
+  program_free(p);
+  diag_free(&d);
+  arena_free(a);
+}
+END_TEST
+
+/* The inline float32 exp, as the training loop computes it, against the
+ * double exp rounded to float: at most 2 ulp from the smallest subnormal
+ * result to the largest finite one, exact at 0, and 0 far below. One
+ * step of sgd(lr = 1) on `sum(w * exp(x + a))` from w = 0 stores
+ * w = -exp(x + 0) for every x. */
+START_TEST(inline_exp_accuracy) {
+  enum { N = 1 << 20 };
+  Arena *a = arena_new();
+  Diags d = {0};
+  char text[256];
+  snprintf(text, sizeof text,
+           "x = linspace(-103.9, 88.7, %d)\n"
+           "param w = zeros(%d)\n"
+           "param a = 0.0\n"
+           "loss = sum(w * exp(x + a))\n"
+           "train(steps = 1, optimizer = sgd(lr = 1))\n", N, N);
+  Program *p = compile_f32(a, &d, text);
+  double *x = NULL;
+  for (int i = 0; i < p->ndata; i++)
+    if (strcmp(p->data[i].name, "x") == 0)
+      x = p->data[i].value.v;
+  ck_assert_ptr_nonnull(x);
+  static const double edges[] = {0.0, -0.0, 1e-30, -1e-30, -200, -1e30, 88.72, -87.3, -87.34, -103.97,
+                                 1.0, -1.0, 0.5, 0.34657359, -0.34657359, 10.5, -10.5};
+  for (size_t k = 0; k < sizeof edges / sizeof *edges; k++)
+    x[k] = (float)edges[k];
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  ck_assert(exec_program(p, f));
+  fclose(f);
+  const double *w = p->params[0].value.v;
+  int64_t worst = 0;
+  int worst_at = 0;
+  for (int i = 0; i < N; i++) {
+    double want = (float)exp(x[i]);
+    int64_t e = ulps(-w[i], want, 0);
+    if (e > worst)
+      worst = e, worst_at = i;
+  }
+  ck_assert_msg(worst <= 2, "exp(%.9g) = %.9g, libm %.9g: %lld ulp", x[worst_at], -w[worst_at],
+                (float)exp(x[worst_at]), (long long)worst);
+  ck_assert_double_eq(-w[0], 1);
+  ck_assert_double_eq(-w[1], 1);
+  ck_assert_double_eq(-w[4], 0);
+  ck_assert_double_eq(-w[5], 0);
+  free(out);
+  jit_free(p->jit);
+  program_free(p);
+  diag_free(&d);
+  arena_free(a);
+}
+END_TEST
+
+/* Past the largest float, exp overflows to inf (not to a wrapped-around
+ * exponent), and training stops on it. */
+START_TEST(inline_exp_overflows_to_inf) {
+  Arena *a = arena_new();
+  Diags d = {0};
+  Program *p = compile_f32(a, &d, "x = linspace(88, 90, 64)\n"
+                                  "param a = 0.0\n"
+                                  "loss = sum(exp(x + a))\n"
+                                  "train(steps = 3, optimizer = sgd(lr = 1), log_every = 1)\n");
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  ck_assert(!exec_program(p, f));
+  fclose(f);
+  ck_assert_str_eq(out, "0 inf\n");
+  ck_assert_ptr_nonnull(strstr(d.items[0].msg, "training stopped at step 0"));
+  free(out);
   jit_free(p->jit);
   program_free(p);
   diag_free(&d);
@@ -249,7 +337,9 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, libmvec_accuracy);
   tcase_add_test(tc, vector_bits_match_cpu);
-  tcase_add_test(tc, exp_loop_uses_libmvec);
+  tcase_add_test(tc, loop_calls_libmvec_but_not_for_exp);
+  tcase_add_test(tc, inline_exp_accuracy);
+  tcase_add_test(tc, inline_exp_overflows_to_inf);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
