@@ -59,8 +59,9 @@ python=
 for p in python3 /usr/bin/python3; do
   if "$p" -c "import torch" 2>/dev/null; then python=$p; break; fi
 done
+# torch_us MODEL N STEPS
 torch_us() {
-  "$python" "$root/bench/seed_torch.py" "$1" "$2" 2>/dev/null | awk '/per_step_us/ { print $2 }'
+  "$python" "$root/bench/$1_torch.py" "$2" "$3" 2>/dev/null | awk '/per_step_us/ { print $2 }'
 }
 have_torch=no
 [ -n "$python" ] && have_torch=yes
@@ -71,8 +72,8 @@ for spec in "seed 2000 400000" "seed 100000 20000" "seed 1000000 2000" "peak 100
   set -- $spec
   read -r d c <<<"$(measure "$1" "$2" "$3")"
   t=-; ratio=-
-  if [ "$1" = seed ] && [ $have_torch = yes ]; then
-    t=$(torch_us "$2" $((200000000 / $2 < 2000 ? 200000000 / $2 : 2000)))
+  if [ $have_torch = yes ]; then
+    t=$(torch_us "$1" "$2" $((200000000 / $2 < 2000 ? 200000000 / $2 : 2000)))
     ratio=$(awk -v t="$t" -v d="$d" 'BEGIN { printf "%.0f", t / d }')
   fi
   printf "%-6s %9s %12s %12s %8s %14s %10s\n" "$1" "$2" "$d" "$c" \

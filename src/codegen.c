@@ -30,6 +30,7 @@
 #include "dlc.h"
 
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,14 +404,32 @@ static void blocks_begin(Cg *c, Blocks *k, int64_t n) {
   c->idx = LLVMBuildPhi(c->b, c->i64, "i");
 }
 
+/* Asks the vectorizer for masked vector iterations instead of a scalar
+ * remainder loop: for a vector of one block, a loop of constant trip
+ * count, that is less machine code to compile (about 1.5 ms of the seed's
+ * 20) and as fast. Over many blocks the masks would cost every iteration. */
+static void fold_tail(Cg *c, LLVMValueRef latch) {
+  LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+  const char *key = "llvm.loop.vectorize.predicate.enable";
+  LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, key, strlen(key)),
+                           LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 1, 0))};
+  LLVMMetadataRef pred = LLVMMDNodeInContext2(c->ctx, kv, 2);
+  LLVMMetadataRef ops[2] = {tmp, pred};
+  LLVMMetadataRef loop = LLVMMDNodeInContext2(c->ctx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(tmp, loop);
+  LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, loop));
+}
+
 /* Closes the element loop; leaves the builder in block.done, before its
  * branch, for the block's results. Returns the last block of the element
  * loop, the incoming block of its phis. */
 static LLVMBasicBlockRef blocks_end_elements(Cg *c, Blocks *k) {
   LLVMValueRef idx_next = LLVMBuildAdd(c->b, c->idx, iconst(c, 1), "");
   LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, k->stop, ""), k->inner,
-                  k->block_done);
+  LLVMValueRef br = LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, k->stop, ""),
+                                    k->inner, k->block_done);
+  if (k->nblocks == 1)
+    fold_tail(c, br);
   add_incoming(c->idx, k->first, k->outer, idx_next, end);
   LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(k->block_done));
   return end;

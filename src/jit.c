@@ -20,10 +20,12 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +47,18 @@ static void jit_error(Diags *d, const char *what, LLVMErrorRef err) {
   LLVMDisposeErrorMessage(msg);
 }
 
+/* LLVM's process-wide settings, once. The loop vectorizer gives up its
+ * vectorized remainder loop: a block is a multiple of any vector width
+ * times interleave, so the remainder runs on the last block of a vector
+ * only, and the remainder loop's code was up to a fifth of the compile. */
+static void configure_llvm(void) {
+  const char *argv[] = {"dlc", "-enable-epilogue-vectorization=false"};
+  LLVMParseCommandLineOptions(2, argv, "");
+}
+
 Jit *jit_new(int opt_level, Diags *d) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, configure_llvm);
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
   Jit *j = calloc(1, sizeof *j);
