@@ -217,6 +217,22 @@ static Program *compile_f32(Arena *a, Diags *d, const char *text) {
   return p;
 }
 
+/* Runs p's actions; returns whether they succeeded, *out what they printed. */
+static bool run_program(Program *p, char **out) {
+  size_t len = 0;
+  FILE *f = open_memstream(out, &len);
+  bool ok = exec_program(p, f);
+  fclose(f);
+  return ok;
+}
+
+static void free_program(Program *p, Diags *d, Arena *a) {
+  jit_free(p->jit);
+  program_free(p);
+  diag_free(d);
+  arena_free(a);
+}
+
 static char *emit_asm_of(Program *p) {
   char *buf = NULL;
   size_t len = 0;
@@ -246,10 +262,7 @@ START_TEST(loop_calls_libmvec_but_not_for_exp) {
   }
   ck_assert_msg(strstr(text, "expf") == NULL, "exp is called:\n%.3000s", text);
   free(text);
-  jit_free(p->jit);
-  program_free(p);
-  diag_free(&d);
-  arena_free(a);
+  free_program(p, &d, a);
 }
 END_TEST
 
@@ -280,10 +293,7 @@ START_TEST(inline_exp_accuracy) {
   for (size_t k = 0; k < sizeof edges / sizeof *edges; k++)
     x[k] = (float)edges[k];
   char *out = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&out, &len);
-  ck_assert(exec_program(p, f));
-  fclose(f);
+  ck_assert(run_program(p, &out));
   const double *w = p->params[0].value.v;
   int64_t worst = 0;
   int worst_at = 0;
@@ -300,10 +310,7 @@ START_TEST(inline_exp_accuracy) {
   ck_assert_double_eq(-w[4], 0);
   ck_assert_double_eq(-w[5], 0);
   free(out);
-  jit_free(p->jit);
-  program_free(p);
-  diag_free(&d);
-  arena_free(a);
+  free_program(p, &d, a);
 }
 END_TEST
 
@@ -317,17 +324,11 @@ START_TEST(inline_exp_overflows_to_inf) {
                                   "loss = sum(exp(x + a))\n"
                                   "train(steps = 3, optimizer = sgd(lr = 1), log_every = 1)\n");
   char *out = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&out, &len);
-  ck_assert(!exec_program(p, f));
-  fclose(f);
+  ck_assert(!run_program(p, &out));
   ck_assert_str_eq(out, "0 inf\n");
   ck_assert_ptr_nonnull(strstr(d.items[0].msg, "training stopped at step 0"));
   free(out);
-  jit_free(p->jit);
-  program_free(p);
-  diag_free(&d);
-  arena_free(a);
+  free_program(p, &d, a);
 }
 END_TEST
 
