@@ -6,10 +6,10 @@
  * resource tracker so that a later user (the REPL) can replace it.
  *
  * JIT code sees the runtime through an allow-list of absolute symbols
- * (dlrt_log, dlrt_team_barrier); libm comes from the process, as LLJIT resolves process
- * symbols by default in LLVM 19. glibc's libmvec (vector exp, sin, ...) is
- * loaded into the process here, when the system has it, for the same
- * lookup to find.
+ * (dlrt_log, dlrt_team_barrier); libm comes from the process, as LLJIT
+ * resolves process symbols by default in LLVM 19. glibc's libmvec (vector
+ * sin, log, ...) is loaded into the process here, when the system has it,
+ * for the same lookup to find.
  *
  * Every LLVMErrorRef is turned into a diagnostic in one place, jit_error.
  */
