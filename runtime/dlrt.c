@@ -180,6 +180,8 @@ void dlrt_randn(double *out, int64_t n, uint64_t seed, int f64) {
 
 /* ---- training callbacks */
 
+volatile int32_t dlrt_interrupt;
+
 void dlrt_log(void *log, int64_t step, double loss) {
   DlrtLog *l = log;
   char text[48];

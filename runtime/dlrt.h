@@ -83,6 +83,10 @@ typedef struct DlrtLog {
 /* Prints the log line "STEP LOSS" for one training step. */
 void dlrt_log(void *log, int64_t step, double loss);
 
+/* Set (by a SIGINT handler, say) to ask a running train to stop after the
+ * step it is computing; compiled code reads it once per step. */
+extern volatile int32_t dlrt_interrupt;
+
 /* ---- the team: threads that run one train function together
  *
  * Every thread runs the same compiled function on its own share of each

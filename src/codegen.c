@@ -16,8 +16,9 @@
  * holds the same scalars, and they are the scalars one thread computes
  * alone, bit for bit. Only thread 0 logs. It returns `steps`; or t, the
  * step whose loss or gradient was NaN or infinite; or -1 - t, when step t's
- * update would have made a param NaN or infinite. Either way step t's
- * update is not applied: the params keep their last finite values.
+ * update would have made a param NaN or infinite (either way step t's
+ * update is not applied: the params keep their last finite values); or
+ * steps + 1 + k when dlrt_interrupt stopped it after k steps.
  *
  * Loops are counted loops over blocks of elements whose reductions are
  * phis; the reduction's fadd carries reassoc so that LLVM's vectorizer may
@@ -53,6 +54,7 @@ typedef struct Cg {
   LLVMValueRef scratch;                          /* this step's half of the scratch array */
   int64_t *loop_region, *update_region;          /* where in it each loop and param update publishes */
   int64_t scratch_size;                          /* doubles in one half */
+  int64_t stop_slot;                             /* where thread 0 publishes dlrt_interrupt */
   int vector_bits;                               /* widest libmvec variant to name; 0: none */
   LLVMValueRef *vector_fns;                      /* declared variants, kept by llvm.compiler.used */
   int nvector_fns;
@@ -675,6 +677,25 @@ static LLVMValueRef emit_update(Cg *c, const Step *st, bool commit) {
   return ok;
 }
 
+/* Thread 0 reads dlrt_interrupt once per step and publishes what it read;
+ * every thread looks at the published value at the end of the step, after
+ * the step's barriers, so all stop after the same step. */
+static void publish_interrupt(Cg *c, LLVMValueRef stop_at) {
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
+  LLVMValueRef flag = LLVMGetNamedGlobal(c->mod, "dlrt_interrupt");
+  if (!flag)
+    flag = LLVMAddGlobal(c->mod, i32, "dlrt_interrupt");
+  LLVMBasicBlockRef read = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "interrupt.read");
+  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "interrupt.done");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), read, go);
+  LLVMPositionBuilderAtEnd(c->b, read);
+  LLVMValueRef v = LLVMBuildLoad2(c->b, i32, flag, "");
+  LLVMSetVolatile(v, 1);
+  LLVMBuildStore(c->b, LLVMBuildUIToFP(c->b, v, c->dt, ""), stop_at);
+  LLVMBuildBr(c->b, go);
+  LLVMPositionBuilderAtEnd(c->b, go);
+}
+
 static LLVMValueRef log_function(Cg *c, LLVMTypeRef *fty) {
   LLVMTypeRef params[3] = {c->ptr, c->i64, c->dt};
   *fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, 0);
@@ -699,9 +720,11 @@ static void emit_step(Cg *c) {
 }
 
 /* Where each loop and each vector param's update check publishes its
- * per-block results in the scratch array. */
+ * per-block results in the scratch array, and thread 0 the interrupt
+ * request. */
 static void scratch_layout(Cg *c) {
   const Schedule *s = c->s;
+  c->stop_slot = c->scratch_size++;
   c->loop_region = calloc((size_t)s->nloops + 1, sizeof(int64_t));
   c->update_region = calloc((size_t)c->p->nparams + 1, sizeof(int64_t));
   for (int l = 0; l < s->nloops; l++) {
@@ -765,6 +788,8 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMValueRef half = LLVMBuildMul(c.b, LLVMBuildAnd(c.b, st.t, iconst(&c, 1), ""),
                                    iconst(&c, c.scratch_size), "");
   c.scratch = LLVMBuildGEP2(c.b, c.dt, scratch, &half, 1, "scratch");
+  LLVMValueRef stop_at = LLVMBuildGEP2(c.b, c.dt, c.scratch, (LLVMValueRef[]){iconst(&c, c.stop_slot)}, 1, "");
+  publish_interrupt(&c, stop_at);
   emit_step(&c);
   LLVMValueRef loss = value_of(&c, s->loss);
 
@@ -805,8 +830,11 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBuildCondBr(c.b, emit_update(&c, &st, false), commit, overflow);
   LLVMPositionBuilderAtEnd(c.b, commit);
   emit_update(&c, &st, true);
+  /* Interrupted: stop after this step, having done t + 1 of them. */
+  LLVMBasicBlockRef interrupted = LLVMAppendBasicBlockInContext(ctx, c.fn, "interrupted");
+  LLVMValueRef stop = LLVMBuildLoad2(c.b, c.dt, stop_at, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c.b);
-  LLVMBuildBr(c.b, head);
+  LLVMBuildCondBr(c.b, fcmp(&c, LLVMRealONE, stop, LLVMConstReal(c.dt, 0)), interrupted, head);
   LLVMAddIncoming(st.t, (LLVMValueRef[]){iconst(&c, 0), t1}, (LLVMBasicBlockRef[]){entry, latch}, 2);
 
   LLVMPositionBuilderAtEnd(c.b, finished);
@@ -815,6 +843,8 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBuildRet(c.b, st.t);
   LLVMPositionBuilderAtEnd(c.b, overflow);
   LLVMBuildRet(c.b, LLVMBuildSub(c.b, iconst(&c, -1), st.t, ""));
+  LLVMPositionBuilderAtEnd(c.b, interrupted);
+  LLVMBuildRet(c.b, LLVMBuildAdd(c.b, LLVMBuildAdd(c.b, steps, iconst(&c, 1), ""), t1, ""));
 
   if (c.nvector_fns) {
     LLVMTypeRef list = LLVMArrayType(c.ptr, (unsigned)c.nvector_fns);

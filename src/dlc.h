@@ -433,6 +433,9 @@ void program_free(Program *p);                   /* what the arena does not own 
 int program_add_data(Program *p, const char *name, Tensor t);
 /* For `dlc check`: fn's body with its formals bound to args, each argument's
  * hand-written partial (NULL where there is no deriv) and symbolic one. */
+/* The i-th built-in name (functions, then constants); NULL past the last
+ * (the REPL completes them). */
+const char *sema_builtin_name(int i);
 bool sema_fn_partials(Program *p, const Fn *fn, Node *const *args, Node **body, Node **hand,
                       Node **sym);
 /* Round a value to the program's precision (f32 unless --f64). */
@@ -515,8 +518,10 @@ typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
  * forward, backward, the finite check and the optimizer update, for one
  * thread of a team. Returns `steps`; or t, the step at which the loss or a
  * gradient became NaN or infinite; or -1 - t when step t's update would
- * make a param NaN or infinite. The params are left as they were before
- * step t. *scratch_doubles: the size of the scratch array it needs. */
+ * make a param NaN or infinite (the params are left as they were before
+ * step t); or steps + 1 + k when dlrt_interrupt was set during step k - 1
+ * (k steps done). *scratch_doubles: the size of the scratch array it
+ * needs. */
 typedef int64_t (*TrainFn)(void **bufs, int64_t steps, int64_t log_every, void *log,
                            int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team);
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
@@ -534,8 +539,12 @@ int jit_vector_bits(const Jit *j);
 LLVMContextRefDl jit_context(Jit *j);
 /* Optimizes and adds the module (the JIT owns it after), returns the
  * address of fn_name, or NULL with an error in d. Adds the time spent to
- * ms[PHASE_OPTIMIZE] and ms[PHASE_JIT]. */
-void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms);
+ * ms[PHASE_OPTIMIZE] and ms[PHASE_JIT]. *code: the module's handle, for
+ * jit_remove. */
+typedef struct JitCode JitCode;
+void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms, JitCode **code);
+/* Frees the machine code of a module added by jit_add. */
+void jit_remove(Jit *j, JitCode *code);
 /* `dlc emit llvm|asm`: text of the optimized module (caller frees). Takes
  * m and disposes of it. */
 char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d);
@@ -544,6 +553,8 @@ char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d);
 
 /* Runs the program's actions in order (prints to out, progress to stderr). */
 bool exec_program(Program *p, FILE *out);
+/* The same, from action `from` on (the REPL runs each statement's own). */
+bool exec_actions(Program *p, const Action *from, FILE *out);
 /* Runs one train action: compile, JIT, run, copy params back. */
 bool exec_train(Program *p, const Action *a, FILE *out);
 /* `dlc emit ir|grad|llvm|asm` for the program's loss and its first train
@@ -551,6 +562,15 @@ bool exec_train(Program *p, const Action *a, FILE *out);
 bool exec_emit(Program *p, const char *what, FILE *out);
 /* A value as print shows it: a number, or [a, b, c, ..., z] for a vector. */
 void exec_format_value(Buf *b, const Tensor *t, bool f64);
+/* `--time`: the time of each phase, and the total, on one line. */
+void exec_print_times(const Program *p, double total, FILE *f);
+
+/* ------------------------------------------------------------------ repl.c */
+
+/* `dlc repl`: reads statements from stdin (with line editing and prompts
+ * on a terminal) until the end or :quit. Returns the exit status: 1 when
+ * something failed, else 0. */
+int repl_main(Options opts);
 
 /* ----------------------------------------------------------------- check.c */
 

@@ -56,6 +56,11 @@ static bool print_action(Program *p, const Action *a, FILE *out) {
       ok = false;
       continue;
     }
+    /* An expression alone shows a vector's length before its elements. */
+    if (a->kind == ACT_SHOW && t.shape.rank > 0) {
+      char sh[64];
+      buf_printf(&b, "%s ", shape_str(t.shape, sh));
+    }
     exec_format_value(&b, &t, p->opts.f64);
     free(t.v);
   }
@@ -129,6 +134,8 @@ static void report_nonfinite(Program *p, const Action *a, int64_t step) {
 enum { MIN_ELEMENTS_PER_THREAD = 8192 };
 
 static int thread_count(const Program *p, const Schedule *s) {
+  if (s->nloops == 0)
+    return 1;                                    /* nothing to share, and no barrier to agree at */
   if (p->opts.threads)
     return p->opts.threads;
   int64_t most = 0;
@@ -217,7 +224,8 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   LLVMModuleRefDl m = codegen_train(p, s, &a->opt, jit_context(p->jit), name,
                                     jit_vector_bits(p->jit), &scratch_doubles);
   p->ms[PHASE_IR] += now_ms() - t0;
-  TrainFn train = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms);
+  JitCode *code;
+  TrainFn train = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms, &code);
   if (!train) {
     schedule_free(s);
     return false;
@@ -229,6 +237,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   double t2 = now_ms();
   int64_t done = run_team(p, s, train, a, bufs, &log, thread_count(p, s), scratch_doubles);
   double t3 = now_ms();
+  jit_remove(p->jit, code);
   copy_params_back(p, s, bufs);
   for (int k = 0; k < s->nbufs; k++)
     free(bufs[k]);
@@ -236,6 +245,12 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   p->ms[PHASE_TRAIN] += t3 - t2;
   p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
   schedule_free(s);
+  if (done > a->steps) {
+    diag_add(p->diags, DIAG_WARNING, a->span,
+             "training interrupted after %lld of %lld steps; the params keep their values",
+             (long long)(done - a->steps - 1), (long long)a->steps);
+    return true;
+  }
   if (done != a->steps) {
     report_nonfinite(p, a, done);
     return false;
@@ -243,9 +258,11 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   return true;
 }
 
-bool exec_program(Program *p, FILE *out) {
+bool exec_program(Program *p, FILE *out) { return exec_actions(p, p->actions, out); }
+
+bool exec_actions(Program *p, const Action *from, FILE *out) {
   bool ok = true;
-  for (const Action *a = p->actions; a; a = a->next) {
+  for (const Action *a = from; a; a = a->next) {
     bool this_ok = a->kind == ACT_TRAIN ? exec_train(p, a, out) : print_action(p, a, out);
     if (!this_ok) {
       /* Say it now, in order with the output; later actions still run, so
@@ -336,4 +353,19 @@ bool exec_emit(Program *p, const char *what, FILE *out) {
   }
   schedule_free(s);
   return ok;
+}
+
+/* `--time`: each phase, and the whole, on one line. */
+void exec_print_times(const Program *p, double total, FILE *f) {
+  static const char *const names[] = {
+#define X(name, text) text,
+      PHASES(X)
+#undef X
+  };
+  fputs("time:", f);
+  for (int i = 0; i < PHASE_COUNT; i++)
+    fprintf(f, "%s %s %.2f ms", i ? "," : "", names[i], p->ms[i]);
+  if (p->team && dlrt_team_size(p->team) > 1)
+    fprintf(f, " on %d threads", dlrt_team_size(p->team));
+  fprintf(f, "; total %.2f ms\n", total);
 }

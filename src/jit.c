@@ -3,13 +3,14 @@
  * One JIT per process: modules are optimized here with the host's target
  * machine (so the vectorizer knows the real vector width), then handed to
  * LLJIT, which owns them from then on. Each module goes in under its own
- * resource tracker so that a later user (the REPL) can replace it.
+ * resource tracker, so that its code can be freed once it has run (the
+ * REPL compiles a train at a time for as long as a session lasts).
  *
  * JIT code sees the runtime through an allow-list of absolute symbols
- * (dlrt_log, dlrt_team_barrier); libm comes from the process, as LLJIT
- * resolves process symbols by default in LLVM 19. glibc's libmvec (vector
- * sin, log, ...) is loaded into the process here, when the system has it,
- * for the same lookup to find.
+ * (dlrt_log, dlrt_team_barrier, dlrt_interrupt); libm comes from the
+ * process, as LLJIT resolves process symbols by default in LLVM 19. glibc's
+ * libmvec (vector sin, log, ...) is loaded into the process here, when the
+ * system has it, for the same lookup to find.
  *
  * Every LLVMErrorRef is turned into a diagnostic in one place, jit_error.
  */
@@ -109,8 +110,10 @@ Jit *jit_new(int opt_level, Diags *d) {
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_log, callable}},
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_team_barrier"),
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_team_barrier, callable}},
+      {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_interrupt"),
+       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_interrupt, {LLVMJITSymbolGenericFlagsExported, 0}}},
   };
-  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, 2));
+  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, 3));
   if (err) {
     jit_error(d, "cannot define the runtime's symbols", err);
     jit_free(j);
@@ -173,7 +176,8 @@ static bool optimize(Jit *j, LLVMModuleRef m, Diags *d) {
   return true;
 }
 
-void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms) {
+void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms, JitCode **code) {
+  *code = NULL;
   double t0 = now_ms();
   bool ok = optimize(j, m, d);
   double t1 = now_ms();
@@ -186,11 +190,12 @@ void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *
   LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(main_jd);
   LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsc); /* takes m */
   LLVMErrorRef err = LLVMOrcLLJITAddLLVMIRModuleWithRT(j->lljit, rt, tsm);      /* takes tsm */
-  LLVMOrcReleaseResourceTracker(rt);             /* the JITDylib keeps what it tracks */
   if (err) {
     jit_error(d, "cannot add the module to the JIT", err);
+    LLVMOrcReleaseResourceTracker(rt);
     return NULL;
   }
+  *code = (JitCode *)rt;
   LLVMOrcExecutorAddress addr = 0;
   err = LLVMOrcLLJITLookup(j->lljit, &addr, fn_name);   /* machine code is made here */
   ms[PHASE_JIT] += now_ms() - t1;
@@ -199,6 +204,17 @@ void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *
     return NULL;
   }
   return (void *)(uintptr_t)addr;
+}
+
+void jit_remove(Jit *j, JitCode *code) {
+  if (!code)
+    return;
+  LLVMOrcResourceTrackerRef rt = (LLVMOrcResourceTrackerRef)code;
+  LLVMErrorRef err = LLVMOrcResourceTrackerRemove(rt);
+  if (err)
+    LLVMConsumeError(err);                       /* nothing to do but keep the memory */
+  LLVMOrcReleaseResourceTracker(rt);
+  (void)j;
 }
 
 char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d) {

@@ -9,6 +9,7 @@
 #include "dlc.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,7 +39,7 @@ static const char usage[] =
     "  --threads  training threads (default: one per core for large data,\n"
     "             one for small; the results are the same for any count)\n";
 
-typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT } Command;
+typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
 
 static const char *const emit_kinds[] = {"tokens", "ast", "ir", "grad", "llvm", "asm"};
 
@@ -47,21 +48,6 @@ static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fputs("\n(run 'dlc --help' for usage)\n", stderr);
   return 2;
-}
-
-/* `--time`: each phase, and the whole, on one line of stderr. */
-static void print_times(const double *ms, int threads, double total) {
-  static const char *const names[] = {
-#define X(name, text) text,
-      PHASES(X)
-#undef X
-  };
-  fputs("time:", stderr);
-  for (int i = 0; i < PHASE_COUNT; i++)
-    fprintf(stderr, "%s %s %.2f ms", i ? "," : "", names[i], ms[i]);
-  if (threads > 1)
-    fprintf(stderr, " on %d threads", threads);
-  fprintf(stderr, "; total %.2f ms\n", total);
 }
 
 /* Runs the pipeline on one file. */
@@ -97,12 +83,13 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
   case CMD_RUN: ok = exec_program(prog, stdout); break;
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;
   case CMD_EMIT: ok = exec_emit(prog, what, stdout); break;
+  case CMD_REPL: break;                          /* repl_main's */
   }
 done:
   fflush(stdout);
   diag_print(&diags, stderr);
   if (opts.time && prog)
-    print_times(prog->ms, prog->team ? dlrt_team_size(prog->team) : 1, now_ms() - t0);
+    exec_print_times(prog, now_ms() - t0, stderr);
   if (prog) {
     jit_free(prog->jit);
     program_free(prog);
@@ -126,7 +113,13 @@ typedef struct Job {
 
 static void *run_job(void *arg) {
   Job *job = arg;
-  job->status = compile_and_run(job->cmd, job->what, job->path, job->opts);
+  /* Signals come to this thread, where they can interrupt a read. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+  job->status = job->cmd == CMD_REPL ? repl_main(job->opts)
+                                     : compile_and_run(job->cmd, job->what, job->path, job->opts);
   return NULL;
 }
 
@@ -134,6 +127,10 @@ static int run_on_big_stack(Job *job) {
   pthread_attr_t attr;
   pthread_t thread;
   pthread_attr_init(&attr);
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);       /* the job's thread unblocks it */
   if (pthread_attr_setstacksize(&attr, COMPILER_STACK) != 0 ||
       pthread_create(&thread, &attr, run_job, job) != 0) {
     run_job(job);                                /* no thread: the main stack will do */
@@ -145,9 +142,13 @@ static int run_on_big_stack(Job *job) {
 }
 
 int main(int argc, char **argv) {
+  if (argc < 2 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+    Job job = {CMD_REPL, NULL, NULL, {.opt_level = 2}, 0};
+    return run_on_big_stack(&job);
+  }
   if (argc < 2) {
-    fputs(usage, isatty(STDIN_FILENO) ? stdout : stderr);
-    return isatty(STDIN_FILENO) ? 0 : 2;
+    fputs(usage, stderr);
+    return 2;
   }
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     fputs(usage, stdout);
@@ -165,7 +166,7 @@ int main(int argc, char **argv) {
   else if (strcmp(argv[1], "emit") == 0)
     cmd = CMD_EMIT;
   else if (strcmp(argv[1], "repl") == 0)
-    return usage_error("%s: the REPL is not built yet", argv[1]);
+    cmd = CMD_REPL;
   else
     return usage_error("unknown command '%s'", argv[1]);
 
@@ -195,6 +196,8 @@ int main(int argc, char **argv) {
       opts.threads = (int)n;
     } else if (a[0] == '-' && a[1])
       return usage_error("unknown option '%s'", a);
+    else if (cmd == CMD_REPL)
+      return usage_error("repl takes no file: %s (use :load FILE there)", a);
     else if (cmd == CMD_EMIT && !what)
       what = a;
     else if (!path)
@@ -211,7 +214,7 @@ int main(int argc, char **argv) {
     if (!known)
       return usage_error("emit %s: WHAT is one of tokens, ast, ir, grad, llvm, asm", what);
   }
-  if (!path)
+  if (!path && cmd != CMD_REPL)
     return usage_error("%s", "no input file (use - for standard input)");
   Job job = {cmd, what, path, opts, 0};
   return run_on_big_stack(&job);

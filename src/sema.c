@@ -131,6 +131,13 @@ static const Builtin builtins[] = {
 };
 enum { NBUILTINS = sizeof builtins / sizeof builtins[0] };
 
+const char *sema_builtin_name(int i) {
+  static const char *const constants[] = {"pi", "inf"};
+  if (i < NBUILTINS)
+    return builtins[i].name;
+  return i - NBUILTINS < 2 ? constants[i - NBUILTINS] : NULL;
+}
+
 static const Builtin *find_builtin(const char *name) {
   for (int i = 0; i < NBUILTINS; i++)
     if (strcmp(builtins[i].name, name) == 0)
@@ -365,7 +372,9 @@ static const char *string_literal(Sema *s, const Expr *e, const char *what) {
 }
 
 static DlrtCsv *csv_file(Sema *s, const Expr *path_expr, const char *path) {
-  const char *name = s->p->src ? s->p->src->name : "-";
+  /* Relative to the file the path is written in (the REPL mixes files). */
+  const Source *src = path_expr->span.src ? path_expr->span.src : s->p->src;
+  const char *name = src ? src->name : "-";
   char *full;
   if (path[0] == '/' || strcmp(name, "<stdin>") == 0 || !strchr(name, '/'))
     full = strdup(path);

@@ -13,6 +13,9 @@
  *   # exit: N                 the exit status (default 0, or 1 with errors)
  *   # command: WORDS          dlc WORDS FILE instead of dlc run FILE
  *   # args: WORDS             more arguments for dlc
+ *   # stdin                   the file goes to dlc's standard input instead
+ *                             of its arguments (`dlc repl < FILE`); errors
+ *                             are then located in "<stdin>"
  *   # tolerance: rtol=R atol=A         for numbers (default rtol=1e-4 atol=0)
  *   # tolerance: exact                 stdout must match character for character
  *                                      (to test how numbers are printed)
@@ -26,6 +29,7 @@
  */
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -62,12 +66,21 @@ static char *read_file(const char *path) {
   return s;
 }
 
-/* Runs argv with stdout and stderr into strings; returns the exit status. */
-static int run(char **argv, char **out, char **err) {
+/* Runs argv (stdin from in_path, when given) with stdout and stderr into
+ * strings; returns the exit status. */
+static int run(char **argv, const char *in_path, char **out, char **err) {
   char out_path[] = "/tmp/dlc_e2e_out_XXXXXX", err_path[] = "/tmp/dlc_e2e_err_XXXXXX";
   int fo = mkstemp(out_path), fe = mkstemp(err_path);
   pid_t pid = fork();
   if (pid == 0) {
+    if (in_path) {
+      int fi = open(in_path, O_RDONLY);
+      if (fi < 0) {
+        perror(in_path);
+        _exit(127);
+      }
+      dup2(fi, 0);
+    }
     dup2(fo, 1);
     dup2(fe, 2);
     execv(argv[0], argv);
@@ -188,7 +201,7 @@ int main(int argc, char **argv) {
   char expect[1 << 16] = "", command[256] = "run", args[256] = "";
   char *errors[64], *stderr_wants[64], *stderr_rejects[64];
   int nerrors = 0, nstderr = 0, nreject = 0, want_exit = -1, want_count = -1;
-  bool has_expect = false;
+  bool has_expect = false, use_stdin = false;
   char *copy = strdup(text);
   for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
     char *c = strstr(line, "# ");
@@ -211,6 +224,8 @@ int main(int argc, char **argv) {
       want_exit = atoi(c + 6);
     else if (!strncmp(c, "command: ", 9))
       snprintf(command, sizeof command, "%s", c + 9);
+    else if (!strcmp(c, "stdin"))
+      use_stdin = true;
     else if (!strncmp(c, "args: ", 6))
       snprintf(args, sizeof args, "%s", c + 6);
     else if (!strncmp(c, "tolerance: ", 11))
@@ -250,10 +265,11 @@ int main(int argc, char **argv) {
   av[ac++] = (char *)dlc;
   ac = add_words(av, ac, command);
   ac = add_words(av, ac, args);
-  av[ac++] = (char *)file;
+  if (!use_stdin)
+    av[ac++] = (char *)file;
   av[ac] = NULL;
   char *out, *err;
-  int status = run(av, &out, &err);
+  int status = run(av, use_stdin ? file : NULL, &out, &err);
   char st[32], wst[32];
   snprintf(st, sizeof st, "%d", status);
   snprintf(wst, sizeof wst, "%d", want_exit);
@@ -272,7 +288,7 @@ int main(int argc, char **argv) {
     while (*msg == ' ')
       msg++;
     char head[4200];
-    snprintf(head, sizeof head, "%s:%s: error: ", file, loc);
+    snprintf(head, sizeof head, "%s:%s: error: ", use_stdin ? "<stdin>" : file, loc);
     const char *at = err ? strstr(err, head) : NULL;
     bool found = false;
     while (at && !found) {
@@ -311,7 +327,7 @@ int main(int argc, char **argv) {
     av[ac] = NULL;
     free(out);
     free(err);
-    status = run(av, &out, &err);
+    status = run(av, NULL, &out, &err);
     if (status != 0) {
       snprintf(st, sizeof st, "%d", status);
       fail("--f64 run exit status %s%s", st, "");
