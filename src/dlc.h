@@ -569,7 +569,7 @@ void exec_print_times(const Program *p, double total, FILE *f);
 
 /* `dlc repl`: reads statements from stdin (with line editing and prompts
  * on a terminal) until the end or :quit. Returns the exit status: 1 when
- * something failed, else 0. */
+ * something failed in a script (not on a terminal), else 0. */
 int repl_main(Options opts);
 
 /* ----------------------------------------------------------------- check.c */

@@ -920,5 +920,5 @@ int repl_main(Options opts) {
   reset(&s);
   jit_free(s.jit);
   dlrt_team_free(s.team);
-  return s.failed ? 1 : 0;
+  return s.failed && !s.terminal ? 1 : 0;         /* a script's errors fail it; a person saw them */
 }

@@ -766,6 +766,40 @@ START_TEST(threads_same_results) {
 }
 END_TEST
 
+/* dlrt_interrupt (a SIGINT handler's flag) stops training after the step
+ * it is noticed in, on every thread at once: set before a 1000-step train,
+ * one step is done, as a 1-step train does it. */
+START_TEST(interrupt_stops_after_a_step) {
+  const char *text = thread_models[1];
+  char one_step[1024];
+  snprintf(one_step, sizeof one_step, "%s", text);
+  char *steps = strstr(one_step, "steps = 10");
+  ck_assert_ptr_nonnull(steps);
+  memmove(steps + 9, steps + 10, strlen(steps + 10) + 1);   /* steps = 1 */
+  ThreadRun want = run_threads(one_step, 1);
+  for (int threads = 1; threads <= 3; threads += 2) {
+    fixture_open(false);
+    fx.prog->opts.threads = threads;
+    compile_text(text);
+    dlrt_interrupt = 1;
+    char *out = NULL;
+    ck_assert(run(&out));
+    dlrt_interrupt = 0;
+    ck_assert_int_eq(fx.diags.n, 1);
+    ck_assert_msg(strstr(fx.diags.items[0].msg, "interrupted after 1 of 10 steps"), "%s",
+                  fx.diags.items[0].msg);
+    ck_assert_str_eq(out, want.out);
+    for (int i = 0, k = 0; i < fx.prog->nparams; i++)
+      for (int64_t e = 0; e < shape_numel(fx.prog->params[i].value.shape); e++, k++)
+        ck_assert_double_eq(fx.prog->params[i].value.v[e], want.values[k]);
+    free(out);
+    teardown();
+  }
+  free(want.out);
+  free(want.values);
+}
+END_TEST
+
 /* The NaN model does stop (else it tests nothing), and keeps finite
  * params. */
 START_TEST(threads_nan_model_stops) {
@@ -861,6 +895,7 @@ static Suite *codegen_suite(void) {
   tcase_add_loop_test(tc, threads_same_results, 0,
                       (int)(sizeof thread_models / sizeof *thread_models));
   tcase_add_test(tc, threads_nan_model_stops);
+  tcase_add_test(tc, interrupt_stops_after_a_step);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("emit");

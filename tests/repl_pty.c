@@ -1,0 +1,168 @@
+/* repl_pty.c — drives `dlc repl` on a pseudo-terminal, as a person would.
+ *
+ *   repl_pty DLC
+ *
+ * Types a multi-line fn with a deriv, a :diff, an error, a redefinition, a
+ * long train stopped with Ctrl-C (the terminal's SIGINT), a tab completion,
+ * Ctrl-C at the prompt, and Ctrl-D; after each, waits for what the screen
+ * must show. HOME is a fresh directory, where the history must be saved.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int master, failures;
+static char screen[1 << 20];                      /* everything shown since the last step */
+static size_t shown;
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Reads the screen until it shows `want` (after what was seen before), or
+ * gives up after `seconds`. */
+static bool wait_for(const char *want, double seconds) {
+  double end = now() + seconds;
+  while (!strstr(screen, want)) {
+    double left = end - now();
+    if (left <= 0)
+      return false;
+    struct pollfd p = {master, POLLIN, 0};
+    if (poll(&p, 1, (int)(left * 1000) + 1) <= 0)
+      continue;
+    ssize_t n = read(master, screen + shown, sizeof screen - shown - 1);
+    if (n <= 0)
+      return strstr(screen, want) != NULL;
+    shown += (size_t)n;
+    screen[shown] = '\0';
+  }
+  return true;
+}
+
+static void expect(const char *what, const char *want, double seconds) {
+  if (!wait_for(want, seconds)) {
+    fprintf(stderr, "FAIL: %s: the screen does not show '%s'; it shows:\n%s\n---\n", what, want,
+            screen);
+    failures++;
+  }
+}
+
+/* Types text and forgets the screen so far. */
+static void type(const char *text) {
+  shown = 0;
+  screen[0] = '\0';
+  if (write(master, text, strlen(text)) < 0)
+    perror("write");
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: repl_pty DLC\n");
+    return 2;
+  }
+  char home[] = "/tmp/dlc_pty_XXXXXX";
+  if (!mkdtemp(home)) {
+    perror("mkdtemp");
+    return 2;
+  }
+  pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  if (pid < 0) {
+    perror("forkpty");
+    return 2;
+  }
+  if (pid == 0) {
+    setenv("HOME", home, 1);
+    setenv("TERM", "xterm", 1);
+    execl(argv[1], argv[1], "repl", (char *)NULL);
+    perror("execl");
+    _exit(127);
+  }
+  expect("start", "dl> ", 10);
+
+  type("fn sq(x) = x^2\r");
+  expect("a fn waits for its derivs", "... ", 5);
+  type("  deriv x = 2 * x\r");
+  expect("a deriv line", "... ", 5);
+  type("\r");
+  expect("an empty line ends the fn", "dl> ", 5);
+
+  type(":diff sq(t) wrt t\r");
+  expect(":diff", "2 * t", 5);
+
+  type("bogus + 1\r");
+  expect("an error", "<stdin>:5:1: error: undefined name 'bogus'", 5);
+  expect("its caret", "^~~~~", 5);
+  expect("the prompt after it", "dl> ", 5);
+
+  type("x = linspace(0, 1, 100000)\r");
+  expect("data", "dl> ", 10);
+  type("param w = 1.0\r");
+  expect("a param", "dl> ", 5);
+  type("loss = sum((sq(w) * x - 0.25 * x)^2)\r");
+  expect("the loss", "dl> ", 5);
+  type("fn sq(x) = x^2 + 1\r\r");
+  expect("a redefinition", "dl> ", 5);
+  type("sq(2)\r");
+  expect("the new definition is used", "5\r\n", 5);
+
+  type("train(steps = 2000000000, optimizer = sgd(lr = 1e-9))\r");
+  usleep(500 * 1000);
+  type("\x03");
+  expect("Ctrl-C stops training", "training interrupted after", 10);
+  expect("and the session goes on", "dl> ", 5);
+  type("w < 1\r");
+  expect("the params keep what training did", "\r\n1\r\n", 5);
+
+  type(":ir loss\r");
+  expect(":ir", "= SUM", 10);
+
+  type("lins\t(0, 1, 3)\r");
+  expect("tab completes a built-in", "vector[3] [0, 0.5, 1]", 5);
+  type("2 * (3 +");
+  expect("a partial line", "(3 +", 5);
+  type("\x03");
+  expect("Ctrl-C drops the line", "dl> ", 5);
+  type("1 + 1\r");
+  expect("the next line is fresh", "\r\n2\r\n", 5);
+
+  type("\x04");
+  int status = 0;
+  double end = now() + 10;
+  while (waitpid(pid, &status, WNOHANG) == 0 && now() < end) {
+    char sink[4096];
+    if (read(master, sink, sizeof sink) < 0 && errno != EINTR && errno != EAGAIN)
+      usleep(10000);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "FAIL: Ctrl-D: dlc did not exit with status 0\n");
+    failures++;
+    kill(pid, SIGKILL);
+  }
+
+  char path[4096], line[256];
+  snprintf(path, sizeof path, "%s/.dlc_history", home);
+  FILE *f = fopen(path, "r");
+  bool found = false;
+  while (f && fgets(line, sizeof line, f))
+    found |= strstr(line, ":diff") && strstr(line, "sq(t)");   /* libedit writes spaces as \040 */
+  if (f)
+    fclose(f);
+  if (!found) {
+    fprintf(stderr, "FAIL: the history in %s lacks the :diff line\n", path);
+    failures++;
+  }
+  unlink(path);
+  rmdir(home);
+  printf("repl_pty: %s\n", failures ? "FAILED" : "ok");
+  return failures != 0;
+}
