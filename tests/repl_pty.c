@@ -125,6 +125,10 @@ int main(int argc, char **argv) {
 
   type(":ir loss\r");
   expect(":ir", "= SUM", 10);
+  type(":llvm loss\r");
+  expect(":llvm", "define i64 @dl_train", 10);
+  type(":help\r");
+  expect(":help", ":diff EXPR wrt NAME", 5);
 
   type("lins\t(0, 1, 3)\r");
   expect("tab completes a built-in", "vector[3] [0, 0.5, 1]", 5);
