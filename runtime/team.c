@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -66,16 +67,23 @@ DlrtTeam *dlrt_team_new(int nthreads) {
   pthread_mutex_init(&t->mu, NULL);
   pthread_cond_init(&t->wake, NULL);
   pthread_cond_init(&t->done, NULL);
+  /* Workers take no signals: a Ctrl-C must reach the thread that reads the
+   * terminal or runs the program, not a worker asleep between runs. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   for (int k = 1; k < t->nthreads; k++) {
     Worker *w = malloc(sizeof *w);
     *w = (Worker){t, k};
     if (pthread_create(&t->workers[k], NULL, worker_main, w) != 0) {
       free(w);
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
       t->nthreads = k;                           /* dlrt_team_free joins the ones made */
       dlrt_team_free(t);
       return NULL;
     }
   }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   return t;
 }
 

@@ -918,6 +918,7 @@ int repl_main(Options opts) {
     fputc('\n', stdout);
   }
   reset(&s);
+  free(s.values);
   jit_free(s.jit);
   dlrt_team_free(s.team);
   return s.failed && !s.terminal ? 1 : 0;         /* a script's errors fail it; a person saw them */

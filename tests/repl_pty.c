@@ -7,7 +7,6 @@
  * Ctrl-C at the prompt, and Ctrl-D; after each, waits for what the screen
  * must show. HOME is a fresh directory, where the history must be saved.
  */
-#include <errno.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -142,15 +141,22 @@ int main(int argc, char **argv) {
   type("\x04");
   int status = 0;
   double end = now() + 10;
-  while (waitpid(pid, &status, WNOHANG) == 0 && now() < end) {
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 && now() < end) {
+    struct pollfd p = {master, POLLIN, 0};
     char sink[4096];
-    if (read(master, sink, sizeof sink) < 0 && errno != EINTR && errno != EAGAIN)
+    if (poll(&p, 1, 100) > 0 && read(master, sink, sizeof sink) <= 0)
       usleep(10000);
   }
+  if (done == 0) {
+    fprintf(stderr, "FAIL: Ctrl-D: dlc is still running\n");
+    failures++;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  } else
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     fprintf(stderr, "FAIL: Ctrl-D: dlc did not exit with status 0\n");
     failures++;
-    kill(pid, SIGKILL);
   }
 
   char path[4096], line[256];
