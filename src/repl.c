@@ -22,6 +22,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <histedit.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -797,14 +799,34 @@ static unsigned char complete(EditLine *el, int ch) {
   return CC_REDISPLAY;
 }
 
+/* Waits until stdin has input; false on Ctrl-C. SIGINT is blocked except
+ * inside ppoll, so one that comes between the check and the wait still
+ * ends the wait. */
+static bool wait_input(void) {
+  sigset_t sigint, old;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigint, &old);
+  sigset_t waiting = old;
+  sigdelset(&waiting, SIGINT);
+  struct pollfd in = {STDIN_FILENO, POLLIN, 0};
+  int r = 0;
+  while (!interrupted && (r = ppoll(&in, 1, NULL, &waiting)) < 0 && errno == EINTR)
+    ;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return !interrupted && r > 0;
+}
+
 /* libedit's own read retries after a signal; this one gives up on Ctrl-C,
  * so that el_gets returns and the line is dropped. UTF-8 in, wide out. */
 static int read_char(EditLine *el, wchar_t *wc) {
   (void)el;
   unsigned char b;
   ssize_t n;
+  if (!wait_input())
+    return -1;
   while ((n = read(STDIN_FILENO, &b, 1)) < 0)
-    if (errno != EINTR || interrupted)
+    if (errno != EINTR)
       return -1;
   if (n == 0)
     return 0;

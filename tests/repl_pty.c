@@ -5,7 +5,8 @@
  * Types a multi-line fn with a deriv, a :diff, an error, a redefinition, a
  * long train stopped with Ctrl-C (the terminal's SIGINT), a tab completion,
  * Ctrl-C at the prompt, and Ctrl-D; after each, waits for what the screen
- * must show. HOME is a fresh directory, where the history must be saved.
+ * must show and for the prompt, as a person would before typing on. HOME
+ * is a fresh directory, where the history must be saved.
  */
 #include <poll.h>
 #include <pty.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +50,8 @@ static bool wait_for(const char *want, double seconds) {
   return true;
 }
 
+static void type_now(const char *text);
+
 static void expect(const char *what, const char *want, double seconds) {
   if (!wait_for(want, seconds)) {
     fprintf(stderr, "FAIL: %s: the screen does not show '%s'; it shows:\n%s\n---\n", what, want,
@@ -56,8 +60,25 @@ static void expect(const char *what, const char *want, double seconds) {
   }
 }
 
-/* Types text and forgets the screen so far. */
+/* Waits until libedit is editing a line (the terminal out of canonical
+ * mode): it prints the prompt a moment before, and a key typed in between
+ * is read by the terminal's line discipline instead (a person is never
+ * that quick). */
+static void wait_editing(void) {
+  double end = now() + 5;
+  struct termios t;
+  while (tcgetattr(master, &t) == 0 && (t.c_lflag & ICANON) && now() < end)
+    usleep(1000);
+}
+
+/* Types text at the prompt, and forgets the screen so far. */
 static void type(const char *text) {
+  wait_editing();
+  type_now(text);
+}
+
+/* Types text whatever dlc is doing (a Ctrl-C during training). */
+static void type_now(const char *text) {
   shown = 0;
   screen[0] = '\0';
   if (write(master, text, strlen(text)) < 0)
@@ -96,7 +117,7 @@ int main(int argc, char **argv) {
   expect("an empty line ends the fn", "dl> ", 5);
 
   type(":diff sq(t) wrt t\r");
-  expect(":diff", "2 * t", 5);
+  expect(":diff", "2 * t\r\ndl> ", 5);
 
   type("bogus + 1\r");
   expect("an error", "<stdin>:5:1: error: undefined name 'bogus'", 5);
@@ -112,31 +133,34 @@ int main(int argc, char **argv) {
   type("fn sq(x) = x^2 + 1\r\r");
   expect("a redefinition", "dl> ", 5);
   type("sq(2)\r");
-  expect("the new definition is used", "5\r\n", 5);
+  expect("the new definition is used", "5\r\ndl> ", 5);
 
   type("train(steps = 2000000000, optimizer = sgd(lr = 1e-9))\r");
   usleep(500 * 1000);
-  type("\x03");
+  type_now("\x03");
   expect("Ctrl-C stops training", "training interrupted after", 10);
   expect("and the session goes on", "dl> ", 5);
   type("w < 1\r");
-  expect("the params keep what training did", "\r\n1\r\n", 5);
+  expect("the params keep what training did", "\r\n1\r\ndl> ", 5);
 
   type(":ir loss\r");
   expect(":ir", "= SUM", 10);
+  expect(":ir ends", "dl> ", 5);
   type(":llvm loss\r");
   expect(":llvm", "define i64 @dl_train", 10);
+  expect(":llvm ends", "dl> ", 5);
   type(":help\r");
   expect(":help", ":diff EXPR wrt NAME", 5);
+  expect(":help ends", "dl> ", 5);
 
   type("lins\t(0, 1, 3)\r");
-  expect("tab completes a built-in", "vector[3] [0, 0.5, 1]", 5);
+  expect("tab completes a built-in", "vector[3] [0, 0.5, 1]\r\ndl> ", 5);
   type("2 * (3 +");
   expect("a partial line", "(3 +", 5);
   type("\x03");
   expect("Ctrl-C drops the line", "dl> ", 5);
   type("1 + 1\r");
-  expect("the next line is fresh", "\r\n2\r\n", 5);
+  expect("the next line is fresh", "\r\n2\r\ndl> ", 5);
 
   type("\x04");
   int status = 0;
@@ -149,7 +173,8 @@ int main(int argc, char **argv) {
       usleep(10000);
   }
   if (done == 0) {
-    fprintf(stderr, "FAIL: Ctrl-D: dlc is still running\n");
+    wait_for("(nothing)", 0.5);
+    fprintf(stderr, "FAIL: Ctrl-D: dlc is still running; the screen shows:\n%s\n---\n", screen);
     failures++;
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
