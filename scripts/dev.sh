@@ -4,6 +4,8 @@
 #   scripts/dev.sh setup   install missing packages (apt-get, as root) and build
 #   scripts/dev.sh seed    setup, then run the seed example (examples/legendre.dl)
 #   scripts/dev.sh test    setup, then run every test (ctest)
+#   scripts/dev.sh sanitize  the same tests, built with ASan + UBSan (into
+#                          build-sanitize/); CI runs it after `test`
 #
 # BUILD_DIR (default: build) and BUILD_TYPE (default: RelWithDebInfo) may be
 # set in the environment.
@@ -28,7 +30,7 @@ install_packages() {
 }
 
 build() {
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" "$@" >/dev/null
   cmake --build "$build" -j "$(nproc)"
 }
 
@@ -36,5 +38,11 @@ case "${1:-}" in
   setup) install_packages; build ;;
   seed) install_packages; build; "$build/dlc" run "$root/examples/legendre.dl" ;;
   test) install_packages; build; ctest --test-dir "$build" --output-on-failure -j "$(nproc)" ;;
-  *) echo "usage: scripts/dev.sh setup|seed|test" >&2; exit 2 ;;
+  sanitize)
+    install_packages
+    build=${BUILD_DIR:-$root/build-sanitize}
+    build -DDLC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --test-dir "$build" --output-on-failure -j "$(nproc)" ;;
+  *) echo "usage: scripts/dev.sh setup|seed|test|sanitize" >&2; exit 2 ;;
 esac

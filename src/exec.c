@@ -262,7 +262,9 @@ bool exec_program(Program *p, FILE *out) { return exec_actions(p, p->actions, ou
 
 bool exec_actions(Program *p, const Action *from, FILE *out) {
   bool ok = true;
-  for (const Action *a = from; a; a = a->next) {
+  /* An interrupt (dlrt_interrupt) ends the run after the action it came
+   * in: a train stops after its step, and nothing after it runs. */
+  for (const Action *a = from; a && !dlrt_interrupt; a = a->next) {
     bool this_ok = a->kind == ACT_TRAIN ? exec_train(p, a, out) : print_action(p, a, out);
     if (!this_ok) {
       /* Say it now, in order with the output; later actions still run, so

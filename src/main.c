@@ -53,6 +53,24 @@ static int usage_error(const char *fmt, const char *arg) {
   return 2;
 }
 
+/* SIGINT or SIGTERM during `dlc run`: the train running stops after its
+ * step (dlrt_interrupt), nothing after it runs, and the exit status says
+ * which signal it was (130, 143). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+  stop_signal = sig;
+  dlrt_interrupt = 1;
+}
+
+static void catch_stop_signals(void) {
+  struct sigaction sa = {0};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
 /* Runs the pipeline on one file. */
 static int compile_and_run(Command cmd, const char *what, const char *path, Options opts) {
   Arena *arena = arena_new();
@@ -83,7 +101,10 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
   if (!checked)
     goto done;
   switch (cmd) {
-  case CMD_RUN: ok = exec_program(prog, stdout); break;
+  case CMD_RUN:
+    catch_stop_signals();
+    ok = exec_program(prog, stdout);
+    break;
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;
   case CMD_EMIT: ok = exec_emit(prog, what, stdout); break;
   case CMD_REPL: break;                          /* repl_main's */
@@ -99,6 +120,10 @@ done:
   }
   diag_free(&diags);
   arena_free(arena);
+  if (stop_signal) {
+    fprintf(stderr, "dlc: stopped by %s\n", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    return 128 + stop_signal;
+  }
   return ok ? 0 : 1;
 }
 
@@ -120,6 +145,7 @@ static void *run_job(void *arg) {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
   job->status = job->cmd == CMD_REPL ? repl_main(job->opts)
                                      : compile_and_run(job->cmd, job->what, job->path, job->opts);
@@ -133,7 +159,8 @@ static int run_on_big_stack(Job *job) {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, NULL);       /* the job's thread unblocks it */
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);       /* the job's thread unblocks them */
   if (pthread_attr_setstacksize(&attr, COMPILER_STACK) != 0 ||
       pthread_create(&thread, &attr, run_job, job) != 0) {
     run_job(job);                                /* no thread: the main stack will do */
