@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The line map is built here, once: diagnostics need it, and the arena owns
  * it with the text. */
@@ -88,6 +89,16 @@ Span span_join(Span a, Span b) {
 }
 
 void diag_add(Diags *d, DiagLevel level, Span span, const char *fmt, ...) {
+  /* Past MAX_ERRORS errors, the rest (and their notes) are only counted. */
+  if (level == DIAG_ERROR && d->nerrors >= MAX_ERRORS) {
+    d->nerrors++;
+    d->dropped++;
+    d->dropping = true;
+    return;
+  }
+  if (level == DIAG_NOTE && d->dropping)
+    return;
+  d->dropping = false;
   if (d->n == d->cap) {
     d->cap = d->cap ? d->cap * 2 : 16;
     d->items = realloc(d->items, sizeof(Diag) * (size_t)d->cap);
@@ -124,7 +135,7 @@ enum { SNIPPET_WIDTH = 100 };
  * rest of it (clipped to that line). Tabs are kept so the caret lines up;
  * columns count characters, not bytes. A long line is cut to a window
  * around the caret, with "..." where it was cut. */
-static void print_snippet(FILE *out, const Source *s, int begin, int end) {
+static void print_snippet(FILE *out, const Source *s, int begin, int end, bool color) {
   int line, col;
   source_line_col(s, begin, &line, &col);
   int start = s->line_start[line - 1];
@@ -146,25 +157,49 @@ static void print_snippet(FILE *out, const Source *s, int begin, int end) {
   for (int i = from; i < begin; i++)
     if (!continuation(s->text[i]))
       fputc(s->text[i] == '\t' ? '\t' : ' ', out);
-  fputc('^', out);
+  fputs(color ? "\033[1;32m^" : "^", out);
   for (int i = begin + 1; i < end && i < to; i++)
     if (!continuation(s->text[i]))
       fputc('~', out);
-  fputc('\n', out);
+  fputs(color ? "\033[0m\n" : "\n", out);
+}
+
+/* Colours, as clang's: on a terminal, unless NO_COLOR is set (no-color.org)
+ * or the terminal is a dumb one. */
+static bool use_color(FILE *out) {
+  const char *term = getenv("TERM");
+  return isatty(fileno(out)) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
+}
+
+static const char *level_color(DiagLevel l) {
+  switch (l) {
+  case DIAG_ERROR: return "\033[1;31m";
+  case DIAG_WARNING: return "\033[1;35m";
+  case DIAG_NOTE: return "\033[1;36m";
+  }
+  return "";
 }
 
 void diag_print(Diags *d, FILE *out) {
+  bool color = use_color(out);
+  const char *bold = color ? "\033[1m" : "", *reset = color ? "\033[0m" : "";
   for (; d->printed < d->n; d->printed++) {
     Diag *g = &d->items[d->printed];
+    const char *lc = color ? level_color(g->level) : "";
     if (!g->span.src) {
-      fprintf(out, "dlc: %s: %s\n", level_name(g->level), g->msg);
+      fprintf(out, "%sdlc: %s%s:%s %s%s%s\n", bold, lc, level_name(g->level), reset, bold, g->msg, reset);
       continue;
     }
     int line, col;
     source_line_col(g->span.src, g->span.begin, &line, &col);
-    fprintf(out, "%s:%d:%d: %s: %s\n", g->span.src->name, line, col, level_name(g->level),
-            g->msg);
-    print_snippet(out, g->span.src, g->span.begin, g->span.end);
+    fprintf(out, "%s%s:%d:%d: %s%s:%s %s%s%s\n", bold, g->span.src->name, line, col, lc,
+            level_name(g->level), reset, bold, g->msg, reset);
+    print_snippet(out, g->span.src, g->span.begin, g->span.end, color);
+  }
+  if (d->dropped > d->dropped_said) {
+    fprintf(out, "%sdlc: %stoo many errors:%s %d more not shown (the first %d are above)\n", bold,
+            color ? level_color(DIAG_ERROR) : "", reset, d->dropped - d->dropped_said, MAX_ERRORS);
+    d->dropped_said = d->dropped;
   }
 }
 

@@ -82,11 +82,17 @@ typedef struct Diag {
   char *msg;                                     /* malloc'd */
 } Diag;
 
+/* Errors past this many are counted, not kept: a run shows the first ones
+ * and says how many more there were. */
+enum { MAX_ERRORS = 20 };
+
 struct Diags {
   Diag *items;
   int n, cap;
-  int nerrors;
+  int nerrors;                                   /* kept or not */
   int printed;                                   /* items already printed */
+  int dropped, dropped_said;                     /* errors past MAX_ERRORS; of them reported */
+  bool dropping;                                 /* the last error was dropped: so are its notes */
 };
 
 Source *source_new(Arena *a, const char *name, const char *text, size_t len);
@@ -97,7 +103,8 @@ Span span_join(Span a, Span b);
 void diag_add(Diags *d, DiagLevel level, Span span, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define diag_error(d, span, ...) diag_add((d), DIAG_ERROR, (span), __VA_ARGS__)
-/* Prints the diagnostics not printed yet, clang style, then marks them. */
+/* Prints the diagnostics not printed yet, clang style (in colour on a
+ * terminal, unless NO_COLOR is set), then marks them. */
 void diag_print(Diags *d, FILE *out);
 void diag_free(Diags *d);
 

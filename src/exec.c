@@ -264,7 +264,7 @@ bool exec_actions(Program *p, const Action *from, FILE *out) {
   bool ok = true;
   /* An interrupt (dlrt_interrupt) ends the run after the action it came
    * in: a train stops after its step, and nothing after it runs. */
-  for (const Action *a = from; a && !dlrt_interrupt; a = a->next) {
+  for (const Action *a = from; a; a = dlrt_interrupt ? NULL : a->next) {
     bool this_ok = a->kind == ACT_TRAIN ? exec_train(p, a, out) : print_action(p, a, out);
     if (!this_ok) {
       /* Say it now, in order with the output; later actions still run, so

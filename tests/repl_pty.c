@@ -6,7 +6,8 @@
  * long train stopped with Ctrl-C (the terminal's SIGINT), a tab completion,
  * Ctrl-C at the prompt, and Ctrl-D; after each, waits for what the screen
  * must show and for the prompt, as a person would before typing on. HOME
- * is a fresh directory, where the history must be saved.
+ * is a fresh directory, where the history must be saved. Diagnostics are
+ * in colour there; a second session with NO_COLOR set has them plain.
  */
 #include <poll.h>
 #include <pty.h>
@@ -85,6 +86,25 @@ static void type_now(const char *text) {
     perror("write");
 }
 
+/* `dlc repl` on a new pseudo-terminal, with HOME at home. */
+static pid_t start(const char *dlc, const char *home) {
+  pid_t pid = forkpty(&master, NULL, NULL, NULL);
+  if (pid < 0) {
+    perror("forkpty");
+    exit(2);
+  }
+  if (pid == 0) {
+    setenv("HOME", home, 1);
+    setenv("TERM", "xterm", 1);
+    execl(dlc, dlc, "repl", (char *)NULL);
+    perror("execl");
+    _exit(127);
+  }
+  shown = 0;
+  screen[0] = '\0';
+  return pid;
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: repl_pty DLC\n");
@@ -95,18 +115,7 @@ int main(int argc, char **argv) {
     perror("mkdtemp");
     return 2;
   }
-  pid_t pid = forkpty(&master, NULL, NULL, NULL);
-  if (pid < 0) {
-    perror("forkpty");
-    return 2;
-  }
-  if (pid == 0) {
-    setenv("HOME", home, 1);
-    setenv("TERM", "xterm", 1);
-    execl(argv[1], argv[1], "repl", (char *)NULL);
-    perror("execl");
-    _exit(127);
-  }
+  pid_t pid = start(argv[1], home);
   expect("start", "dl> ", 10);
 
   type("fn sq(x) = x^2\r");
@@ -120,7 +129,8 @@ int main(int argc, char **argv) {
   expect(":diff", "2 * t\r\ndl> ", 5);
 
   type("bogus + 1\r");
-  expect("an error", "<stdin>:5:1: error: undefined name 'bogus'", 5);
+  expect("an error, in colour on a terminal", "<stdin>:5:1: \033[1;31merror:", 5);
+  expect("its message", "undefined name 'bogus'", 5);
   expect("its caret", "^~~~~", 5);
   expect("the prompt after it", "dl> ", 5);
 
@@ -196,6 +206,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "FAIL: the history in %s lacks the :diff line\n", path);
     failures++;
   }
+  unlink(path);
+
+  /* NO_COLOR: the same error, plain. */
+  setenv("NO_COLOR", "1", 1);
+  pid = start(argv[1], home);
+  expect("start without colour", "dl> ", 10);
+  type("bogus\r");
+  expect("a plain error", "<stdin>:1:1: error: undefined name 'bogus'", 5);
+  expect("the prompt after it", "dl> ", 5);
+  type(":quit\r");
+  waitpid(pid, &status, 0);
   unlink(path);
   rmdir(home);
   printf("repl_pty: %s\n", failures ? "FAILED" : "ok");

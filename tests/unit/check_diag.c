@@ -288,17 +288,33 @@ START_TEST(print_once) {
 }
 END_TEST
 
-/* Messages are formatted, copied, and may be long. */
+/* Messages are formatted, copied, and may be long. Past MAX_ERRORS
+ * errors the rest are counted, not kept, and neither are their notes; a
+ * warning after them is kept. */
 START_TEST(long_messages) {
   char name[600];
   memset(name, 'n', sizeof name - 1);
   name[sizeof name - 1] = '\0';
-  for (int i = 0; i < 40; i++)
+  for (int i = 0; i < 40; i++) {
     diag_error(&D, (Span){0}, "%d %s", i, name);
-  ck_assert_int_eq(D.n, 40);
+    diag_add(&D, DIAG_NOTE, (Span){0}, "note %d", i);
+  }
+  diag_add(&D, DIAG_WARNING, (Span){0}, "a warning");
+  ck_assert_int_eq(D.n, 2 * MAX_ERRORS + 1);
   ck_assert_int_eq(D.nerrors, 40);
-  ck_assert_uint_eq(strlen(D.items[39].msg), 3 + sizeof name - 1);
-  ck_assert(strncmp(D.items[39].msg, "39 nnn", 6) == 0);
+  ck_assert_int_eq(D.dropped, 40 - MAX_ERRORS);
+  Diag *last = &D.items[2 * MAX_ERRORS - 2];
+  ck_assert_uint_eq(strlen(last->msg), 3 + sizeof name - 1);
+  ck_assert(strncmp(last->msg, "19 nnn", 6) == 0);
+  ck_assert_str_eq(D.items[D.n - 1].msg, "a warning");
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  diag_print(&D, f);
+  fclose(f);
+  ck_assert_ptr_nonnull(strstr(text, "dlc: too many errors: 20 more not shown (the first 20 are above)\n"));
+  ck_assert_ptr_null(strchr(text, '\033'));      /* not a terminal: no colour */
+  free(text);
   diag_free(&D);
   ck_assert_int_eq(D.n, 0);
   ck_assert_ptr_null(D.items);
