@@ -348,6 +348,7 @@ typedef struct ParamInfo {
   Span span;
   Node *node;                                    /* the OP_PARAM leaf */
   Tensor value;                                  /* current value */
+  bool warned_constant;                          /* "the loss does not depend on it" said */
 } ParamInfo;
 
 typedef struct DataInfo {

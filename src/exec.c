@@ -266,13 +266,11 @@ bool exec_actions(Program *p, const Action *from, FILE *out) {
    * in: a train stops after its step, and nothing after it runs. */
   for (const Action *a = from; a; a = dlrt_interrupt ? NULL : a->next) {
     bool this_ok = a->kind == ACT_TRAIN ? exec_train(p, a, out) : print_action(p, a, out);
-    if (!this_ok) {
-      /* Say it now, in order with the output; later actions still run, so
-       * the params' values are shown. */
-      fflush(out);
-      diag_print(p->diags, stderr);
-      ok = false;
-    }
+    /* Errors and warnings now, in order with the output; after an error
+     * the later actions still run, so the params' values are shown. */
+    fflush(out);
+    diag_print(p->diags, stderr);
+    ok &= this_ok;
   }
   fflush(out);
   return ok;

@@ -133,6 +133,15 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
   double t0 = now_ms();
   Node *roots[nroots];
   loss_and_grads(p, loss, roots);
+  /* A param whose gradient is 0 as a formula is one the user likely meant
+   * the loss to use. */
+  for (int i = 0; i < np; i++)
+    if (ir_is_const(roots[1 + i], 0) && !p->params[i].warned_constant) {
+      p->params[i].warned_constant = true;
+      diag_add(p->diags, DIAG_WARNING, p->params[i].span,
+               "the loss does not depend on param '%s' (its gradient is 0): training leaves it "
+               "unchanged", p->params[i].name);
+    }
   double t1 = now_ms();
   p->ms[PHASE_DIFF] += t1 - t0;
   lower(&c, roots, nroots);
