@@ -2,7 +2,8 @@
  * function.
  *
  *   int64_t dl_train(void **bufs, int64_t steps, int64_t log_every, void *log,
- *                    int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team)
+ *                    int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team,
+ *                    int64_t first_step, int64_t save_every, TrainSaver *saver)
  *
  * runs every step: the scalar preludes and fused loops of the schedule, the
  * log callback every log_every steps, the finite checks, and the optimizer
@@ -14,19 +15,23 @@
  * Blocks), publishes the sums of its blocks in `scratch`, meets the others
  * at a barrier, and adds all blocks' sums in block order: every thread then
  * holds the same scalars, and they are the scalars one thread computes
- * alone, bit for bit. Only thread 0 logs. It returns `steps`; or t, the
- * step whose loss or gradient was NaN or infinite; or -1 - t, when step t's
- * update would have made a param NaN or infinite (either way step t's
- * update is not applied: the params keep their last finite values); or
- * steps + 1 + k when dlrt_interrupt stopped it after k steps.
+ * alone, bit for bit. Only thread 0 logs, and saves checkpoints.
+ *
+ * Steps run from first_step (0, or where a resumed train was). It returns
+ * `steps`; or t, the step whose loss or gradient was NaN or infinite; or
+ * -1 - t, when step t's update would have made a param NaN or infinite
+ * (either way step t's update is not applied: the params keep their last
+ * finite values); or steps + 1 + k when dlrt_interrupt stopped it after k
+ * steps.
  *
  * Loops are counted loops over blocks of elements whose reductions are
  * phis; the reduction's fadd carries reassoc so that LLVM's vectorizer may
  * split it into vector lanes (see shared/notes/llvm19.md), and each block's
- * sum joins a double total. Elementary functions are libm calls that name
- * their libmvec vector variants, so that vectorized loops call those. Every
- * node is emitted from values already emitted: preludes and loop bodies
- * are in topological order, so there is no recursion over the expression.
+ * sum is published for the team. exp in float32 is inline arithmetic;
+ * other elementary functions are libm calls that name their libmvec
+ * vector variants, so that vectorized loops call those. Every node is
+ * emitted from values already emitted: preludes and loop bodies are in
+ * topological order, so there is no recursion over the expression.
  */
 #include "dlc.h"
 
@@ -696,6 +701,32 @@ static void publish_interrupt(Cg *c, LLVMValueRef stop_at) {
   LLVMPositionBuilderAtEnd(c->b, go);
 }
 
+/* Every save_every steps but the last, a checkpoint: the team finishes the
+ * step's updates, then thread 0 calls saver->save(saver, done). The other
+ * threads go on to the next step, whose first barrier waits for it. */
+static void emit_save(Cg *c, LLVMValueRef done, LLVMValueRef steps, LLVMValueRef every,
+                      LLVMValueRef saver) {
+  LLVMBasicBlockRef save = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save");
+  LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save.call");
+  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save.done");
+  LLVMValueRef want = LLVMBuildICmp(c->b, LLVMIntSGT, every, iconst(c, 0), "");
+  LLVMValueRef safe_every = LLVMBuildSelect(c->b, want, every, iconst(c, 1), "");
+  LLVMValueRef due = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSRem(c->b, done, safe_every, ""),
+                                   iconst(c, 0), "");
+  LLVMValueRef not_last = LLVMBuildICmp(c->b, LLVMIntSLT, done, steps, "");
+  LLVMBuildCondBr(c->b, LLVMBuildAnd(c->b, want, LLVMBuildAnd(c->b, due, not_last, ""), ""), save, go);
+  LLVMPositionBuilderAtEnd(c->b, save);
+  team_barrier(c);
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), call, go);
+  LLVMPositionBuilderAtEnd(c->b, call);
+  LLVMTypeRef args[2] = {c->ptr, c->i64};
+  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), args, 2, 0);
+  LLVMValueRef fn = LLVMBuildLoad2(c->b, c->ptr, saver, "");   /* TrainSaver.save */
+  LLVMBuildCall2(c->b, fty, fn, (LLVMValueRef[]){saver, done}, 2, "");
+  LLVMBuildBr(c->b, go);
+  LLVMPositionBuilderAtEnd(c->b, go);
+}
+
 static LLVMValueRef log_function(Cg *c, LLVMTypeRef *fty) {
   LLVMTypeRef params[3] = {c->ptr, c->i64, c->dt};
   *fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, 0);
@@ -752,14 +783,17 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   c.i64 = LLVMInt64TypeInContext(ctx);
   c.ptr = LLVMPointerTypeInContext(ctx, 0);
 
-  LLVMTypeRef params[8] = {c.ptr, c.i64, c.i64, c.ptr, c.i64, c.i64, c.ptr, c.ptr};
-  c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 8, 0));
+  LLVMTypeRef params[11] = {c.ptr, c.i64, c.i64, c.ptr, c.i64, c.i64, c.ptr, c.ptr,
+                            c.i64, c.i64, c.ptr};
+  c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 11, 0));
   LLVMValueRef bufs_arg = LLVMGetParam(c.fn, 0), steps = LLVMGetParam(c.fn, 1);
   LLVMValueRef log_every = LLVMGetParam(c.fn, 2), log_ctx = LLVMGetParam(c.fn, 3);
   c.thread = LLVMGetParam(c.fn, 4);
   c.nthreads = LLVMGetParam(c.fn, 5);
   LLVMValueRef scratch = LLVMGetParam(c.fn, 6);
   c.team = LLVMGetParam(c.fn, 7);
+  LLVMValueRef first_step = LLVMGetParam(c.fn, 8), save_every = LLVMGetParam(c.fn, 9);
+  LLVMValueRef saver = LLVMGetParam(c.fn, 10);
 
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(ctx, c.fn, "entry");
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(ctx, c.fn, "step");
@@ -830,12 +864,13 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBuildCondBr(c.b, emit_update(&c, &st, false), commit, overflow);
   LLVMPositionBuilderAtEnd(c.b, commit);
   emit_update(&c, &st, true);
+  emit_save(&c, t1, steps, save_every, saver);
   /* Interrupted: stop after this step, having done t + 1 of them. */
   LLVMBasicBlockRef interrupted = LLVMAppendBasicBlockInContext(ctx, c.fn, "interrupted");
   LLVMValueRef stop = LLVMBuildLoad2(c.b, c.dt, stop_at, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c.b);
   LLVMBuildCondBr(c.b, fcmp(&c, LLVMRealONE, stop, LLVMConstReal(c.dt, 0)), interrupted, head);
-  LLVMAddIncoming(st.t, (LLVMValueRef[]){iconst(&c, 0), t1}, (LLVMBasicBlockRef[]){entry, latch}, 2);
+  LLVMAddIncoming(st.t, (LLVMValueRef[]){first_step, t1}, (LLVMBasicBlockRef[]){entry, latch}, 2);
 
   LLVMPositionBuilderAtEnd(c.b, finished);
   LLVMBuildRet(c.b, steps);

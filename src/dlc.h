@@ -396,6 +396,9 @@ typedef struct Options {
   int opt_level;                                 /* -O0..-O3 (default 2) */
   bool time;                                     /* --time: phase timings to stderr */
   int threads;                                   /* --threads; 0: chosen by data size */
+  const char *save_path;                         /* --save: checkpoint file */
+  int64_t save_every;                            /* --save-every K steps; 0: at the end only */
+  const char *resume_path;                       /* --resume */
 } Options;
 
 enum { MAX_THREADS = 256 };
@@ -428,6 +431,7 @@ struct Program {
   struct Sym *syms;                              /* sema's name table */
   struct Jit *jit;                               /* created on first train */
   DlrtTeam *team;                                /* training threads, on first need */
+  struct Resume *resume;                         /* --resume: where to go on from */
   double ms[PHASE_COUNT];                        /* time spent in each phase */
   int ntrains;                                   /* train functions compiled so far */
 };
@@ -522,16 +526,24 @@ void schedule_free(Schedule *s);
 typedef struct LLVMOpaqueContext *LLVMContextRefDl;
 typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
 
+/* What a train saves its checkpoints through: compiled code calls
+ * save(self, steps_done) every --save-every steps (thread 0, the team
+ * having finished the step). */
+typedef struct TrainSaver {
+  void (*save)(struct TrainSaver *self, int64_t steps_done);
+} TrainSaver;
+
 /* Emits the train function (TrainFn) into a new module: all steps of
  * forward, backward, the finite check and the optimizer update, for one
  * thread of a team. Returns `steps`; or t, the step at which the loss or a
  * gradient became NaN or infinite; or -1 - t when step t's update would
  * make a param NaN or infinite (the params are left as they were before
  * step t); or steps + 1 + k when dlrt_interrupt was set during step k - 1
- * (k steps done). *scratch_doubles: the size of the scratch array it
- * needs. */
+ * (k steps done). It starts at step first_step (a resumed train).
+ * *scratch_doubles: the size of the scratch array it needs. */
 typedef int64_t (*TrainFn)(void **bufs, int64_t steps, int64_t log_every, void *log,
-                           int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team);
+                           int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team,
+                           int64_t first_step, int64_t save_every, TrainSaver *saver);
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
                               LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
                               int64_t *scratch_doubles);
@@ -579,6 +591,30 @@ void exec_print_times(const Program *p, double total, FILE *f);
  * on a terminal) until the end or :quit. Returns the exit status: 1 when
  * something failed in a script (not on a terminal), else 0. */
 int repl_main(Options opts);
+
+/* ------------------------------------------------------------ checkpoint.c */
+
+/* A train's progress, to save: its number among the program's trains (from
+ * 1), the steps done, and its buffers (NULL: the params' values only). */
+typedef struct Checkpoint {
+  int train;
+  const Action *action;
+  int64_t done;
+  const Schedule *schedule;
+  void *const *bufs;
+} Checkpoint;
+
+/* Writes the checkpoint to path, atomically; an error in p->diags when it
+ * cannot. */
+bool checkpoint_save(const Program *p, const char *path, const Checkpoint *c);
+/* Reads path into the params (checking that it fits the program) and
+ * remembers where training was. False with an error when it cannot. */
+bool checkpoint_load(Program *p, const char *path);
+/* The train to resume (from 1) and its steps done; 0 without --resume. */
+int checkpoint_resume_train(const Program *p, int64_t *step);
+/* Fills the optimizer state buffers of the train being resumed. */
+bool checkpoint_resume_state(Program *p, const Action *a, const Schedule *s, void **bufs);
+void checkpoint_free(Program *p);
 
 /* ----------------------------------------------------------------- check.c */
 

@@ -99,6 +99,18 @@ static void copy_params_back(Program *p, const Schedule *s, void **bufs) {
 }
 
 /* Says which value went bad at the step training stopped. */
+/* A note with the params' values, after training stopped. */
+static void note_params(Program *p, const Action *a) {
+  Buf b = {0};
+  for (int i = 0; i < p->nparams; i++) {
+    buf_printf(&b, "%s%s = ", i ? ", " : "", p->params[i].name);
+    exec_format_value(&b, &p->params[i].value, p->opts.f64);
+  }
+  diag_add(p->diags, DIAG_NOTE, a->span, "the params are %s%s", b.data ? b.data : "(none)",
+           p->opts.save_path ? " (saved)" : "");
+  buf_free(&b);
+}
+
 static void report_nonfinite(Program *p, const Action *a, int64_t step) {
   if (step < 0) {
     diag_error(p->diags, a->span,
@@ -106,6 +118,7 @@ static void report_nonfinite(Program *p, const Action *a, int64_t step) {
                "(is the learning rate too large?); the params keep their values from before "
                "that step",
                (long long)(-1 - step));
+    note_params(p, a);
     return;
   }
   Tensor t;
@@ -124,6 +137,7 @@ static void report_nonfinite(Program *p, const Action *a, int64_t step) {
              "training stopped at step %lld: %s became %s; the params keep their values from "
              "before that step",
              (long long)step, what, num[0] ? num : "NaN or infinite");
+  note_params(p, a);
 }
 
 /* Each thread should have this many elements of the longest loop: at
@@ -164,6 +178,8 @@ static void **private_buffers(const Program *p, const Schedule *s, void **shared
 typedef struct TrainRun {
   TrainFn fn;
   const Action *a;
+  int64_t first_step, save_every;
+  TrainSaver *saver;
   void ***bufs;                                  /* per thread */
   DlrtLog *log;
   int nthreads;
@@ -175,22 +191,24 @@ typedef struct TrainRun {
 static void train_thread(void *arg, int k) {
   TrainRun *r = arg;
   r->done[k] = r->fn(r->bufs[k], r->a->steps, r->a->log_every, r->log, k, r->nthreads, r->scratch,
-                     r->team);
+                     r->team, r->first_step, r->save_every, r->saver);
 }
 
 /* Runs the compiled steps on nthreads threads; returns what they return
  * (the same on every thread). */
-static int64_t run_team(Program *p, const Schedule *s, TrainFn fn, const Action *a, void **bufs,
-                        DlrtLog *log, int nthreads, int64_t scratch_doubles) {
+static int64_t run_team(Program *p, const Schedule *s, TrainRun r, void **bufs, int nthreads,
+                        int64_t scratch_doubles) {
   if (nthreads > 1 && (!p->team || dlrt_team_size(p->team) != nthreads)) {
     dlrt_team_free(p->team);
     p->team = dlrt_team_new(nthreads);
   }
   if (!p->team)
     nthreads = 1;                                /* no threads to be had: one is enough */
-  TrainRun r = {fn, a, calloc((size_t)nthreads, sizeof(void **)), log, nthreads,
-                calloc((size_t)scratch_doubles + 1, sizeof(double)), nthreads > 1 ? p->team : NULL,
-                calloc((size_t)nthreads, sizeof(int64_t))};
+  r.bufs = calloc((size_t)nthreads, sizeof(void **));
+  r.nthreads = nthreads;
+  r.scratch = calloc((size_t)scratch_doubles + 1, sizeof(double));
+  r.team = nthreads > 1 ? p->team : NULL;
+  r.done = calloc((size_t)nthreads, sizeof(int64_t));
   r.bufs[0] = bufs;
   for (int k = 1; k < nthreads; k++)
     r.bufs[k] = private_buffers(p, s, bufs);
@@ -209,6 +227,37 @@ static int64_t run_team(Program *p, const Schedule *s, TrainFn fn, const Action 
   free(r.scratch);
   free(r.done);
   return done;
+}
+
+/* The number of train a among the program's trains, from 1. */
+static int train_number(const Program *p, const Action *a) {
+  int n = 0;
+  for (const Action *b = p->actions; b; b = b->next) {
+    n += b->kind == ACT_TRAIN;
+    if (b == a)
+      break;
+  }
+  return n;
+}
+
+/* --save-every: the compiled code's checkpoints. */
+typedef struct ExecSaver {
+  TrainSaver base;
+  Program *p;
+  const Action *a;
+  const Schedule *s;
+  void **bufs;
+  int train;
+} ExecSaver;
+
+static void save_during_train(TrainSaver *self, int64_t done) {
+  ExecSaver *e = (ExecSaver *)self;
+  checkpoint_save(e->p, e->p->opts.save_path, &(Checkpoint){e->train, e->a, done, e->s, e->bufs});
+}
+
+/* Steps done, from what the train function returned. */
+static int64_t steps_done(const Action *a, int64_t r) {
+  return r > a->steps ? r - a->steps - 1 : r < 0 ? -1 - r : r;
 }
 
 bool exec_train(Program *p, const Action *a, FILE *out) {
@@ -232,13 +281,34 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   }
   double t1 = now_ms();
   void **bufs = make_buffers(p, s);
+  int number = train_number(p, a);
+  int64_t first_step = 0;
+  bool resuming = checkpoint_resume_train(p, &first_step) == number;
+  if (resuming && !checkpoint_resume_state(p, a, s, bufs)) {
+    jit_remove(p->jit, code);
+    for (int k = 0; k < s->nbufs; k++)
+      free(bufs[k]);
+    free(bufs);
+    schedule_free(s);
+    return false;
+  }
+  if (!resuming)
+    first_step = 0;
   fflush(out);
   DlrtLog log = {out, p->opts.f64};
+  ExecSaver saver = {{save_during_train}, p, a, s, bufs, number};
+  TrainRun run = {.fn = train, .a = a, .first_step = first_step,
+                  .save_every = p->opts.save_path ? p->opts.save_every : 0, .saver = &saver.base,
+                  .log = &log};
   double t2 = now_ms();
-  int64_t done = run_team(p, s, train, a, bufs, &log, thread_count(p, s), scratch_doubles);
+  int64_t done = run_team(p, s, run, bufs, thread_count(p, s), scratch_doubles);
   double t3 = now_ms();
   jit_remove(p->jit, code);
   copy_params_back(p, s, bufs);
+  if (p->opts.save_path)
+    checkpoint_save(p, p->opts.save_path, &(Checkpoint){number, a, steps_done(a, done), s, bufs});
+  if (resuming)
+    checkpoint_free(p);                          /* resumed: the next trains start afresh */
   for (int k = 0; k < s->nbufs; k++)
     free(bufs[k]);
   free(bufs);
@@ -264,6 +334,26 @@ bool exec_actions(Program *p, const Action *from, FILE *out) {
   bool ok = true;
   /* An interrupt (dlrt_interrupt) ends the run after the action it came
    * in: a train stops after its step, and nothing after it runs. */
+  /* --resume: what came before the train resumed ran in the run that
+   * saved it. */
+  int64_t step;
+  int resume = checkpoint_resume_train(p, &step);
+  if (resume) {
+    int n = 0;
+    while (from && !(from->kind == ACT_TRAIN && ++n == resume))
+      from = from->next;
+    if (!from) {
+      diag_error(p->diags, (Span){0}, "cannot resume: the checkpoint is of train %d, and this program has %d",
+                 resume, n);
+      diag_print(p->diags, stderr);
+      checkpoint_free(p);
+      return false;
+    }
+    if (step >= from->steps) {
+      from = from->next;                         /* it had finished */
+      checkpoint_free(p);
+    }
+  }
   for (const Action *a = from; a; a = dlrt_interrupt ? NULL : a->next) {
     bool this_ok = a->kind == ACT_TRAIN ? exec_train(p, a, out) : print_action(p, a, out);
     /* Errors and warnings now, in order with the output; after an error

@@ -16,6 +16,7 @@
 
 static const char usage[] =
     "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu] [--threads N]\n"
+    "               [--save FILE.json [--save-every K]] [--resume FILE.json]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3]\n"
     "       dlc repl [--f64] [-O0..-O3] [--threads N]\n"
@@ -40,7 +41,12 @@ static const char usage[] =
     "  --time     print the time of each phase to stderr\n"
     "  --target   cpu (the default; the GPU target is not built yet)\n"
     "  --threads  training threads (default: one per core for large data,\n"
-    "             one for small; the results are the same for any count)\n";
+    "             one for small; the results are the same for any count)\n"
+    "  --save     write the params and the optimizer state to a JSON file when\n"
+    "             each train ends or stops (a NaN, Ctrl-C), and with\n"
+    "  --save-every  every K steps too (each write atomic)\n"
+    "  --resume   go on from a file --save wrote: the same trajectory as a run\n"
+    "             that was never stopped\n";
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
 
@@ -103,7 +109,8 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
   switch (cmd) {
   case CMD_RUN:
     catch_stop_signals();
-    ok = exec_program(prog, stdout);
+    ok = (!opts.resume_path || checkpoint_load(prog, opts.resume_path)) &&
+         exec_program(prog, stdout);
     break;
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;
   case CMD_EMIT: ok = exec_emit(prog, what, stdout); break;
@@ -224,6 +231,16 @@ int main(int argc, char **argv) {
         return usage_error("--threads needs a whole number from 1 to %s", most);
       }
       opts.threads = (int)n;
+    } else if (strcmp(a, "--save") == 0 || strcmp(a, "--resume") == 0) {
+      if (++i == argc)
+        return usage_error("%s needs a file name", a);
+      *(a[2] == 's' ? &opts.save_path : &opts.resume_path) = argv[i];
+    } else if (strcmp(a, "--save-every") == 0) {
+      char *end;
+      long long k = ++i == argc ? 0 : strtoll(argv[i], &end, 10);
+      if (k < 1 || *end)
+        return usage_error("%s needs a whole number of steps, at least 1", a);
+      opts.save_every = k;
     } else if (a[0] == '-' && a[1])
       return usage_error("unknown option '%s'", a);
     else if (cmd == CMD_REPL)
@@ -244,6 +261,10 @@ int main(int argc, char **argv) {
     if (!known)
       return usage_error("emit %s: WHAT is one of tokens, ast, ir, grad, llvm, asm", what);
   }
+  if (opts.save_every && !opts.save_path)
+    return usage_error("%s", "--save-every needs --save FILE.json");
+  if ((opts.save_path || opts.resume_path) && cmd != CMD_RUN)
+    return usage_error("%s", "--save and --resume go with dlc run");
   if (!path && cmd != CMD_REPL)
     return usage_error("%s", "no input file (use - for standard input)");
   Job job = {cmd, what, path, opts, 0};

@@ -1171,6 +1171,7 @@ void program_free(Program *p) {
   free(p->params);
   free(p->data);
   free(p->fns);
+  checkpoint_free(p);
   dlrt_team_free(p->team);
   graph_free(p->graph);
 }

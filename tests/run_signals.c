@@ -1,12 +1,14 @@
-/* run_signals.c — `dlc run` stopped by SIGINT or SIGTERM.
+/* run_signals.c — `dlc run` stopped by SIGINT or SIGTERM, and resumed.
  *
  *   run_signals DLC
  *
  * Starts a train of two billion steps, signals it once it is training,
  * and checks that it stopped after a step (the warning says after how many),
  * that nothing after the train ran, and that the exit status is 128 plus
- * the signal.
+ * the signal. Then stops an Adam training saved with --save, resumes it
+ * with --resume, and compares with the same training never stopped.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +71,81 @@ static void check(const char *dlc, const char *path, int sig, const char *name) 
   unlink(err_path);
 }
 
+/* Runs `dlc run ARGS...`; returns its exit status, stdout in out. */
+static int run_dlc(char *const *argv, char *out, size_t size, int stop_after_ms) {
+  char out_path[] = "/tmp/dlc_sig_out_XXXXXX";
+  int fo = mkstemp(out_path);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fo, 1);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  if (stop_after_ms) {
+    usleep((useconds_t)stop_after_ms * 1000);
+    kill(pid, SIGINT);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  ssize_t n = pread(fo, out, size - 1, 0);
+  out[n > 0 ? n : 0] = '\0';
+  close(fo);
+  unlink(out_path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *last_line(const char *text) {
+  size_t n = strlen(text);
+  while (n && text[n - 1] == '\n')
+    n--;
+  while (n && text[n - 1] != '\n')
+    n--;
+  return text + n;
+}
+
+/* Stopped with --save, then --resume: the resumed run ends exactly where
+ * one that was never stopped ends, and its log lines are that run's. */
+static void check_resume(const char *dlc) {
+  static const char adam_model[] =
+      "x = linspace(-1, 1, 1000)\n"
+      "param a = 0.5\n"
+      "param w = fill(1000, 0.1)\n"
+      "loss = mean((a * tanh(w * x) - sin(2 * x))^2)\n"
+      "train(steps = 600000, optimizer = adam(lr = 0.0001), log_every = 100000)\n"
+      "print(\"a = {a}, loss = {loss}, w = {w}\")\n";
+  char path[] = "/tmp/dlc_resume_model_XXXXXX", ckpt[] = "/tmp/dlc_resume_ckpt_XXXXXX";
+  int fd = mkstemp(path);
+  if (write(fd, adam_model, strlen(adam_model)) != (ssize_t)strlen(adam_model))
+    return;
+  close(fd);
+  close(mkstemp(ckpt));
+  static char whole[1 << 16], stopped[1 << 16], resumed[1 << 16];
+  char *plain[] = {(char *)dlc, "run", path, NULL};
+  char *save[] = {(char *)dlc, "run", path, "--save", ckpt, NULL};
+  char *resume[] = {(char *)dlc, "run", path, "--resume", ckpt, NULL};
+  int s1 = run_dlc(plain, whole, sizeof whole, 0);
+  int s2 = run_dlc(save, stopped, sizeof stopped, 300);
+  int s3 = run_dlc(resume, resumed, sizeof resumed, 0);
+  if (s1 != 0 || s2 != 130 || s3 != 0) {
+    fprintf(stderr, "FAIL: resume: exit statuses %d, %d, %d (expected 0, 130, 0)\n", s1, s2, s3);
+    failures++;
+  }
+  if (strcmp(last_line(whole), last_line(resumed)) != 0 || !strstr(whole, "a = ")) {
+    fprintf(stderr, "FAIL: resume: the resumed run ends with\n%s\nthe whole one with\n%s\n",
+            last_line(resumed), last_line(whole));
+    failures++;
+  }
+  for (char *line = strtok(resumed, "\n"); line; line = strtok(NULL, "\n"))
+    if (!strstr(whole, line)) {
+      fprintf(stderr, "FAIL: resume: '%s' is not a line of the whole run\n", line);
+      failures++;
+    }
+  unlink(path);
+  unlink(ckpt);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: run_signals DLC\n");
@@ -81,6 +158,7 @@ int main(int argc, char **argv) {
   close(fd);
   check(argv[1], path, SIGINT, "SIGINT");
   check(argv[1], path, SIGTERM, "SIGTERM");
+  check_resume(argv[1]);
   unlink(path);
   printf("run_signals: %s\n", failures ? "FAILED" : "ok");
   return failures != 0;
