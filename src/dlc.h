@@ -398,6 +398,7 @@ typedef struct Options {
   int threads;                                   /* --threads; 0: chosen by data size */
   const char *save_path;                         /* --save: checkpoint file */
   int64_t save_every;                            /* --save-every K steps; 0: at the end only */
+  bool nan_check;                                /* --nan-check: say where a NaN came from */
   const char *resume_path;                       /* --resume */
 } Options;
 
@@ -462,6 +463,10 @@ double program_round(const Program *p, double v);
 bool eval_node(const Program *p, Node *n, Node *const *vars, const double *values,
                int nvars, Tensor *out, char **err);
 double eval_scalar_op(Op op, double a, double b, bool f64);
+/* `--nan-check`: evaluates the roots with the params' current values and
+ * returns the first node whose value is not finite while its arguments
+ * are: where a NaN or an infinity first appears. NULL when all are finite. */
+const Node *eval_first_nonfinite(const Program *p, Node *const *roots, int nroots);
 
 /* ------------------------------------------------------------------ diff.c */
 

@@ -168,33 +168,51 @@ static bool eval_one(Eval *e, Node *n) {
   }
 }
 
-bool eval_node(const Program *p, Node *root, Node *const *vars, const double *values, int nvars,
-               Tensor *out, char **err) {
-  Eval e = {.p = p, .vars = vars, .values = values, .nvars = nvars};
-  /* Post-order without recursion: a node is evaluated once all the
-   * arguments it needs are. */
-  NodeList stack = {0}, done = {0};
+/* Evaluates root and whatever it needs that is not evaluated yet, in
+ * post-order without recursion (a node once all the arguments it needs
+ * are); appends them to *done in that order. */
+static bool eval_walk(Eval *e, Node *root, NodeList *done) {
+  NodeList stack = {0};
   nodelist_push(&stack, root);
   bool ok = true;
   while (stack.n && ok) {
     Node *n = stack.items[stack.n - 1];
-    if (nodemap_get(&e.vals, n)) {
+    if (nodemap_get(&e->vals, n)) {
       stack.n--;
       continue;
     }
     int first, count = needed_args(n, &first);
     bool ready = true;
     for (int i = first; i < first + count; i++)
-      if (!nodemap_get(&e.vals, n->args[i])) {
+      if (!nodemap_get(&e->vals, n->args[i])) {
         nodelist_push(&stack, n->args[i]);
         ready = false;
       }
     if (!ready)
       continue;
     stack.n--;
-    ok = eval_one(&e, n);
-    nodelist_push(&done, n);
+    ok = eval_one(e, n);
+    nodelist_push(done, n);
   }
+  nodelist_free(&stack);
+  return ok;
+}
+
+static void eval_free(Eval *e, NodeList *done) {
+  for (int i = 0; i < done->n; i++) {
+    Tensor *t = nodemap_get(&e->vals, done->items[i]);
+    free(t->v);
+    free(t);
+  }
+  nodelist_free(done);
+  nodemap_free(&e->vals);
+}
+
+bool eval_node(const Program *p, Node *root, Node *const *vars, const double *values, int nvars,
+               Tensor *out, char **err) {
+  Eval e = {.p = p, .vars = vars, .values = values, .nvars = nvars};
+  NodeList done = {0};
+  bool ok = eval_walk(&e, root, &done);
   if (ok) {
     Tensor *r = nodemap_get(&e.vals, root);
     *out = *r;
@@ -202,13 +220,36 @@ bool eval_node(const Program *p, Node *root, Node *const *vars, const double *va
   } else {
     *err = e.err;
   }
-  for (int i = 0; i < done.n; i++) {
-    Tensor *t = nodemap_get(&e.vals, done.items[i]);
-    free(t->v);
-    free(t);
-  }
-  nodelist_free(&stack);
-  nodelist_free(&done);
-  nodemap_free(&e.vals);
+  eval_free(&e, &done);
   return ok;
+}
+
+static bool all_finite(const Tensor *t) {
+  for (int64_t k = 0; k < shape_numel(t->shape); k++)
+    if (!isfinite(t->v[k]))
+      return false;
+  return true;
+}
+
+const Node *eval_first_nonfinite(const Program *p, Node *const *roots, int nroots) {
+  Eval e = {.p = p};
+  NodeList done = {0};
+  bool ok = true;
+  for (int r = 0; r < nroots && ok; r++)
+    ok = eval_walk(&e, roots[r], &done);
+  const Node *culprit = NULL;
+  for (int i = 0; ok && i < done.n && !culprit; i++) {
+    Node *n = done.items[i];
+    if (all_finite(nodemap_get(&e.vals, n)))
+      continue;
+    int first, count = needed_args(n, &first);
+    bool inputs_finite = true;
+    for (int k = first; k < first + count; k++)
+      inputs_finite &= all_finite(nodemap_get(&e.vals, n->args[k]));
+    if (inputs_finite)
+      culprit = n;
+  }
+  free(e.err);
+  eval_free(&e, &done);
+  return culprit;
 }

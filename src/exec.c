@@ -111,6 +111,43 @@ static void note_params(Program *p, const Action *a) {
   buf_free(&b);
 }
 
+static bool reaches(Node *root, const Node *n) {
+  NodeList order = ir_topo(&root, 1);
+  bool found = false;
+  for (int i = 0; i < order.n && !found; i++)
+    found = order.items[i] == n;
+  nodelist_free(&order);
+  return found;
+}
+
+/* --nan-check: where the first NaN or infinity of the failing step came
+ * from, found by evaluating the step again with the params it had. */
+static void note_first_nonfinite(Program *p, const Action *a) {
+  int np = p->nparams;
+  Node *roots[np + 1];
+  loss_and_grads(p, a->loss, roots);
+  const Node *n = eval_first_nonfinite(p, roots, np + 1);
+  if (!n) {
+    diag_add(p->diags, DIAG_NOTE, a->span,
+             "--nan-check: evaluated again, the step has no NaN or infinity (the compiled "
+             "loop rounds differently)");
+    return;
+  }
+  char where[256] = "in the loss";
+  for (int i = 0; !reaches(roots[0], n) && i < np; i++)
+    if (reaches(roots[1 + i], n)) {
+      snprintf(where, sizeof where, "in the gradient of param '%s'", p->params[i].name);
+      break;
+    }
+  const char *op = op_info[n->op].spelling ? op_info[n->op].spelling : op_info[n->op].name;
+  if (n->span.src)
+    diag_add(p->diags, DIAG_NOTE, n->span, "the first NaN or infinity comes from this '%s', %s", op,
+             where);
+  else
+    diag_add(p->diags, DIAG_NOTE, a->span,
+             "the first NaN or infinity comes from a '%s' the derivative adds, %s", op, where);
+}
+
 static void report_nonfinite(Program *p, const Action *a, int64_t step) {
   if (step < 0) {
     diag_error(p->diags, a->span,
@@ -137,6 +174,8 @@ static void report_nonfinite(Program *p, const Action *a, int64_t step) {
              "training stopped at step %lld: %s became %s; the params keep their values from "
              "before that step",
              (long long)step, what, num[0] ? num : "NaN or infinite");
+  if (p->opts.nan_check)
+    note_first_nonfinite(p, a);
   note_params(p, a);
 }
 

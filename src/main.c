@@ -16,7 +16,7 @@
 
 static const char usage[] =
     "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu] [--threads N]\n"
-    "               [--save FILE.json [--save-every K]] [--resume FILE.json]\n"
+    "               [--save FILE.json [--save-every K]] [--resume FILE.json] [--nan-check]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3]\n"
     "       dlc repl [--f64] [-O0..-O3] [--threads N]\n"
@@ -46,7 +46,8 @@ static const char usage[] =
     "             each train ends or stops (a NaN, Ctrl-C), and with\n"
     "  --save-every  every K steps too (each write atomic)\n"
     "  --resume   go on from a file --save wrote: the same trajectory as a run\n"
-    "             that was never stopped\n";
+    "             that was never stopped\n"
+    "  --nan-check  when training stops on a NaN, say which operation made it\n";
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
 
@@ -215,6 +216,8 @@ int main(int argc, char **argv) {
       opts.f64 = true;
     else if (strcmp(a, "--time") == 0)
       opts.time = true;
+    else if (strcmp(a, "--nan-check") == 0)
+      opts.nan_check = true;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
       opts.opt_level = a[2] - '0';
     else if (strcmp(a, "--target") == 0) {
