@@ -107,6 +107,7 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
   prog->ms[PHASE_CHECK] = now_ms() - t1;
   if (!checked)
     goto done;
+  diag_print(&diags, stderr);                    /* the checker's warnings, before any output */
   switch (cmd) {
   case CMD_RUN:
     catch_stop_signals();

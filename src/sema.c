@@ -828,6 +828,28 @@ static void stmt_param(Sema *s, const Stmt *st) {
   define(s, st->name, SYM_PARAM, st->name_span)->node = pi->node;
 }
 
+/* Data computed once that holds NaN or an infinity from finite inputs
+ * (a log of a value <= 0, a sqrt of a negative, 1 / 0) is almost surely a
+ * mistake: a warning at the operation that made it. */
+static void warn_nonfinite(Sema *s, Node *n, const Tensor *t) {
+  int64_t count = shape_numel(t->shape), bad = 0, first = -1;
+  for (int64_t k = 0; k < count; k++)
+    if (!isfinite(t->v[k])) {
+      bad++;
+      first = first < 0 ? k : first;
+    }
+  const Node *at = bad ? eval_first_nonfinite(s->p, &n, 1) : NULL;
+  if (!at || !at->span.src)
+    return;
+  const char *op = op_info[at->op].spelling ? op_info[at->op].spelling : op_info[at->op].name;
+  if (t->shape.rank == 0)
+    diag_add(s->d, DIAG_WARNING, at->span, "this '%s' gives %s", op, isnan(t->v[0]) ? "NaN" : "an infinity");
+  else
+    diag_add(s->d, DIAG_WARNING, at->span,
+             "this '%s' gives NaN or an infinity for %lld of the %lld values (the first at index %lld)",
+             op, (long long)bad, (long long)count, (long long)first);
+}
+
 static void stmt_def(Sema *s, const Stmt *st) {
   int first_data = s->p->ndata;
   Node *n = elab(s, st->value, NULL);
@@ -853,6 +875,7 @@ static void stmt_def(Sema *s, const Stmt *st) {
     y->node = NULL;
     return;
   }
+  warn_nonfinite(s, n, &t);
   /* A leaf of its own, even for a scalar: `x = 0.7` is not every 0.7, so
    * diff(x * 0.7, x) is 0.7; and formulas show the name. */
   y->node = data_leaf(s, t, st->name);
