@@ -182,6 +182,15 @@ void dlrt_randn(double *out, int64_t n, uint64_t seed, int f64) {
 
 volatile int32_t dlrt_interrupt;
 
+void dlrt_diverged(void *log, int64_t step, double first, double loss) {
+  DlrtLog *l = log;
+  if (l->diverged_step >= 0)
+    return;
+  l->diverged_step = step;
+  l->first_loss = first;
+  l->diverged_loss = loss;
+}
+
 void dlrt_log(void *log, int64_t step, double loss) {
   DlrtLog *l = log;
   char text[48];

@@ -78,10 +78,16 @@ void dlrt_csv_free(DlrtCsv *csv);
 typedef struct DlrtLog {
   FILE *out;
   int f64;
+  /* Set by dlrt_diverged: the step, within the first few, where the loss
+   * grew past a thousand times the first step's; -1 while it has not. */
+  int64_t diverged_step;
+  double first_loss, diverged_loss;
 } DlrtLog;
 
 /* Prints the log line "STEP LOSS" for one training step. */
 void dlrt_log(void *log, int64_t step, double loss);
+/* Records, once, that the loss diverged at step (see DlrtLog). */
+void dlrt_diverged(void *log, int64_t step, double first, double loss);
 
 /* Set (by a SIGINT handler, say) to ask a running train to stop after the
  * step it is computing; compiled code reads it once per step. */

@@ -727,6 +727,42 @@ static void emit_save(Cg *c, LLVMValueRef done, LLVMValueRef steps, LLVMValueRef
   LLVMPositionBuilderAtEnd(c->b, go);
 }
 
+/* Over the first DIVERGENCE_STEPS steps, thread 0 compares the loss with
+ * the first step's and calls dlrt_diverged once it is DIVERGENCE_FACTOR
+ * times larger: a learning rate too large, most likely.
+ * Returns the first step's loss, carried to the next step. */
+enum { DIVERGENCE_STEPS = 10, DIVERGENCE_FACTOR = 1000 };
+
+static LLVMValueRef watch_divergence(Cg *c, LLVMValueRef t, LLVMValueRef first_step,
+                                     LLVMValueRef first_loss, LLVMValueRef loss, LLVMValueRef log) {
+  LLVMValueRef at_first = LLVMBuildICmp(c->b, LLVMIntEQ, t, first_step, "");
+  LLVMValueRef first = LLVMBuildSelect(c->b, at_first, loss, first_loss, "");
+  LLVMValueRef early = LLVMBuildICmp(c->b, LLVMIntSLE, LLVMBuildSub(c->b, t, first_step, ""),
+                                     iconst(c, DIVERGENCE_STEPS), "");
+  LLVMValueRef limit = LLVMBuildFMul(c->b, intrinsic1(c, "llvm.fabs", first),
+                                     LLVMConstReal(c->dt, DIVERGENCE_FACTOR), "");
+  LLVMValueRef size = intrinsic1(c, "llvm.fabs", loss);
+  /* Finite and past the limit: a NaN or an infinity stops training anyway,
+   * with its own message. */
+  LLVMValueRef past = LLVMBuildAnd(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, size, limit, ""),
+                                   LLVMBuildFCmp(c->b, LLVMRealOLT, size, LLVMConstReal(c->dt, INFINITY), ""), "");
+  LLVMValueRef thread0 = LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), "");
+  LLVMValueRef grew = LLVMBuildAnd(c->b, LLVMBuildAnd(c->b, early, thread0, ""), past, "");
+  LLVMBasicBlockRef say = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "diverged");
+  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "diverged.done");
+  LLVMBuildCondBr(c->b, grew, say, go);
+  LLVMPositionBuilderAtEnd(c->b, say);
+  LLVMTypeRef args[4] = {c->ptr, c->i64, c->dt, c->dt};
+  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), args, 4, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(c->mod, "dlrt_diverged");
+  if (!f)
+    f = LLVMAddFunction(c->mod, "dlrt_diverged", fty);
+  LLVMBuildCall2(c->b, fty, f, (LLVMValueRef[]){log, t, first, loss}, 4, "");
+  LLVMBuildBr(c->b, go);
+  LLVMPositionBuilderAtEnd(c->b, go);
+  return first;
+}
+
 static LLVMValueRef log_function(Cg *c, LLVMTypeRef *fty) {
   LLVMTypeRef params[3] = {c->ptr, c->i64, c->dt};
   *fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, 0);
@@ -812,6 +848,7 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
 
   LLVMPositionBuilderAtEnd(c.b, head);
   Step st = {.t = LLVMBuildPhi(c.b, c.i64, "t")};
+  LLVMValueRef first_loss = LLVMBuildPhi(c.b, c.dt, "first_loss");
   LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntSLT, st.t, steps, ""), body, finished);
 
   LLVMPositionBuilderAtEnd(c.b, body);
@@ -828,6 +865,8 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMValueRef loss = value_of(&c, s->loss);
 
   /* Log "t loss" when (t + 1) % log_every == 0. */
+  LLVMValueRef wide_loss = c.ft == c.dt ? loss : LLVMBuildFPExt(c.b, loss, c.dt, "");
+  LLVMValueRef first_next = watch_divergence(&c, st.t, first_step, first_loss, wide_loss, log_ctx);
   LLVMBasicBlockRef do_log = LLVMAppendBasicBlockInContext(ctx, c.fn, "log");
   LLVMBasicBlockRef check = LLVMAppendBasicBlockInContext(ctx, c.fn, "check");
   LLVMValueRef t1 = LLVMBuildAdd(c.b, st.t, iconst(&c, 1), "");
@@ -840,8 +879,7 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMPositionBuilderAtEnd(c.b, do_log);
   LLVMTypeRef log_ty;
   LLVMValueRef log_fn = log_function(&c, &log_ty);
-  LLVMValueRef wide = c.ft == c.dt ? loss : LLVMBuildFPExt(c.b, loss, c.dt, "");
-  LLVMBuildCall2(c.b, log_ty, log_fn, (LLVMValueRef[]){log_ctx, st.t, wide}, 3, "");
+  LLVMBuildCall2(c.b, log_ty, log_fn, (LLVMValueRef[]){log_ctx, st.t, wide_loss}, 3, "");
   LLVMBuildBr(c.b, check);
 
   /* The loss and every gradient must be finite before the update. */
@@ -871,6 +909,8 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c.b);
   LLVMBuildCondBr(c.b, fcmp(&c, LLVMRealONE, stop, LLVMConstReal(c.dt, 0)), interrupted, head);
   LLVMAddIncoming(st.t, (LLVMValueRef[]){first_step, t1}, (LLVMBasicBlockRef[]){entry, latch}, 2);
+  LLVMAddIncoming(first_loss, (LLVMValueRef[]){LLVMConstReal(c.dt, 0), first_next},
+                  (LLVMBasicBlockRef[]){entry, latch}, 2);
 
   LLVMPositionBuilderAtEnd(c.b, finished);
   LLVMBuildRet(c.b, steps);

@@ -334,7 +334,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   if (!resuming)
     first_step = 0;
   fflush(out);
-  DlrtLog log = {out, p->opts.f64};
+  DlrtLog log = {out, p->opts.f64, .diverged_step = -1};
   ExecSaver saver = {{save_during_train}, p, a, s, bufs, number};
   TrainRun run = {.fn = train, .a = a, .first_step = first_step,
                   .save_every = p->opts.save_path ? p->opts.save_every : 0, .saver = &saver.base,
@@ -348,6 +348,14 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
     checkpoint_save(p, p->opts.save_path, &(Checkpoint){number, a, steps_done(a, done), s, bufs});
   if (resuming)
     checkpoint_free(p);                          /* resumed: the next trains start afresh */
+  if (log.diverged_step >= 0) {
+    char from[48], to[48];
+    dlrt_format(from, sizeof from, log.first_loss, p->opts.f64);
+    dlrt_format(to, sizeof to, log.diverged_loss, p->opts.f64);
+    diag_add(p->diags, DIAG_WARNING, a->span,
+             "the loss went from %s to %s in %lld steps: is the learning rate too large?", from, to,
+             (long long)(log.diverged_step - first_step));
+  }
   for (int k = 0; k < s->nbufs; k++)
     free(bufs[k]);
   free(bufs);

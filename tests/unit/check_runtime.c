@@ -301,7 +301,7 @@ START_TEST(log_line) {
   char *text = NULL;
   size_t len = 0;
   FILE *out = open_memstream(&text, &len);
-  DlrtLog log = {out, 0};
+  DlrtLog log = {out, 0, .diverged_step = -1};
   dlrt_log(&log, 0, 209.95835876464844);
   log.f64 = 1;
   dlrt_log(&log, 1500, 1e-5);
