@@ -429,7 +429,9 @@ struct Program {
   Fn **fns;
   int nfns, cap_fns;
   Action *actions, **actions_tail;
-  struct Sym *syms;                              /* sema's name table */
+  struct Sym *syms;                              /* sema's name table, newest first */
+  struct Sym **sym_buckets;                      /* ... and its index by name */
+  int nsym_buckets, nsyms;
   struct Jit *jit;                               /* created on first train */
   DlrtTeam *team;                                /* training threads, on first need */
   struct Resume *resume;                         /* --resume: where to go on from */

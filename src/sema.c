@@ -44,6 +44,7 @@ typedef struct Sym {
   Node *node;                                    /* its value: a leaf when hoisted */
   Fn *fn;                                        /* SYM_FN */
   struct Sym *next;
+  struct Sym *bucket_next;                       /* in Program.sym_buckets */
 } Sym;
 
 /* Names bound inside a fn body or deriv: the formals and `value`. */
@@ -158,11 +159,43 @@ static bool is_constant_name(const char *name) {
 
 /* ---- names */
 
+static unsigned name_hash(const char *name) {
+  unsigned h = 2166136261u;                      /* FNV-1a */
+  for (; *name; name++)
+    h = (h ^ (unsigned char)*name) * 16777619u;
+  return h;
+}
+
+/* Names are looked up through a hash index, so a program of many
+ * definitions checks in linear time. */
 static Sym *lookup(Sema *s, const char *name) {
-  for (Sym *y = s->syms; y; y = y->next)
+  Program *p = s->p;
+  if (!p->nsym_buckets)
+    return NULL;
+  for (Sym *y = p->sym_buckets[name_hash(name) & (unsigned)(p->nsym_buckets - 1)]; y; y = y->bucket_next)
     if (strcmp(y->name, name) == 0)
       return y;
   return NULL;
+}
+
+static void index_sym(Program *p, Sym *y) {
+  if (p->nsyms >= p->nsym_buckets) {
+    int n = p->nsym_buckets ? 2 * p->nsym_buckets : 64;
+    Sym **b = calloc((size_t)n, sizeof(Sym *));
+    for (int i = 0; i < p->nsym_buckets; i++)
+      for (Sym *z = p->sym_buckets[i], *next; z; z = next) {
+        next = z->bucket_next;
+        z->bucket_next = b[name_hash(z->name) & (unsigned)(n - 1)];
+        b[name_hash(z->name) & (unsigned)(n - 1)] = z;
+      }
+    free(p->sym_buckets);
+    p->sym_buckets = b;
+    p->nsym_buckets = n;
+  }
+  Sym **head = &p->sym_buckets[name_hash(y->name) & (unsigned)(p->nsym_buckets - 1)];
+  y->bucket_next = *head;                        /* the newest first, as in the list */
+  *head = y;
+  p->nsyms++;
 }
 
 static Local *lookup_local(Local *l, const char *name) {
@@ -194,6 +227,8 @@ static void consider(Nearest *n, const char *cand) {
 }
 
 static const char *suggest(Sema *s, Local *locals, const char *name, bool functions) {
+  if (s->d->nerrors >= MAX_ERRORS)
+    return NULL;                                 /* not shown: not worth a pass over every name */
   Nearest n = nearest(name);
   for (Local *l = locals; l && !functions; l = l->next)
     consider(&n, l->name);
@@ -791,6 +826,7 @@ static Sym *define(Sema *s, const char *name, SymKind kind, Span span) {
   y->span = span;
   y->next = s->syms;
   s->syms = y;
+  index_sym(s->p, y);
   return y;
 }
 
@@ -1194,6 +1230,7 @@ void program_free(Program *p) {
   free(p->params);
   free(p->data);
   free(p->fns);
+  free(p->sym_buckets);
   checkpoint_free(p);
   dlrt_team_free(p->team);
   graph_free(p->graph);
