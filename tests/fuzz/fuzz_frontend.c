@@ -11,17 +11,12 @@
  */
 #include "dlc.h"
 
-#include <pthread.h>
-#include <stdint.h>
+#include "big_stack.h"
+
 #include <stdlib.h>
 
-typedef struct Input {
-  const uint8_t *data;
-  size_t size;
-} Input;
-
 static void *run_input(void *arg) {
-  const Input *in = arg;
+  const FuzzInput *in = arg;
   Arena *a = arena_new();
   Diags d = {0};
   Source *src = source_new(a, "fuzz.dl", (const char *)in->data, in->size);
@@ -44,13 +39,6 @@ static void *run_input(void *arg) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  Input in = {data, size};
-  pthread_attr_t attr;
-  pthread_t thread;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, (size_t)512 << 20);
-  if (pthread_create(&thread, &attr, run_input, &in) == 0)
-    pthread_join(thread, NULL);
-  pthread_attr_destroy(&attr);
+  run_on_big_stack(run_input, data, size);
   return 0;
 }
