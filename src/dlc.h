@@ -425,6 +425,8 @@ struct Program {
   int nparams, cap_params;
   DataInfo *data;
   int ndata, cap_data;
+  int64_t data_elements;                         /* numbers in data made so far: at most */
+#define MAX_DATA_ELEMENTS 4e8                    /* this many (3.2 GB of doubles) */
   Node *loss;
   Fn **fns;
   int nfns, cap_fns;
@@ -469,6 +471,10 @@ double eval_scalar_op(Op op, double a, double b, bool f64);
  * returns the first node whose value is not finite while its arguments
  * are: where a NaN or an infinity first appears. NULL when all are finite. */
 const Node *eval_first_nonfinite(const Program *p, Node *const *roots, int nroots);
+/* Data computed once (t, the value of n) that holds NaN or an infinity
+ * from finite inputs — a log of a value <= 0, a sqrt of a negative — is
+ * almost surely a mistake: a warning at the operation that made it. */
+void eval_warn_nonfinite(Program *p, Node *n, const Tensor *t);
 
 /* ------------------------------------------------------------------ diff.c */
 

@@ -253,3 +253,27 @@ const Node *eval_first_nonfinite(const Program *p, Node *const *roots, int nroot
   eval_free(&e, &done);
   return culprit;
 }
+
+void eval_warn_nonfinite(Program *p, Node *n, const Tensor *t) {
+  int64_t count = shape_numel(t->shape), bad = 0, first = -1;
+  for (int64_t k = 0; k < count; k++)
+    if (!isfinite(t->v[k])) {
+      bad++;
+      first = first < 0 ? k : first;
+    }
+  const Node *at = bad ? eval_first_nonfinite(p, &n, 1) : NULL;
+  if (!at || !at->span.src)
+    return;
+  for (int i = 0; i < p->diags->n; i++)         /* said already (a sum of it, another train) */
+    if (p->diags->items[i].level == DIAG_WARNING && p->diags->items[i].span.src == at->span.src &&
+        p->diags->items[i].span.begin == at->span.begin)
+      return;
+  const char *op = op_info[at->op].spelling ? op_info[at->op].spelling : op_info[at->op].name;
+  if (t->shape.rank == 0)
+    diag_add(p->diags, DIAG_WARNING, at->span, "this '%s' gives %s", op,
+             isnan(t->v[0]) ? "NaN" : "an infinity");
+  else
+    diag_add(p->diags, DIAG_WARNING, at->span,
+             "this '%s' gives NaN or an infinity for %lld of the %lld values (the first at index %lld)",
+             op, (long long)bad, (long long)count, (long long)first);
+}

@@ -63,6 +63,7 @@ static void lower(Sched *c, Node **roots, int nroots) {
       Tensor t;
       char *err = NULL;
       if (eval_node(c->p, n, NULL, NULL, 0, &t, &err)) {
+        eval_warn_nonfinite(c->p, n, &t);
         Buf text = {0};                          /* named by its formula, for `emit ir` */
         ir_format(&text, n, c->p);
         const char *name = arena_strdup(c->p->arena, text.data);

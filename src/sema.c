@@ -31,8 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The largest vector a constructor makes: past it, an error instead of an
- * allocation the machine cannot satisfy. */
+/* The largest vector a constructor makes: past it (and past
+ * MAX_DATA_ELEMENTS in all), an error instead of an allocation the machine
+ * cannot satisfy. */
 #define MAX_ELEMENTS 100000000
 
 typedef enum { SYM_PARAM, SYM_DEF, SYM_FN } SymKind;
@@ -382,6 +383,20 @@ static bool constant_int(Sema *s, const Expr *e, const char *what, double min, d
 }
 
 /* A new data leaf holding t (the program owns t's memory from here). */
+/* Counts n more numbers of data; false, with an error at span, past
+ * MAX_DATA_ELEMENTS. */
+static bool budget(Sema *s, Span span, int64_t n) {
+  if ((double)s->p->data_elements + (double)n > MAX_DATA_ELEMENTS) {
+    diag_error(s->d, span,
+               "this would take the program's data past %.0f numbers in all (%.1f GB): too much "
+               "for memory",
+               MAX_DATA_ELEMENTS, MAX_DATA_ELEMENTS * sizeof(double) / 1e9);
+    return false;
+  }
+  s->p->data_elements += n;
+  return true;
+}
+
 static Node *data_leaf(Sema *s, Tensor t, const char *name) {
   int slot = program_add_data(s->p, name, t);
   return ir_leaf(s->g, OP_DATA, t.shape, slot, NULL);
@@ -480,6 +495,8 @@ static Node *elab_load_csv(Sema *s, const Expr *call, Expr **args) {
     }
     col = (int)index;
   }
+  if (!budget(s, call->span, csv->nrows))
+    return NULL;
   Tensor t = tensor_alloc(shape_vector(csv->nrows));
   char err[512];
   if (dlrt_csv_column(csv, col, t.v, s->p->opts.f64, err, sizeof err) != 0) {
@@ -505,6 +522,8 @@ static Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr 
     return NULL;
   if ((b->kind == B_RAND || b->kind == B_RANDN) && args[1] &&
       !constant_int(s, args[1], "the seed", 0, 9007199254740992.0, &seed))
+    return NULL;
+  if (!budget(s, call->span, n))
     return NULL;
   Tensor t = tensor_alloc(shape_vector(n));
   switch (b->kind) {
@@ -864,28 +883,6 @@ static void stmt_param(Sema *s, const Stmt *st) {
   define(s, st->name, SYM_PARAM, st->name_span)->node = pi->node;
 }
 
-/* Data computed once that holds NaN or an infinity from finite inputs
- * (a log of a value <= 0, a sqrt of a negative, 1 / 0) is almost surely a
- * mistake: a warning at the operation that made it. */
-static void warn_nonfinite(Sema *s, Node *n, const Tensor *t) {
-  int64_t count = shape_numel(t->shape), bad = 0, first = -1;
-  for (int64_t k = 0; k < count; k++)
-    if (!isfinite(t->v[k])) {
-      bad++;
-      first = first < 0 ? k : first;
-    }
-  const Node *at = bad ? eval_first_nonfinite(s->p, &n, 1) : NULL;
-  if (!at || !at->span.src)
-    return;
-  const char *op = op_info[at->op].spelling ? op_info[at->op].spelling : op_info[at->op].name;
-  if (t->shape.rank == 0)
-    diag_add(s->d, DIAG_WARNING, at->span, "this '%s' gives %s", op, isnan(t->v[0]) ? "NaN" : "an infinity");
-  else
-    diag_add(s->d, DIAG_WARNING, at->span,
-             "this '%s' gives NaN or an infinity for %lld of the %lld values (the first at index %lld)",
-             op, (long long)bad, (long long)count, (long long)first);
-}
-
 static void stmt_def(Sema *s, const Stmt *st) {
   int first_data = s->p->ndata;
   Node *n = elab(s, st->value, NULL);
@@ -903,6 +900,10 @@ static void stmt_def(Sema *s, const Stmt *st) {
     s->p->data[n->slot].name = st->name;
     return;
   }
+  if (!budget(s, st->value->span, shape_numel(n->shape))) {
+    y->node = NULL;
+    return;
+  }
   Tensor t;
   char *err = NULL;
   if (!eval_node(s->p, n, NULL, NULL, 0, &t, &err)) {
@@ -911,7 +912,7 @@ static void stmt_def(Sema *s, const Stmt *st) {
     y->node = NULL;
     return;
   }
-  warn_nonfinite(s, n, &t);
+  eval_warn_nonfinite(s->p, n, &t);
   /* A leaf of its own, even for a scalar: `x = 0.7` is not every 0.7, so
    * diff(x * 0.7, x) is 0.7; and formulas show the name. */
   y->node = data_leaf(s, t, st->name);

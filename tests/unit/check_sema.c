@@ -778,6 +778,21 @@ END_TEST
 /* A formal named `value` and the deriv's `value` (the fn's result) are two
  * things under one name. Either the program is an error, or the formal
  * keeps its meaning: d g(a) / da = 3 a^2 = 12 at a = 2, not 3 g(a)^2. */
+/* A program's data may hold MAX_DATA_ELEMENTS numbers in all: a
+ * constructor, a CSV column or a hoisted definition that would go past is
+ * an error, before it allocates. (The count starts near the limit here, so
+ * that the test needs no gigabytes.) */
+START_TEST(data_budget) {
+  fx.prog->data_elements = (int64_t)MAX_DATA_ELEMENTS - 150;
+  expect_errors("x = linspace(0, 1, 100)\n"
+                "y = 2 * x\n"
+                "z = ones(10)\n",
+                1);
+  expect_diag(0, DIAG_ERROR, 2, 5, "past 400000000 numbers in all");
+  ck_assert_int_eq(fx.prog->data_elements, (int64_t)MAX_DATA_ELEMENTS - 40);
+}
+END_TEST
+
 START_TEST(formal_named_value) {
   bool ok = try_compile("fn g(value) = value^3\n"
                         "  deriv value = 3 * value^2\n"
@@ -863,6 +878,7 @@ static Suite *sema_suite(void) {
   tcase_add_test(tc, result_matches_errors);
   tcase_add_test(tc, deriv_shape_mismatch);
   tcase_add_test(tc, formal_named_value);
+  tcase_add_test(tc, data_budget);
   suite_add_tcase(s, tc);
   return s;
 }
