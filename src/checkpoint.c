@@ -206,12 +206,14 @@ bool checkpoint_load(Program *p, const char *path) {
     for (int64_t k = 0; ok && k < shape_numel(pi->value.shape); k++)
       pi->value.v[k] = program_round(p, pi->value.v[k]);
   }
-  for (const cJSON *v = params->child; ok && v; v = v->next) {
+  for (const cJSON *v = ok ? params->child : NULL; v; v = v->next) {
     bool known = false;
     for (int i = 0; i < p->nparams; i++)
       known |= strcmp(p->params[i].name, v->string) == 0;
-    if (!known)
+    if (!known) {
       ok = bad(p, path, "it has a param '%s' this program does not", v->string);
+      break;
+    }
   }
   if (!ok) {
     cJSON_Delete(root);

@@ -875,9 +875,7 @@ static void stmt_param(Sema *s, const Stmt *st) {
     p->params = realloc(p->params, sizeof(ParamInfo) * (size_t)p->cap_params);
   }
   ParamInfo *pi = &p->params[p->nparams];
-  pi->name = st->name;
-  pi->span = st->name_span;
-  pi->value = t;
+  *pi = (ParamInfo){.name = st->name, .span = st->name_span, .value = t};
   pi->node = ir_at(ir_leaf(s->g, OP_PARAM, t.shape, p->nparams, NULL), st->name_span);
   p->nparams++;
   define(s, st->name, SYM_PARAM, st->name_span)->node = pi->node;
