@@ -197,8 +197,6 @@ static bool build(Session *s, const char *fresh) {
     if (v && !(fresh && strcmp(fresh, v->name) == 0) && shape_eq(v->t.shape, p->params[i].value.shape))
       memcpy(p->params[i].value.v, v->t.v, sizeof(double) * (size_t)shape_numel(v->t.shape));
   }
-  if (s->prog)
-    s->prog->jit = NULL, s->prog->team = NULL;
   drop_program(s);
   s->arena = a;
   s->diags = d;
