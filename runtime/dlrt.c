@@ -182,13 +182,18 @@ void dlrt_randn(double *out, int64_t n, uint64_t seed, int f64) {
 
 volatile int32_t dlrt_interrupt;
 
-void dlrt_diverged(void *log, int64_t step, double first, double loss) {
+void dlrt_step(void *log, int64_t step, double loss) {
   DlrtLog *l = log;
-  if (l->diverged_step >= 0)
-    return;
-  l->diverged_step = step;
-  l->first_loss = first;
-  l->diverged_loss = loss;
+  int64_t since = step - l->first_step;
+  if (since == 0)
+    l->first_loss = loss;
+  else if (since <= DLRT_DIVERGENCE_STEPS && l->diverged_step < 0 && isfinite(loss) &&
+           fabs(loss) > DLRT_DIVERGENCE_FACTOR * fabs(l->first_loss)) {
+    l->diverged_step = step;
+    l->diverged_loss = loss;
+  }
+  if (l->every > 0 && (step + 1) % l->every == 0)
+    dlrt_log(log, step, loss);
 }
 
 void dlrt_log(void *log, int64_t step, double loss) {

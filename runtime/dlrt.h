@@ -78,16 +78,22 @@ void dlrt_csv_free(DlrtCsv *csv);
 typedef struct DlrtLog {
   FILE *out;
   int f64;
-  /* Set by dlrt_diverged: the step, within the first few, where the loss
-   * grew past a thousand times the first step's; -1 while it has not. */
+  int64_t every;                                 /* log a line every this many steps; 0: never */
+  int64_t first_step;                            /* where the train starts (a resumed one later) */
+  /* Divergence: over the first DLRT_DIVERGENCE_STEPS steps, the step at
+   * which the loss first grew past DLRT_DIVERGENCE_FACTOR times the first
+   * step's while staying finite (-1 while it has not), and the two losses. */
   int64_t diverged_step;
   double first_loss, diverged_loss;
 } DlrtLog;
 
+enum { DLRT_DIVERGENCE_STEPS = 10, DLRT_DIVERGENCE_FACTOR = 1000 };
+
 /* Prints the log line "STEP LOSS" for one training step. */
 void dlrt_log(void *log, int64_t step, double loss);
-/* Records, once, that the loss diverged at step (see DlrtLog). */
-void dlrt_diverged(void *log, int64_t step, double first, double loss);
+/* Called by compiled code (thread 0) after each step's loss: the log line
+ * when it is due, and the watch for a diverging loss. */
+void dlrt_step(void *log, int64_t step, double loss);
 
 /* Set (by a SIGINT handler, say) to ask a running train to stop after the
  * step it is computing; compiled code reads it once per step. */

@@ -1,13 +1,13 @@
 /* codegen.c — the schedule as LLVM IR: the whole `train` call in one
  * function.
  *
- *   int64_t dl_train(void **bufs, int64_t steps, int64_t log_every, void *log,
- *                    int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team,
- *                    int64_t first_step, int64_t save_every, TrainSaver *saver)
+ *   int64_t dl_train(void **bufs, int64_t steps, DlrtLog *log, int64_t thread,
+ *                    int64_t nthreads, double *scratch, DlrtTeam *team,
+ *                    int64_t first_step, TrainSaver *saver)
  *
  * runs every step: the scalar preludes and fused loops of the schedule, the
- * log callback every log_every steps, the finite checks, and the optimizer
- * update — no interpretation between steps.
+ * step callback (log lines, the divergence watch), the finite checks, and
+ * the optimizer update — no interpretation between steps.
  *
  * A team of nthreads runs it together, each thread with its own `thread`
  * number and its own copy of the scalar params and their state (in bufs);
@@ -701,20 +701,21 @@ static void publish_interrupt(Cg *c, LLVMValueRef stop_at) {
   LLVMPositionBuilderAtEnd(c->b, go);
 }
 
-/* Every save_every steps but the last, a checkpoint: the team finishes the
- * step's updates, then thread 0 calls saver->save(saver, done). The other
- * threads go on to the next step, whose first barrier waits for it. */
-static void emit_save(Cg *c, LLVMValueRef done, LLVMValueRef steps, LLVMValueRef every,
-                      LLVMValueRef saver) {
+/* With --save-every K, every K steps but the last, a checkpoint: the team
+ * finishes the step's updates, then thread 0 calls saver->save(saver,
+ * done). The other threads go on to the next step, whose first barrier
+ * waits for it. (Without it, no code at all.) */
+static void emit_save(Cg *c, LLVMValueRef done, LLVMValueRef steps, LLVMValueRef saver) {
+  int64_t every = c->p->opts.save_path ? c->p->opts.save_every : 0;
+  if (every <= 0)
+    return;
   LLVMBasicBlockRef save = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save");
   LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save.call");
   LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save.done");
-  LLVMValueRef want = LLVMBuildICmp(c->b, LLVMIntSGT, every, iconst(c, 0), "");
-  LLVMValueRef safe_every = LLVMBuildSelect(c->b, want, every, iconst(c, 1), "");
-  LLVMValueRef due = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSRem(c->b, done, safe_every, ""),
+  LLVMValueRef due = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSRem(c->b, done, iconst(c, every), ""),
                                    iconst(c, 0), "");
   LLVMValueRef not_last = LLVMBuildICmp(c->b, LLVMIntSLT, done, steps, "");
-  LLVMBuildCondBr(c->b, LLVMBuildAnd(c->b, want, LLVMBuildAnd(c->b, due, not_last, ""), ""), save, go);
+  LLVMBuildCondBr(c->b, LLVMBuildAnd(c->b, due, not_last, ""), save, go);
   LLVMPositionBuilderAtEnd(c->b, save);
   team_barrier(c);
   LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), call, go);
@@ -727,47 +728,11 @@ static void emit_save(Cg *c, LLVMValueRef done, LLVMValueRef steps, LLVMValueRef
   LLVMPositionBuilderAtEnd(c->b, go);
 }
 
-/* Over the first DIVERGENCE_STEPS steps, thread 0 compares the loss with
- * the first step's and calls dlrt_diverged once it is DIVERGENCE_FACTOR
- * times larger: a learning rate too large, most likely.
- * Returns the first step's loss, carried to the next step. */
-enum { DIVERGENCE_STEPS = 10, DIVERGENCE_FACTOR = 1000 };
-
-static LLVMValueRef watch_divergence(Cg *c, LLVMValueRef t, LLVMValueRef first_step,
-                                     LLVMValueRef first_loss, LLVMValueRef loss, LLVMValueRef log) {
-  LLVMValueRef at_first = LLVMBuildICmp(c->b, LLVMIntEQ, t, first_step, "");
-  LLVMValueRef first = LLVMBuildSelect(c->b, at_first, loss, first_loss, "");
-  LLVMValueRef early = LLVMBuildICmp(c->b, LLVMIntSLE, LLVMBuildSub(c->b, t, first_step, ""),
-                                     iconst(c, DIVERGENCE_STEPS), "");
-  LLVMValueRef limit = LLVMBuildFMul(c->b, intrinsic1(c, "llvm.fabs", first),
-                                     LLVMConstReal(c->dt, DIVERGENCE_FACTOR), "");
-  LLVMValueRef size = intrinsic1(c, "llvm.fabs", loss);
-  /* Finite and past the limit: a NaN or an infinity stops training anyway,
-   * with its own message. */
-  LLVMValueRef past = LLVMBuildAnd(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, size, limit, ""),
-                                   LLVMBuildFCmp(c->b, LLVMRealOLT, size, LLVMConstReal(c->dt, INFINITY), ""), "");
-  LLVMValueRef thread0 = LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), "");
-  LLVMValueRef grew = LLVMBuildAnd(c->b, LLVMBuildAnd(c->b, early, thread0, ""), past, "");
-  LLVMBasicBlockRef say = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "diverged");
-  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "diverged.done");
-  LLVMBuildCondBr(c->b, grew, say, go);
-  LLVMPositionBuilderAtEnd(c->b, say);
-  LLVMTypeRef args[4] = {c->ptr, c->i64, c->dt, c->dt};
-  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), args, 4, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(c->mod, "dlrt_diverged");
-  if (!f)
-    f = LLVMAddFunction(c->mod, "dlrt_diverged", fty);
-  LLVMBuildCall2(c->b, fty, f, (LLVMValueRef[]){log, t, first, loss}, 4, "");
-  LLVMBuildBr(c->b, go);
-  LLVMPositionBuilderAtEnd(c->b, go);
-  return first;
-}
-
-static LLVMValueRef log_function(Cg *c, LLVMTypeRef *fty) {
+static LLVMValueRef step_function(Cg *c, LLVMTypeRef *fty) {
   LLVMTypeRef params[3] = {c->ptr, c->i64, c->dt};
   *fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(c->mod, "dlrt_log");
-  return f ? f : LLVMAddFunction(c->mod, "dlrt_log", *fty);
+  LLVMValueRef f = LLVMGetNamedFunction(c->mod, "dlrt_step");
+  return f ? f : LLVMAddFunction(c->mod, "dlrt_step", *fty);
 }
 
 /* The step body: preludes and loops by stage, then the loss and gradients. */
@@ -819,17 +784,15 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   c.i64 = LLVMInt64TypeInContext(ctx);
   c.ptr = LLVMPointerTypeInContext(ctx, 0);
 
-  LLVMTypeRef params[11] = {c.ptr, c.i64, c.i64, c.ptr, c.i64, c.i64, c.ptr, c.ptr,
-                            c.i64, c.i64, c.ptr};
-  c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 11, 0));
+  LLVMTypeRef params[9] = {c.ptr, c.i64, c.ptr, c.i64, c.i64, c.ptr, c.ptr, c.i64, c.ptr};
+  c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 9, 0));
   LLVMValueRef bufs_arg = LLVMGetParam(c.fn, 0), steps = LLVMGetParam(c.fn, 1);
-  LLVMValueRef log_every = LLVMGetParam(c.fn, 2), log_ctx = LLVMGetParam(c.fn, 3);
-  c.thread = LLVMGetParam(c.fn, 4);
-  c.nthreads = LLVMGetParam(c.fn, 5);
-  LLVMValueRef scratch = LLVMGetParam(c.fn, 6);
-  c.team = LLVMGetParam(c.fn, 7);
-  LLVMValueRef first_step = LLVMGetParam(c.fn, 8), save_every = LLVMGetParam(c.fn, 9);
-  LLVMValueRef saver = LLVMGetParam(c.fn, 10);
+  LLVMValueRef log_ctx = LLVMGetParam(c.fn, 2);
+  c.thread = LLVMGetParam(c.fn, 3);
+  c.nthreads = LLVMGetParam(c.fn, 4);
+  LLVMValueRef scratch = LLVMGetParam(c.fn, 5);
+  c.team = LLVMGetParam(c.fn, 6);
+  LLVMValueRef first_step = LLVMGetParam(c.fn, 7), saver = LLVMGetParam(c.fn, 8);
 
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(ctx, c.fn, "entry");
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(ctx, c.fn, "step");
@@ -848,7 +811,6 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
 
   LLVMPositionBuilderAtEnd(c.b, head);
   Step st = {.t = LLVMBuildPhi(c.b, c.i64, "t")};
-  LLVMValueRef first_loss = LLVMBuildPhi(c.b, c.dt, "first_loss");
   LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntSLT, st.t, steps, ""), body, finished);
 
   LLVMPositionBuilderAtEnd(c.b, body);
@@ -864,22 +826,17 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   emit_step(&c);
   LLVMValueRef loss = value_of(&c, s->loss);
 
-  /* Log "t loss" when (t + 1) % log_every == 0. */
-  LLVMValueRef wide_loss = c.ft == c.dt ? loss : LLVMBuildFPExt(c.b, loss, c.dt, "");
-  LLVMValueRef first_next = watch_divergence(&c, st.t, first_step, first_loss, wide_loss, log_ctx);
-  LLVMBasicBlockRef do_log = LLVMAppendBasicBlockInContext(ctx, c.fn, "log");
+  /* Thread 0 reports the step's loss: the log line when due, and the
+   * watch for a diverging loss (dlrt_step). */
+  LLVMBasicBlockRef report = LLVMAppendBasicBlockInContext(ctx, c.fn, "report");
   LLVMBasicBlockRef check = LLVMAppendBasicBlockInContext(ctx, c.fn, "check");
   LLVMValueRef t1 = LLVMBuildAdd(c.b, st.t, iconst(&c, 1), "");
-  LLVMValueRef has_log = LLVMBuildICmp(c.b, LLVMIntSGT, log_every, iconst(&c, 0), "");
-  LLVMValueRef safe_every = LLVMBuildSelect(c.b, has_log, log_every, iconst(&c, 1), "");
-  LLVMValueRef at_log = LLVMBuildICmp(c.b, LLVMIntEQ, LLVMBuildSRem(c.b, t1, safe_every, ""), iconst(&c, 0), "");
-  LLVMValueRef logger = LLVMBuildICmp(c.b, LLVMIntEQ, c.thread, iconst(&c, 0), "");
-  LLVMBuildCondBr(c.b, LLVMBuildAnd(c.b, LLVMBuildAnd(c.b, has_log, at_log, ""), logger, ""), do_log,
-                  check);
-  LLVMPositionBuilderAtEnd(c.b, do_log);
-  LLVMTypeRef log_ty;
-  LLVMValueRef log_fn = log_function(&c, &log_ty);
-  LLVMBuildCall2(c.b, log_ty, log_fn, (LLVMValueRef[]){log_ctx, st.t, wide_loss}, 3, "");
+  LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntEQ, c.thread, iconst(&c, 0), ""), report, check);
+  LLVMPositionBuilderAtEnd(c.b, report);
+  LLVMTypeRef step_ty;
+  LLVMValueRef step_fn = step_function(&c, &step_ty);
+  LLVMValueRef wide_loss = c.ft == c.dt ? loss : LLVMBuildFPExt(c.b, loss, c.dt, "");
+  LLVMBuildCall2(c.b, step_ty, step_fn, (LLVMValueRef[]){log_ctx, st.t, wide_loss}, 3, "");
   LLVMBuildBr(c.b, check);
 
   /* The loss and every gradient must be finite before the update. */
@@ -902,15 +859,13 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBuildCondBr(c.b, emit_update(&c, &st, false), commit, overflow);
   LLVMPositionBuilderAtEnd(c.b, commit);
   emit_update(&c, &st, true);
-  emit_save(&c, t1, steps, save_every, saver);
+  emit_save(&c, t1, steps, saver);
   /* Interrupted: stop after this step, having done t + 1 of them. */
   LLVMBasicBlockRef interrupted = LLVMAppendBasicBlockInContext(ctx, c.fn, "interrupted");
   LLVMValueRef stop = LLVMBuildLoad2(c.b, c.dt, stop_at, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c.b);
   LLVMBuildCondBr(c.b, fcmp(&c, LLVMRealONE, stop, LLVMConstReal(c.dt, 0)), interrupted, head);
   LLVMAddIncoming(st.t, (LLVMValueRef[]){first_step, t1}, (LLVMBasicBlockRef[]){entry, latch}, 2);
-  LLVMAddIncoming(first_loss, (LLVMValueRef[]){LLVMConstReal(c.dt, 0), first_next},
-                  (LLVMBasicBlockRef[]){entry, latch}, 2);
 
   LLVMPositionBuilderAtEnd(c.b, finished);
   LLVMBuildRet(c.b, steps);

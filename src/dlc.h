@@ -541,7 +541,8 @@ typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
 
 /* What a train saves its checkpoints through: compiled code calls
  * save(self, steps_done) every --save-every steps (thread 0, the team
- * having finished the step). */
+ * having finished the step); the code for it is there only with
+ * --save-every. */
 typedef struct TrainSaver {
   void (*save)(struct TrainSaver *self, int64_t steps_done);
 } TrainSaver;
@@ -554,9 +555,9 @@ typedef struct TrainSaver {
  * step t); or steps + 1 + k when dlrt_interrupt was set during step k - 1
  * (k steps done). It starts at step first_step (a resumed train).
  * *scratch_doubles: the size of the scratch array it needs. */
-typedef int64_t (*TrainFn)(void **bufs, int64_t steps, int64_t log_every, void *log,
-                           int64_t thread, int64_t nthreads, double *scratch, DlrtTeam *team,
-                           int64_t first_step, int64_t save_every, TrainSaver *saver);
+typedef int64_t (*TrainFn)(void **bufs, int64_t steps, DlrtLog *log, int64_t thread,
+                           int64_t nthreads, double *scratch, DlrtTeam *team, int64_t first_step,
+                           TrainSaver *saver);
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
                               LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
                               int64_t *scratch_doubles);

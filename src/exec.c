@@ -217,7 +217,7 @@ static void **private_buffers(const Program *p, const Schedule *s, void **shared
 typedef struct TrainRun {
   TrainFn fn;
   const Action *a;
-  int64_t first_step, save_every;
+  int64_t first_step;
   TrainSaver *saver;
   void ***bufs;                                  /* per thread */
   DlrtLog *log;
@@ -229,8 +229,8 @@ typedef struct TrainRun {
 
 static void train_thread(void *arg, int k) {
   TrainRun *r = arg;
-  r->done[k] = r->fn(r->bufs[k], r->a->steps, r->a->log_every, r->log, k, r->nthreads, r->scratch,
-                     r->team, r->first_step, r->save_every, r->saver);
+  r->done[k] = r->fn(r->bufs[k], r->a->steps, r->log, k, r->nthreads, r->scratch, r->team,
+                     r->first_step, r->saver);
 }
 
 /* Runs the compiled steps on nthreads threads; returns what they return
@@ -334,11 +334,10 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   if (!resuming)
     first_step = 0;
   fflush(out);
-  DlrtLog log = {out, p->opts.f64, .diverged_step = -1};
+  DlrtLog log = {out, p->opts.f64, .every = a->log_every, .first_step = first_step,
+                 .diverged_step = -1};
   ExecSaver saver = {{save_during_train}, p, a, s, bufs, number};
-  TrainRun run = {.fn = train, .a = a, .first_step = first_step,
-                  .save_every = p->opts.save_path ? p->opts.save_every : 0, .saver = &saver.base,
-                  .log = &log};
+  TrainRun run = {.fn = train, .a = a, .first_step = first_step, .saver = &saver.base, .log = &log};
   double t2 = now_ms();
   int64_t done = run_team(p, s, run, bufs, thread_count(p, s), scratch_doubles);
   double t3 = now_ms();

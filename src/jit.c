@@ -7,10 +7,10 @@
  * REPL compiles a train at a time for as long as a session lasts).
  *
  * JIT code sees the runtime through an allow-list of absolute symbols
- * (dlrt_log, dlrt_diverged, dlrt_team_barrier, dlrt_interrupt); libm
- * comes from the process, as LLJIT resolves process symbols by default in
- * LLVM 19. glibc's libmvec (vector sin, log, ...) is loaded into the
- * process here, when the system has it, for the same lookup to find.
+ * (dlrt_step, dlrt_team_barrier, dlrt_interrupt); libm comes from the
+ * process, as LLJIT resolves process symbols by default in LLVM 19.
+ * glibc's libmvec (vector sin, log, ...) is loaded into the process here,
+ * when the system has it, for the same lookup to find.
  *
  * Every LLVMErrorRef is turned into a diagnostic in one place, jit_error.
  */
@@ -106,16 +106,14 @@ Jit *jit_new(int opt_level, Diags *d) {
   LLVMOrcJITDylibRef main_jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
   LLVMJITSymbolFlags callable = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
   LLVMOrcCSymbolMapPair runtime[] = {
-      {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_log"),
-       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_log, callable}},
+      {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_step"),
+       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_step, callable}},
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_team_barrier"),
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_team_barrier, callable}},
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_interrupt"),
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_interrupt, {LLVMJITSymbolGenericFlagsExported, 0}}},
-      {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_diverged"),
-       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_diverged, callable}},
   };
-  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, 4));
+  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, 3));
   if (err) {
     jit_error(d, "cannot define the runtime's symbols", err);
     jit_free(j);
