@@ -333,12 +333,12 @@ static void process(Session *s, const char *source, const char *text, int first_
 
 /* ---- reading statements */
 
-typedef enum { COMPLETE, INCOMPLETE, FN_OPEN } Shape_of_input;
+typedef enum { COMPLETE, INCOMPLETE, FN_OPEN } InputState;
 
 /* Whether text is a whole statement: it is not when the parser ran out of
  * input (an open parenthesis, a trailing operator), and a fn stays open
  * for its deriv lines. */
-static Shape_of_input classify(const char *text) {
+static InputState classify(const char *text) {
   Arena *a = arena_new();
   Diags d = {0};
   size_t len = strlen(text);
@@ -346,7 +346,7 @@ static Shape_of_input classify(const char *text) {
     len--;
   Source *src = source_new(a, "<stdin>", text, strlen(text));
   Stmt *stmts = parse_source(src, a, &d);
-  Shape_of_input r = COMPLETE;
+  InputState r = COMPLETE;
   for (int i = 0; i < d.n; i++)
     if (d.items[i].level == DIAG_ERROR && d.items[i].span.begin >= (int)len &&
         !strstr(d.items[i].msg, "unterminated string"))
@@ -707,7 +707,7 @@ static bool feed(Session *s, Reader *r, const char *source, char *line, int at) 
     r->first_line = at;
   }
   buf_printf(&r->pending, "%s\n", line);
-  Shape_of_input shape = classify(r->pending.data);
+  InputState shape = classify(r->pending.data);
   if (shape == INCOMPLETE)
     return true;
   if (shape == FN_OPEN) {
