@@ -451,17 +451,23 @@ static void publish(Cg *c, Blocks *k, int64_t region, int row, LLVMValueRef v) {
   LLVMBuildStore(c->b, wide, LLVMBuildGEP2(c->b, c->dt, c->scratch, &at, 1, ""));
 }
 
+/* A call of a runtime function returning nothing (dlrt_step,
+ * dlrt_team_barrier), declared in the module on first use. */
+static void call_runtime(Cg *c, const char *name, LLVMTypeRef *params, LLVMValueRef *args, int n) {
+  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, (unsigned)n, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+  if (!f)
+    f = LLVMAddFunction(c->mod, name, fty);
+  LLVMBuildCall2(c->b, fty, f, args, (unsigned)n, "");
+}
+
 /* Waits for the team, when there is one. */
 static void team_barrier(Cg *c) {
   LLVMBasicBlockRef wait = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "barrier");
   LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "barrier.done");
   LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, c->nthreads, iconst(c, 1), ""), wait, go);
   LLVMPositionBuilderAtEnd(c->b, wait);
-  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), &c->ptr, 1, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(c->mod, "dlrt_team_barrier");
-  if (!f)
-    f = LLVMAddFunction(c->mod, "dlrt_team_barrier", fty);
-  LLVMBuildCall2(c->b, fty, f, &c->team, 1, "");
+  call_runtime(c, "dlrt_team_barrier", &c->ptr, &c->team, 1);
   LLVMBuildBr(c->b, go);
   LLVMPositionBuilderAtEnd(c->b, go);
 }
@@ -728,13 +734,6 @@ static void emit_save(Cg *c, LLVMValueRef done, LLVMValueRef steps, LLVMValueRef
   LLVMPositionBuilderAtEnd(c->b, go);
 }
 
-static LLVMValueRef step_function(Cg *c, LLVMTypeRef *fty) {
-  LLVMTypeRef params[3] = {c->ptr, c->i64, c->dt};
-  *fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, 3, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(c->mod, "dlrt_step");
-  return f ? f : LLVMAddFunction(c->mod, "dlrt_step", *fty);
-}
-
 /* The step body: preludes and loops by stage, then the loss and gradients. */
 static void emit_step(Cg *c) {
   const Schedule *s = c->s;
@@ -833,10 +832,9 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMValueRef t1 = LLVMBuildAdd(c.b, st.t, iconst(&c, 1), "");
   LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntEQ, c.thread, iconst(&c, 0), ""), report, check);
   LLVMPositionBuilderAtEnd(c.b, report);
-  LLVMTypeRef step_ty;
-  LLVMValueRef step_fn = step_function(&c, &step_ty);
   LLVMValueRef wide_loss = c.ft == c.dt ? loss : LLVMBuildFPExt(c.b, loss, c.dt, "");
-  LLVMBuildCall2(c.b, step_ty, step_fn, (LLVMValueRef[]){log_ctx, st.t, wide_loss}, 3, "");
+  call_runtime(&c, "dlrt_step", (LLVMTypeRef[]){c.ptr, c.i64, c.dt},
+               (LLVMValueRef[]){log_ctx, st.t, wide_loss}, 3);
   LLVMBuildBr(c.b, check);
 
   /* The loss and every gradient must be finite before the update. */

@@ -268,7 +268,7 @@ void eval_warn_nonfinite(Program *p, Node *n, const Tensor *t) {
     if (p->diags->items[i].level == DIAG_WARNING && p->diags->items[i].span.src == at->span.src &&
         p->diags->items[i].span.begin == at->span.begin)
       return;
-  const char *op = op_info[at->op].spelling ? op_info[at->op].spelling : op_info[at->op].name;
+  const char *op = op_info[at->op].spelling;
   if (t->shape.rank == 0)
     diag_add(p->diags, DIAG_WARNING, at->span, "this '%s' gives %s", op,
              isnan(t->v[0]) ? "NaN" : "an infinity");

@@ -139,7 +139,7 @@ static void note_first_nonfinite(Program *p, const Action *a) {
       snprintf(where, sizeof where, "in the gradient of param '%s'", p->params[i].name);
       break;
     }
-  const char *op = op_info[n->op].spelling ? op_info[n->op].spelling : op_info[n->op].name;
+  const char *op = op_info[n->op].spelling;
   if (n->span.src)
     diag_add(p->diags, DIAG_NOTE, n->span, "the first NaN or infinity comes from this '%s', %s", op,
              where);

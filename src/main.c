@@ -70,6 +70,15 @@ static void on_stop_signal(int sig) {
   dlrt_interrupt = 1;
 }
 
+/* The signals that stop a run. */
+static sigset_t stop_signals(void) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  return sigs;
+}
+
 static void catch_stop_signals(void) {
   struct sigaction sa = {0};
   sa.sa_handler = on_stop_signal;
@@ -151,10 +160,7 @@ typedef struct Job {
 static void *run_job(void *arg) {
   Job *job = arg;
   /* Signals come to this thread, where they can interrupt a read. */
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
+  sigset_t sigs = stop_signals();
   pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
   job->status = job->cmd == CMD_REPL ? repl_main(job->opts)
                                      : compile_and_run(job->cmd, job->what, job->path, job->opts);
@@ -165,10 +171,7 @@ static int run_on_big_stack(Job *job) {
   pthread_attr_t attr;
   pthread_t thread;
   pthread_attr_init(&attr);
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
+  sigset_t sigs = stop_signals();
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);       /* the job's thread unblocks them */
   if (pthread_attr_setstacksize(&attr, COMPILER_STACK) != 0 ||
       pthread_create(&thread, &attr, run_job, job) != 0) {

@@ -278,6 +278,15 @@ static void run_actions(Session *s, const Stmt *st) {
     keep_values(s, p, true);
 }
 
+/* Newlines and spaces that put what follows at line:col, so that a piece
+ * of text parsed alone is located where it was typed. */
+static void pad_to(Buf *b, int line, int col) {
+  for (int i = 1; i < line; i++)
+    buf_puts(b, "\n");
+  for (int i = 1; i < col; i++)
+    buf_puts(b, " ");
+}
+
 /* The text of st, padded to its line and column in src. */
 static char *stmt_text(const Source *src, const Stmt *st) {
   int end = st->span.end;
@@ -286,10 +295,7 @@ static char *stmt_text(const Source *src, const Stmt *st) {
   int line, col;
   source_line_col(src, st->span.begin, &line, &col);
   Buf b = {0};
-  for (int i = 1; i < line; i++)
-    buf_puts(&b, "\n");
-  for (int i = 1; i < col; i++)
-    buf_puts(&b, " ");
+  pad_to(&b, line, col);
   buf_printf(&b, "%.*s\n", end - st->span.begin, src->text + st->span.begin);
   return b.data;
 }
@@ -298,8 +304,7 @@ static char *stmt_text(const Source *src, const Stmt *st) {
  * `source`. */
 static void process(Session *s, const char *source, const char *text, int first_line) {
   Buf padded = {0};
-  for (int i = 1; i < first_line; i++)
-    buf_puts(&padded, "\n");
+  pad_to(&padded, first_line, 1);
   buf_puts(&padded, text);
   Arena *a = arena_new();
   Diags d = {0};
@@ -402,8 +407,7 @@ static const char help_text[] =
  * typed on, so that a diagnostic shows it with a caret. */
 static Source *command_source(Session *s, Arena *a) {
   Buf b = {0};
-  for (int i = 1; i < s->cmd_at; i++)
-    buf_puts(&b, "\n");
+  pad_to(&b, s->cmd_at, 1);
   buf_puts(&b, s->cmd_line);
   Source *src = source_new(a, s->cmd_source, b.data, b.len);
   buf_free(&b);
@@ -440,10 +444,7 @@ static Node *expression(Session *s, const char *from, const char *to, const char
     return NULL;
   Program *p = s->prog;
   Buf b = {0};
-  for (int i = 1; i < s->cmd_at; i++)
-    buf_puts(&b, "\n");
-  for (const char *c = s->cmd_line; c < from; c++)
-    buf_puts(&b, " ");
+  pad_to(&b, s->cmd_at, (int)(from - s->cmd_line) + 1);
   buf_printf(&b, "%.*s", (int)(to - from), from);
   Source *src = source_new(p->arena, s->cmd_source, b.data, b.len);
   buf_free(&b);
