@@ -171,12 +171,12 @@ static Stmt *new_stmt(Parser *p, StmtKind kind, Span span, const char *name, Spa
 %token NEWLINE "newline"
 %token STR_BEGIN "string" STR_END "end of string"
 %token INTERP_BEGIN "'{'" INTERP_END "'}'"
-%token '[' ']'                                   /* scanned, not used yet */
+%token '[' ']' '@' '\'' ':'
 
 %type <stmt> stmt
 %type <expr> expr sum term unary power postfix primary string
 %type <op> cmp_op add_op mul_op
-%type <arg> args arg_list arg
+%type <arg> args arg_list arg indices index
 %type <part> parts part
 %type <formal> formals formal_list
 %type <deriv> derivs deriv
@@ -263,7 +263,7 @@ term:
   | term mul_op unary             { $$ = ast_binary(p->arena, @$, $2, $1, $3); }
   ;
 
-mul_op: '*' { $$ = OP_MUL; } | '/' { $$ = OP_DIV; } ;
+mul_op: '*' { $$ = OP_MUL; } | '/' { $$ = OP_DIV; } | '@' { $$ = OP_MATMUL; } ;
 
 unary:
     power
@@ -278,6 +278,22 @@ power:
 postfix:
     primary
   | NAME '(' args ')'             { $$ = ast_call(p->arena, @$, $1, @1, $3); }
+  | postfix '\''                  { $$ = ast_unary(p->arena, @$, OP_TRANSPOSE, $1); }
+  | postfix '[' indices ']'       { $$ = ast_index(p->arena, @$, $1, $3); }
+  ;
+
+/* A[i], A[i, j], with slices lo:hi where either end may be left out. */
+indices:
+    index
+  | index ',' index               { $$ = $1; $$->next = $3; }
+  ;
+
+index:
+    expr                          { $$ = new_arg(p, NULL, (Span){0}, $1); }
+  | ':'                           { $$ = new_arg(p, NULL, (Span){0}, ast_slice(p->arena, @$, NULL, NULL)); }
+  | expr ':'                      { $$ = new_arg(p, NULL, (Span){0}, ast_slice(p->arena, @$, $1, NULL)); }
+  | ':' expr                      { $$ = new_arg(p, NULL, (Span){0}, ast_slice(p->arena, @$, NULL, $2)); }
+  | expr ':' expr                 { $$ = new_arg(p, NULL, (Span){0}, ast_slice(p->arena, @$, $1, $3)); }
   ;
 
 primary:
@@ -286,6 +302,7 @@ primary:
   | LOSS                          { $$ = ast_name(p->arena, @$, "loss"); }
   | string
   | '(' expr ')'                  { $$ = $2; }
+  | '[' args ']'                  { $$ = ast_list(p->arena, @$, $2); }
   ;
 
 args:
@@ -325,7 +342,7 @@ part:
 /* Tokens after which a newline continues the statement. */
 static bool continues_line(int tok) {
   switch (tok) {
-  case '+': case '-': case '*': case '/': case '^':
+  case '+': case '-': case '*': case '/': case '^': case '@':
   case '<': case LE: case '>': case GE: case EQ: case NE:
   case '=': case ',':
     return true;
@@ -511,9 +528,8 @@ static bool span_is(const Parser *p, Span sp, const char *word) {
 static const char *python_hint(const Parser *p, yysymbol_kind_t sym) {
   if (sym == YYSYMBOL_STR_BEGIN && span_is(p, p->prev_span, "f"))
     return "; dl strings need no f prefix: \"a = {a}\" interpolates";
-  if (sym == YYTRANSLATE('['))
-    return "; dl has no list literals: make vectors with linspace, zeros, ones, fill, rand, "
-           "randn or load_csv";
+  if (sym == YYTRANSLATE('\''))
+    return "; dl strings are in double quotes";
   if (span_is(p, p->prev_span, "def") || span_is(p, p->prev_span, "return"))
     return "; to define a function, write 'fn NAME(ARGS) = EXPR'";
   if (span_is(p, p->prev_span, "import") || span_is(p, p->prev_span, "from"))

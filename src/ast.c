@@ -66,15 +66,38 @@ Expr *ast_binary(Arena *a, Span s, Op op, Expr *l, Expr *r) {
   return e;
 }
 
-Expr *ast_call(Arena *a, Span s, const char *name, Span name_span, Arg *args) {
-  Expr *e = new_expr(a, EX_CALL, s);
-  e->name = name;
-  e->name_span = name_span;
+static Expr *with_args(Arena *a, ExprKind kind, Span s, Arg *args) {
+  Expr *e = new_expr(a, kind, s);
   e->args = args;
   for (const Arg *g = args; g; g = g->next)
     below(e, g->value);
   return e;
 }
+
+Expr *ast_call(Arena *a, Span s, const char *name, Span name_span, Arg *args) {
+  Expr *e = with_args(a, EX_CALL, s, args);
+  e->name = name;
+  e->name_span = name_span;
+  return e;
+}
+
+Expr *ast_index(Arena *a, Span s, Expr *base, Arg *indices) {
+  Expr *e = with_args(a, EX_INDEX, s, indices);
+  e->lhs = base;
+  below(e, base);
+  return e;
+}
+
+Expr *ast_slice(Arena *a, Span s, Expr *lo, Expr *hi) {
+  Expr *e = new_expr(a, EX_SLICE, s);
+  e->lhs = lo;
+  e->rhs = hi;
+  below(e, lo);
+  below(e, hi);
+  return e;
+}
+
+Expr *ast_list(Arena *a, Span s, Arg *items) { return with_args(a, EX_LIST, s, items); }
 
 Stmt *ast_stmt(Arena *a, StmtKind kind, Span s) {
   Stmt *st = arena_alloc(a, sizeof *st);
@@ -162,9 +185,30 @@ static void dump_expr(const Expr *e, int depth, FILE *out) {
       dump_expr(e->rhs, depth + 1, out);
     }
     break;
-  case EX_CALL:
-    fprintf(out, "(call %s", e->name);
+  case EX_SLICE:
+    fputs("(slice", out);
     put_loc(out, e->span);
+    for (int i = 0; i < 2; i++) {
+      newline(out, depth + 1);
+      const Expr *end = i ? e->rhs : e->lhs;
+      if (end)
+        dump_expr(end, depth + 1, out);
+      else
+        fputs("_", out);
+    }
+    break;
+  case EX_INDEX:
+  case EX_LIST:
+  case EX_CALL:
+    if (e->kind == EX_CALL)
+      fprintf(out, "(call %s", e->name);
+    else
+      fputs(e->kind == EX_INDEX ? "(index" : "(list", out);
+    put_loc(out, e->span);
+    if (e->kind == EX_INDEX) {
+      newline(out, depth + 1);
+      dump_expr(e->lhs, depth + 1, out);
+    }
     for (const Arg *a = e->args; a; a = a->next) {
       newline(out, depth + 1);
       if (!a->name) {

@@ -54,6 +54,7 @@ typedef struct Cg {
   NodeMap scalar;                                /* scalar node -> value, per step */
   NodeMap elem;                                  /* vector node -> element value, per loop */
   LLVMValueRef idx;                              /* current loop index */
+  Shape loop_shape;                              /* ... over a tensor of this shape */
   LLVMValueRef *loop_bad;                        /* per loop: NaN when a stored vector is not finite */
   LLVMValueRef thread, nthreads, team;           /* who runs this copy (see the header) */
   LLVMValueRef scratch;                          /* this step's half of the scratch array */
@@ -266,8 +267,28 @@ static LLVMValueRef buf_elem_ptr(Cg *c, int buf, LLVMValueRef idx) {
   return LLVMBuildGEP2(c->b, c->ft, c->bufs[buf], &idx, 1, "");
 }
 
+/* Element c->idx of the current loop, of a node held in buffer `slot`
+ * (schedule.c), under broadcasting: a row repeats down a matrix, a
+ * column across it. */
+static LLVMValueRef load_held(Cg *c, const Node *n, int slot) {
+  Shape at = n->shape, loop = c->loop_shape;
+  LLVMValueRef idx;
+  if (shape_numel(at) == 1 || n->shape.rank == 0)
+    idx = iconst(c, 0);
+  else if (shape_numel(at) == shape_numel(loop))
+    idx = c->idx;
+  else if (shape_rows(at) == 1)
+    idx = LLVMBuildURem(c->b, c->idx, iconst(c, shape_cols(loop)), "");
+  else
+    idx = LLVMBuildUDiv(c->b, c->idx, iconst(c, shape_cols(loop)), "");
+  return LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, slot, idx), "");
+}
+
 /* The value of node n, all of whose arguments are already emitted. */
 static LLVMValueRef emit_node(Cg *c, const Node *n) {
+  int ready, slot = schedule_buffer(c->s, n, &ready);
+  if (slot >= 0 && n->shape.rank == 0)           /* a scalar view of a buffer, in a prelude */
+    return load_held(c, n, slot);
   LLVMValueRef a = n->nargs > 0 ? value_of(c, n->args[0]) : NULL;
   LLVMValueRef b = n->nargs > 1 ? value_of(c, n->args[1]) : NULL;
   double v;
@@ -275,12 +296,10 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
     return fconst(c, v);
   switch (n->op) {
   case OP_CONST: break;
-  case OP_PARAM:
-  case OP_DATA: {
-    int buf = n->op == OP_PARAM ? c->s->param_buf[n->slot] : c->s->data_buf[n->slot];
-    LLVMValueRef idx = n->shape.rank ? c->idx : iconst(c, 0);
-    return LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, buf, idx), "");
-  }
+  case OP_PARAM:                                 /* a scalar one, private to the thread */
+    return LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, c->s->param_buf[n->slot], iconst(c, 0)), "");
+  case OP_DATA:
+    break;
   case OP_ADD: return arith(c, LLVMFAdd, a, b);
   case OP_SUB: return arith(c, LLVMFSub, a, b);
   case OP_MUL: return arith(c, LLVMFMul, a, b);
@@ -332,7 +351,11 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   case OP_BROADCAST:
   case OP_SUM:    /* of a scalar: the scalar itself */
   case OP_MEAN:
+  case OP_NOGRAD:
+  case OP_RESHAPE: /* of a scalar (other reshapes are views) */
     return a;
+  case OP_MATMUL: case OP_TRANSPOSE: case OP_RSUM: case OP_RMAX: case OP_RMIN:
+  case OP_ARGMAX: case OP_SLICE: case OP_PAD:   /* kernels (emit_kernel) */
   case OP_VAR:
   case OP_FNCALL:
   case OP_COUNT:
@@ -340,6 +363,11 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   }
   fprintf(stderr, "dlc: internal error: cannot emit %s\n", op_info[n->op].name);
   abort();
+}
+
+static int by_id(const void *a, const void *b) {
+  unsigned x = (*(Node *const *)a)->id, y = (*(Node *const *)b)->id;
+  return (x > y) - (x < y);
 }
 
 /* Reductions sum a block of this many elements at a time in the working
@@ -499,6 +527,33 @@ static void combine(Cg *c, Blocks *k, int64_t region, int nrows, LLVMValueRef *t
   LLVMPositionBuilderAtEnd(c->b, done);
 }
 
+/* The vector nodes a loop of stage `stage` computes for its roots, in
+ * topological order: those held in a buffer ready by then are loaded
+ * (their arguments are not visited), scalars come from the preludes. */
+static NodeList loop_order(Cg *c, Node *const *roots, int nroots, int stage) {
+  NodeList out = {0}, stack = {0};
+  NodeMap seen = {0};
+  for (int i = 0; i < nroots; i++)
+    nodelist_push(&stack, roots[i]);
+  while (stack.n) {
+    Node *n = stack.items[--stack.n];
+    if (n->shape.rank == 0 || nodemap_get(&seen, n))
+      continue;
+    nodemap_put(&seen, n, n);
+    nodelist_push(&out, n);
+    int ready;
+    if (schedule_buffer(c->s, n, &ready) >= 0 && ready <= stage)
+      continue;
+    for (int i = 0; i < n->nargs; i++)
+      nodelist_push(&stack, n->args[i]);
+  }
+  nodemap_free(&seen);
+  nodelist_free(&stack);
+  if (out.n)
+    qsort(out.items, (size_t)out.n, sizeof(Node *), by_id);
+  return out;
+}
+
 /* One fused loop: every vector node its reductions and stores need, per
  * element. Reductions accumulate in phis; each block's sums and finite
  * flag are published, and combined once the team has them all. */
@@ -520,12 +575,13 @@ static void emit_loop(Cg *c, int loop_index) {
     roots[r] = l->reductions.items[r]->args[0];
   for (int s = 0; s < nst; s++)
     roots[nred + s] = l->stores.items[s];
-  NodeList order = ir_topo(roots, nred + nst);
+  NodeList order = loop_order(c, roots, nred + nst, l->stage);
   nodemap_free(&c->elem);
+  c->loop_shape = l->shape;
   for (int i = 0; i < order.n; i++) {
     const Node *m = order.items[i];
-    if (m->shape.rank > 0)
-      nodemap_put(&c->elem, m, emit_node(c, m));
+    int ready, slot = schedule_buffer(c->s, m, &ready);
+    nodemap_put(&c->elem, m, slot >= 0 && ready <= l->stage ? load_held(c, m, slot) : emit_node(c, m));
   }
   nodelist_free(&order);
 
@@ -535,7 +591,8 @@ static void emit_loop(Cg *c, int loop_index) {
   for (int s = 0; s < nst; s++) {
     LLVMValueRef v = value_of(c, l->stores.items[s]);
     LLVMBuildStore(c->b, v, buf_elem_ptr(c, l->store_slots[s], c->idx));
-    bad_next = add_nonfinite(c, bad_next, v);
+    if (c->s->bufs[l->store_slots[s]].kind == BUF_GRAD)   /* (a kernel's input shows in the loss) */
+      bad_next = add_nonfinite(c, bad_next, v);
   }
   LLVMBasicBlockRef end = blocks_end_elements(c, &k);
   for (int r = 0; r < nred; r++)
@@ -559,6 +616,197 @@ static void emit_loop(Cg *c, int loop_index) {
     nodemap_put(&c->scalar, red, c->ft == c->dt ? v : LLVMBuildFPTrunc(c->b, v, c->ft, ""));
   }
   c->loop_bad[loop_index] = bad ? total[nred] : NULL;
+}
+
+/* ---- kernels: whole-tensor operations between the loops (schedule.c).
+ * Each thread computes its share of the result's rows (or columns), in
+ * an order that does not depend on the share, then the team meets. */
+
+/* A counted loop `for (i = lo; i < hi; i++)`: for_begin leaves the
+ * builder in the body, after the phi of i; for_end closes it and leaves
+ * the builder after the loop, returning the body's last block (for the
+ * caller's phis, whose first incoming block is f->pre). */
+typedef struct For {
+  LLVMBasicBlockRef pre, body, done;
+  LLVMValueRef i;
+} For;
+
+static LLVMValueRef for_begin(Cg *c, For *f, LLVMValueRef lo, LLVMValueRef hi) {
+  f->pre = LLVMGetInsertBlock(c->b);
+  f->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "for");
+  f->done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "for.done");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), f->body, f->done);
+  LLVMPositionBuilderAtEnd(c->b, f->body);
+  f->i = LLVMBuildPhi(c->b, c->i64, "i");
+  LLVMAddIncoming(f->i, &lo, &f->pre, 1);
+  return f->i;
+}
+
+static LLVMBasicBlockRef for_end(Cg *c, For *f, LLVMValueRef hi) {
+  LLVMValueRef next = LLVMBuildAdd(c->b, f->i, iconst(c, 1), "");
+  LLVMBasicBlockRef last = LLVMGetInsertBlock(c->b);
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, hi, ""), f->body, f->done);
+  LLVMAddIncoming(f->i, &next, &last, 1);
+  LLVMPositionBuilderAtEnd(c->b, f->done);
+  return last;
+}
+
+/* This thread's share [lo, hi) of n rows: n * k / T to n * (k + 1) / T. */
+static void share(Cg *c, int64_t n, LLVMValueRef *lo, LLVMValueRef *hi) {
+  LLVMValueRef nn = iconst(c, n);
+  *lo = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nn, c->thread, ""), c->nthreads, "");
+  *hi = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nn, LLVMBuildAdd(c->b, c->thread, iconst(c, 1), ""), ""),
+                      c->nthreads, "");
+}
+
+static LLVMValueRef at2(Cg *c, LLVMValueRef i, int64_t cols, LLVMValueRef j) {
+  return LLVMBuildAdd(c->b, LLVMBuildMul(c->b, i, iconst(c, cols), ""), j, "");
+}
+
+static LLVMValueRef load_at(Cg *c, int slot, LLVMValueRef idx) {
+  return LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, slot, idx), "");
+}
+
+static void store_at(Cg *c, int slot, LLVMValueRef idx, LLVMValueRef v) {
+  LLVMBuildStore(c->b, v, buf_elem_ptr(c, slot, idx));
+}
+
+static int slot_of(Cg *c, const Node *n) {
+  int ready;
+  return schedule_buffer(c->s, n, &ready);
+}
+
+/* C = A @ B, row by row: C[i, :] = sum over k of A[i, k] B[k, :], each sum
+ * in order of k, the inner loop over a row of B (vectorized). */
+static void emit_matmul(Cg *c, const Node *n, int out) {
+  const Node *a = n->args[0], *b = n->args[1];
+  int sa = slot_of(c, a), sb = slot_of(c, b);
+  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
+  LLVMValueRef lo, hi, zero = iconst(c, 0);
+  share(c, rows, &lo, &hi);
+  For fi, fj, fk, fj2;
+  LLVMValueRef i = for_begin(c, &fi, lo, hi);
+  LLVMValueRef j = for_begin(c, &fj, zero, iconst(c, cols));
+  store_at(c, out, at2(c, i, cols, j), fconst(c, 0));
+  for_end(c, &fj, iconst(c, cols));
+  LLVMValueRef k = for_begin(c, &fk, zero, iconst(c, inner));
+  LLVMValueRef aik = load_at(c, sa, at2(c, i, inner, k));
+  LLVMValueRef j2 = for_begin(c, &fj2, zero, iconst(c, cols));
+  LLVMValueRef at = at2(c, i, cols, j2);
+  LLVMValueRef prod = arith(c, LLVMFMul, aik, load_at(c, sb, at2(c, k, cols, j2)));
+  store_at(c, out, at, arith(c, LLVMFAdd, load_at(c, out, at), prod));
+  for_end(c, &fj2, iconst(c, cols));
+  for_end(c, &fk, iconst(c, inner));
+  for_end(c, &fi, hi);
+}
+
+/* out[j, i] = a[i, j], by rows of out. */
+static void emit_transpose(Cg *c, const Node *n, int out) {
+  int sa = slot_of(c, n->args[0]);
+  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape);
+  LLVMValueRef lo, hi;
+  share(c, rows, &lo, &hi);
+  For fi, fj;
+  LLVMValueRef i = for_begin(c, &fi, lo, hi);
+  LLVMValueRef j = for_begin(c, &fj, iconst(c, 0), iconst(c, cols));
+  store_at(c, out, at2(c, i, cols, j), load_at(c, sa, at2(c, j, rows, i)));
+  for_end(c, &fj, iconst(c, cols));
+  for_end(c, &fi, hi);
+}
+
+/* SLICE: out = a's block at pos; PAD: out = zeros with a at pos. By rows
+ * of out. */
+static void emit_block(Cg *c, const Node *n, int out) {
+  const Node *a = n->args[0];
+  int sa = slot_of(c, a);
+  bool pad = n->op == OP_PAD;
+  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), acols = shape_cols(a->shape);
+  LLVMValueRef lo, hi, r0 = iconst(c, n->pos[0]), c0 = iconst(c, n->pos[1]);
+  share(c, rows, &lo, &hi);
+  For fi, fj;
+  LLVMValueRef i = for_begin(c, &fi, lo, hi);
+  LLVMValueRef j = for_begin(c, &fj, iconst(c, 0), iconst(c, cols));
+  LLVMValueRef v;
+  if (!pad) {
+    v = load_at(c, sa, at2(c, LLVMBuildAdd(c->b, i, r0, ""), acols, LLVMBuildAdd(c->b, j, c0, "")));
+  } else {
+    /* Inside the block: 0 <= i - r0 < rows of a, 0 <= j - c0 < its columns
+     * (unsigned compares); the load is of a clamped index. */
+    LLVMValueRef ai = LLVMBuildSub(c->b, i, r0, ""), aj = LLVMBuildSub(c->b, j, c0, "");
+    LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntULT, ai, iconst(c, shape_rows(a->shape)), ""),
+                                   LLVMBuildICmp(c->b, LLVMIntULT, aj, iconst(c, acols), ""), "");
+    LLVMValueRef idx = LLVMBuildSelect(c->b, in, at2(c, ai, acols, aj), iconst(c, 0), "");
+    v = LLVMBuildSelect(c->b, in, load_at(c, sa, idx), fconst(c, 0), "");
+  }
+  store_at(c, out, at2(c, i, cols, j), v);
+  for_end(c, &fj, iconst(c, cols));
+  for_end(c, &fi, hi);
+}
+
+/* The running value of a reduction (sum, max, min, argmax) after x, the
+ * element at index k. best: argmax's best value so far. */
+static LLVMValueRef reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x, LLVMValueRef k,
+                                LLVMValueRef *best) {
+  switch (op) {
+  case OP_RSUM:
+    return with_flags(LLVMBuildFAdd(c->b, acc, x, ""), LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+  case OP_RMAX:
+  case OP_RMIN: {
+    LLVMValueRef args[2] = {acc, x};
+    return intrinsic(c, op == OP_RMAX ? "llvm.maximum" : "llvm.minimum", args, 2);
+  }
+  default: {                                     /* ARGMAX: the first largest; a NaN wins */
+    LLVMValueRef better = LLVMBuildOr(c->b, fcmp(c, LLVMRealOGT, x, *best),
+                                      LLVMBuildAnd(c->b, fcmp(c, LLVMRealUNO, x, x),
+                                                   fcmp(c, LLVMRealORD, *best, *best), ""), "");
+    *best = LLVMBuildSelect(c->b, better, x, *best, "");
+    return LLVMBuildSelect(c->b, better, LLVMBuildSIToFP(c->b, k, c->ft, ""), acc, "");
+  }
+  }
+}
+
+/* A reduction of one axis of a matrix. Along a row (axis 1), each row's
+ * result accumulates in a register; down the columns (axis 0), in the
+ * output row, for this thread's share of the columns. */
+static void emit_axis(Cg *c, const Node *n, int out) {
+  const Node *a = n->args[0];
+  int sa = slot_of(c, a);
+  int64_t rows = shape_rows(a->shape), cols = shape_cols(a->shape);
+  Op op = n->op;
+  LLVMValueRef lo, hi, zero = iconst(c, 0);
+  bool along_rows = n->slot == 1;
+  share(c, along_rows ? rows : cols, &lo, &hi);
+  For fo, fk;
+  LLVMValueRef o = for_begin(c, &fo, lo, hi);
+  LLVMValueRef first = load_at(c, sa, along_rows ? at2(c, o, cols, zero) : o);
+  LLVMValueRef init = op == OP_RSUM ? fconst(c, 0) : op == OP_ARGMAX ? fconst(c, 0) : first;
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+  LLVMValueRef k = for_begin(c, &fk, zero, iconst(c, along_rows ? cols : rows));
+  LLVMValueRef acc = LLVMBuildPhi(c->b, c->ft, "acc");
+  LLVMValueRef best = op == OP_ARGMAX ? LLVMBuildPhi(c->b, c->ft, "best") : NULL, best_next = best;
+  LLVMValueRef x = load_at(c, sa, along_rows ? at2(c, o, cols, k) : at2(c, k, cols, o));
+  LLVMValueRef next = reduce_step(c, op, acc, x, k, &best_next);
+  LLVMBasicBlockRef last = for_end(c, &fk, iconst(c, along_rows ? cols : rows));
+  (void)pre;
+  add_incoming(acc, init, fk.pre, next, last);
+  if (best)
+    add_incoming(best, first, fk.pre, best_next, last);
+  /* The loop ran at least once (a row is never empty): its last value. */
+  LLVMValueRef result = LLVMBuildPhi(c->b, c->ft, "");
+  LLVMAddIncoming(result, &next, &last, 1);
+  LLVMAddIncoming(result, &init, &fk.pre, 1);
+  store_at(c, out, o, result);
+  for_end(c, &fo, hi);
+}
+
+static void emit_kernel(Cg *c, const Node *n) {
+  int out = slot_of(c, n);
+  switch (n->op) {
+  case OP_MATMUL: emit_matmul(c, n, out); break;
+  case OP_TRANSPOSE: emit_transpose(c, n, out); break;
+  case OP_SLICE: case OP_PAD: emit_block(c, n, out); break;
+  default: emit_axis(c, n, out); break;
+  }
 }
 
 static LLVMValueRef is_finite(Cg *c, LLVMValueRef v) {
@@ -747,6 +995,14 @@ static void emit_step(Cg *c) {
     for (int l = 0; l < s->nloops; l++)
       if (s->loops[l].stage == st)
         emit_loop(c, l);
+    bool kernels = false;
+    for (int k = 0; k < s->nkernels; k++)
+      if (s->kernels[k].stage == st) {
+        emit_kernel(c, s->kernels[k].node);
+        kernels = true;
+      }
+    if (kernels)
+      team_barrier(c);
   }
 }
 

@@ -151,6 +151,24 @@ static Node *d_mean(Graph *g, Node *n, int i, Node *adj) {
   return ir_broadcast(g, each, A(0)->shape);
 }
 static Node *d_broadcast(Graph *g, Node *n, int i, Node *adj) { return adj; }
+/* C = A @ B: dA = dC @ B', dB = A' @ dC. */
+static Node *d_matmul(Graph *g, Node *n, int i, Node *adj) {
+  return i == 0 ? B2(MATMUL, adj, U1(TRANSPOSE, A(1))) : B2(MATMUL, U1(TRANSPOSE, A(0)), adj);
+}
+static Node *d_transpose(Graph *g, Node *n, int i, Node *adj) { return U1(TRANSPOSE, adj); }
+static Node *d_rsum(Graph *g, Node *n, int i, Node *adj) { return ir_broadcast(g, adj, A(0)->shape); }
+/* The largest (smallest) of a row or column takes the gradient; ties all
+ * take it, as with torch.amax. */
+static Node *d_rmax(Graph *g, Node *n, int i, Node *adj) {
+  return ir_where(g, B2(EQ, A(0), n), ir_broadcast(g, adj, A(0)->shape), konst(g, 0));
+}
+static Node *d_reshape(Graph *g, Node *n, int i, Node *adj) { return ir_reshape(g, adj, A(0)->shape); }
+static Node *d_slice(Graph *g, Node *n, int i, Node *adj) {
+  return ir_pad(g, adj, n->pos[0], n->pos[1], A(0)->shape);
+}
+static Node *d_pad(Graph *g, Node *n, int i, Node *adj) {
+  return ir_slice(g, adj, n->pos[0], n->pos[1], A(0)->shape);
+}
 /* A fn call: the partial derivatives were built with the call (sema.c), from
  * the hand-written deriv or from the body; only the arguments get a
  * contribution (the actual ones, and the params the body uses, which sema
@@ -170,15 +188,19 @@ static Rule *const rules[OP_COUNT] = {
 #undef X
 };
 
-/* Sums a contribution back to the shape of the argument it belongs to. */
+/* Sums a contribution back to the shape of the argument it belongs to:
+ * over the rows of a matrix for a row or vector argument, over its
+ * columns for a column. */
 static Node *unbroadcast(Graph *g, Node *c, Shape to) {
   if (shape_eq(c->shape, to))
     return c;
-  if (c->shape.rank < to.rank)
-    return ir_broadcast(g, c, to);
-  /* A target of one element (a scalar, a vector[1]) takes the sum of all;
-   * axis sums come with matrices. */
-  return ir_broadcast(g, ir_unary(g, OP_SUM, c), to);
+  if (shape_numel(to) == 1 || c->shape.rank < 2)
+    return c->shape.rank < to.rank ? ir_broadcast(g, c, to) : ir_broadcast(g, ir_unary(g, OP_SUM, c), to);
+  if (shape_rows(to) == 1 && shape_rows(c->shape) > 1)
+    c = ir_axis(g, OP_RSUM, c, 0);
+  if (shape_cols(to) == 1 && shape_cols(c->shape) > 1)
+    c = ir_axis(g, OP_RSUM, c, 1);
+  return ir_reshape(g, c, to);
 }
 
 static bool differentiable_arg(const Node *n, int i) {

@@ -117,7 +117,7 @@ typedef enum {
   OP_COUNT
 } Op;
 
-typedef enum { K_LEAF, K_INFIX, K_PREFIX, K_CALL, K_REDUCE } OpKind;
+typedef enum { K_LEAF, K_INFIX, K_PREFIX, K_CALL, K_REDUCE, K_AXIS } OpKind;
 
 typedef struct OpInfo {
   const char *name;                              /* "ADD" */
@@ -127,6 +127,8 @@ typedef struct OpInfo {
   int prec;
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
+/* Computed element by element, with broadcasting (ops.def's order). */
+static inline bool op_elementwise(Op op) { return op >= OP_ADD && op <= OP_MAX; }
 
 /* ------------------------------------------------- ast.c (lexer.l, parser.y) */
 
@@ -137,6 +139,9 @@ typedef enum {
   EX_UNARY,                                      /* op (OP_NEG), lhs */
   EX_BINARY,                                     /* op, lhs, rhs */
   EX_CALL,                                       /* name, name_span, args */
+  EX_INDEX,                                      /* lhs[args]: each an index or an EX_SLICE */
+  EX_SLICE,                                      /* lhs:rhs, either NULL when left out */
+  EX_LIST,                                       /* [args] */
 } ExprKind;
 
 /* A call argument, positional (name == NULL) or named (`name = value`). */
@@ -166,8 +171,8 @@ struct Expr {
   const char *name;                              /* EX_NAME; EX_CALL: the callee */
   Span name_span;                                /* EX_CALL: the callee's name */
   Op op;                                         /* EX_UNARY, EX_BINARY */
-  Expr *lhs, *rhs;                               /* EX_UNARY (lhs), EX_BINARY */
-  Arg *args;                                     /* EX_CALL */
+  Expr *lhs, *rhs;                               /* EX_UNARY (lhs), EX_BINARY, EX_INDEX, EX_SLICE */
+  Arg *args;                                     /* EX_CALL, EX_INDEX, EX_LIST */
   StrPart *parts;                                /* EX_STR */
 };
 
@@ -212,6 +217,9 @@ Expr *ast_str(Arena *a, Span s, StrPart *parts);
 Expr *ast_unary(Arena *a, Span s, Op op, Expr *x);
 Expr *ast_binary(Arena *a, Span s, Op op, Expr *l, Expr *r);
 Expr *ast_call(Arena *a, Span s, const char *name, Span name_span, Arg *args);
+Expr *ast_index(Arena *a, Span s, Expr *base, Arg *indices);
+Expr *ast_slice(Arena *a, Span s, Expr *lo, Expr *hi);
+Expr *ast_list(Arena *a, Span s, Arg *items);
 Stmt *ast_stmt(Arena *a, StmtKind kind, Span s);
 void ast_dump(const Stmt *prog, FILE *out);      /* `dlc emit ast` */
 
@@ -234,6 +242,10 @@ typedef struct Shape {
 
 static inline Shape shape_scalar(void) { return (Shape){0, {1, 1}}; }
 static inline Shape shape_vector(int64_t n) { return (Shape){1, {n, 1}}; }
+static inline Shape shape_matrix(int64_t r, int64_t c) { return (Shape){2, {r, c}}; }
+/* A vector is a row: [n] has 1 row of n columns (NumPy's broadcasting). */
+static inline int64_t shape_rows(Shape s) { return s.rank == 2 ? s.dim[0] : 1; }
+static inline int64_t shape_cols(Shape s) { return s.rank == 2 ? s.dim[1] : s.rank == 1 ? s.dim[0] : 1; }
 int64_t shape_numel(Shape s);
 bool shape_eq(Shape a, Shape b);
 /* NumPy broadcasting of two shapes; false when they do not broadcast. */
@@ -255,7 +267,8 @@ struct Node {
   int nargs;
   Node **args;
   double num;                                    /* CONST: the value */
-  int slot;                                      /* PARAM, DATA: index in the Program */
+  int slot;                                      /* PARAM, DATA: index in the Program; K_AXIS: the axis */
+  int64_t pos[2];                                /* SLICE, PAD: row and column of the block */
   const char *name;                              /* VAR: the symbol; PARAM/DATA: for printing */
   const Fn *fn;                                  /* FNCALL: the function */
   unsigned id;
@@ -283,6 +296,14 @@ Node *ir_unary(Graph *g, Op op, Node *x);
 Node *ir_binary(Graph *g, Op op, Node *a, Node *b);
 Node *ir_where(Graph *g, Node *c, Node *a, Node *b);
 Node *ir_broadcast(Graph *g, Node *x, Shape to);
+/* x as another shape of as many elements (x itself when it has it). */
+Node *ir_reshape(Graph *g, Node *x, Shape to);
+/* A reduction of one axis (RSUM, RMAX, RMIN, ARGMAX) of a matrix: axis 0
+ * gives a row [1, c], axis 1 a column [r, 1]. */
+Node *ir_axis(Graph *g, Op op, Node *x, int axis);
+/* The block of x of shape `shape` at (row, col); and PAD, its adjoint. */
+Node *ir_slice(Graph *g, Node *x, int64_t row, int64_t col, Shape shape);
+Node *ir_pad(Graph *g, Node *x, int64_t row, int64_t col, Shape shape);
 Node *ir_fncall(Graph *g, const Fn *fn, Node *const *actuals, Node *body,
                 Node *const *partials, int n);
 bool ir_is_const(const Node *n, double v);
@@ -386,7 +407,10 @@ typedef struct Action {
   PrintItem *items;                              /* PRINT, SHOW */
   bool newline_items;                            /* PRINT of several args: space-separated */
   Node *loss;                                    /* TRAIN */
-  int64_t steps, log_every;                      /* TRAIN */
+  int64_t steps, log_every;                      /* TRAIN; with batch: log_every in epochs */
+  int64_t batch;                                 /* TRAIN: rows per minibatch; 0: all the data */
+  int64_t epochs;                                /* TRAIN with batch: passes over the data */
+  int64_t shuffle;                               /* TRAIN with batch: seed of the order; -1: none */
   Optimizer opt;                                 /* TRAIN */
   struct Action *next;
 } Action;
@@ -504,7 +528,14 @@ typedef struct Loop {
   int *store_slots;                              /* buffer slot of each store */
 } Loop;
 
-typedef enum { BUF_PARAM, BUF_DATA, BUF_GRAD, BUF_STATE } BufKind;
+typedef enum { BUF_PARAM, BUF_DATA, BUF_GRAD, BUF_STATE, BUF_TEMP } BufKind;
+
+/* A node computed over whole tensors (MATMUL, TRANSPOSE, K_AXIS, SLICE,
+ * PAD) into its buffer, after the loops of its stage. */
+typedef struct Kernel {
+  int stage;
+  Node *node;
+} Kernel;
 
 typedef struct BufInfo {
   BufKind kind;
@@ -513,7 +544,10 @@ typedef struct BufInfo {
 } BufInfo;
 
 /* One training step, planned: stage s computes its scalars (prelude[s]),
- * then its loops; stage s + 1 may use their reductions. */
+ * then its loops, then its kernels; stage s + 1 may use their results.
+ * Nodes held in a buffer (leaves, kernels' results, and what loops store
+ * for kernels) are read from it from stage `ready` on: a loop loads them
+ * rather than computing them. */
 typedef struct Schedule {
   Node *loss;
   Node **grads;                                  /* [nparams], lowered (no FNCALL) */
@@ -521,6 +555,10 @@ typedef struct Schedule {
   NodeList *prelude;                             /* [nstages + 1] scalar nodes */
   Loop *loops;
   int nloops;
+  Kernel *kernels;                               /* by stage */
+  int nkernels;
+  NodeMap buffer;                                /* node -> its buffer slot + 1 */
+  NodeMap ready;                                 /* node -> first stage its buffer holds it + 1 */
   BufInfo *bufs;
   int nbufs;
   int *param_buf, *data_buf, *grad_buf;          /* slot per param/data; -1 none */
@@ -531,6 +569,11 @@ typedef struct Schedule {
 void loss_and_grads(Program *p, Node *loss, Node **roots);
 Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt);
 void schedule_free(Schedule *s);
+/* The buffer slot holding n, and the stage from which it does; -1 for a
+ * node that is computed where it is used. */
+int schedule_buffer(const Schedule *s, const Node *n, int *ready);
+/* Computed as a kernel over whole tensors, not element by element. */
+bool schedule_is_kernel(const Node *n);
 
 /* ------------------------------------------------------------- codegen.c */
 

@@ -145,6 +145,71 @@ static bool eval_one(Eval *e, Node *n) {
     t->v[0] = dlrt_round(n->op == OP_MEAN ? s / (double)m : s, f64);
     return true;
   }
+  case OP_RESHAPE:
+  case OP_NOGRAD:
+    memcpy(t->v, arg_value(e, n, 0)->v, sizeof(double) * (size_t)count);
+    return true;
+  case OP_MATMUL: {
+    const Tensor *a = arg_value(e, n, 0), *b = arg_value(e, n, 1);
+    int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < cols; j++) {
+        double s = 0;
+        for (int64_t k = 0; k < inner; k++)
+          s += a->v[i * inner + k] * b->v[k * cols + j];
+        t->v[i * cols + j] = dlrt_round(s, f64);
+      }
+    return true;
+  }
+  case OP_TRANSPOSE: {
+    const Tensor *a = arg_value(e, n, 0);
+    int64_t rows = shape_rows(a->shape), cols = shape_cols(a->shape);
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < cols; j++)
+        t->v[j * rows + i] = a->v[i * cols + j];
+    return true;
+  }
+  case OP_RSUM:
+  case OP_RMAX:
+  case OP_RMIN:
+  case OP_ARGMAX: {
+    const Tensor *a = arg_value(e, n, 0);
+    int64_t rows = shape_rows(a->shape), cols = shape_cols(a->shape);
+    int64_t outer = n->slot == 0 ? cols : rows, len = n->slot == 0 ? rows : cols;
+    for (int64_t o = 0; o < outer; o++) {
+      double acc = n->op == OP_RSUM ? 0 : a->v[n->slot == 0 ? o : o * cols];
+      int64_t best = 0;
+      for (int64_t k = 0; k < len; k++) {
+        double x = a->v[n->slot == 0 ? k * cols + o : o * cols + k];
+        if (n->op == OP_RSUM)
+          acc += x;
+        else if (isnan(x) || (!isnan(acc) && (n->op == OP_RMIN ? x < acc : x > acc))) {
+          if (!isnan(acc))                      /* the first NaN wins, as in torch.max */
+            acc = x, best = k;
+        }
+      }
+      t->v[o] = n->op == OP_ARGMAX ? (double)best : dlrt_round(acc, f64);
+    }
+    return true;
+  }
+  case OP_SLICE:
+  case OP_PAD: {
+    const Tensor *a = arg_value(e, n, 0);
+    bool pad = n->op == OP_PAD;
+    Shape big = pad ? n->shape : a->shape, small = pad ? a->shape : n->shape;
+    int64_t bc = shape_cols(big), sc = shape_cols(small);
+    if (pad)
+      memset(t->v, 0, sizeof(double) * (size_t)count);
+    for (int64_t i = 0; i < shape_rows(small); i++)
+      for (int64_t j = 0; j < sc; j++) {
+        int64_t at = (i + n->pos[0]) * bc + j + n->pos[1];
+        if (pad)
+          t->v[at] = a->v[i * sc + j];
+        else
+          t->v[i * sc + j] = a->v[at];
+      }
+    return true;
+  }
   case OP_BROADCAST: {
     const Tensor *a = arg_value(e, n, 0);
     for (int64_t k = 0; k < count; k++)

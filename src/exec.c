@@ -15,14 +15,10 @@
 
 enum { SHOWN_EDGE = 3 };                         /* elements shown at each end of a long vector */
 
-void exec_format_value(Buf *b, const Tensor *t, bool f64) {
+/* The elements [first, first + n) of a vector or a row, elided in the
+ * middle when long. */
+static void format_row(Buf *b, const double *v, int64_t n, bool f64) {
   char num[64];
-  int64_t n = shape_numel(t->shape);
-  if (t->shape.rank == 0) {
-    dlrt_format(num, sizeof num, t->v[0], f64);
-    buf_puts(b, num);
-    return;
-  }
   buf_puts(b, "[");
   for (int64_t i = 0; i < n; i++) {
     if (n > 2 * SHOWN_EDGE + 1 && i == SHOWN_EDGE) {
@@ -30,8 +26,34 @@ void exec_format_value(Buf *b, const Tensor *t, bool f64) {
       i = n - SHOWN_EDGE - 1;
       continue;
     }
-    dlrt_format(num, sizeof num, t->v[i], f64);
+    dlrt_format(num, sizeof num, v[i], f64);
     buf_printf(b, "%s%s", i ? ", " : "", num);
+  }
+  buf_puts(b, "]");
+}
+
+void exec_format_value(Buf *b, const Tensor *t, bool f64) {
+  char num[64];
+  if (t->shape.rank == 0) {
+    dlrt_format(num, sizeof num, t->v[0], f64);
+    buf_puts(b, num);
+    return;
+  }
+  if (t->shape.rank == 1) {
+    format_row(b, t->v, t->shape.dim[0], f64);
+    return;
+  }
+  /* A matrix: a list of rows, as NumPy prints it, elided alike. */
+  int64_t rows = t->shape.dim[0], cols = t->shape.dim[1];
+  buf_puts(b, "[");
+  for (int64_t i = 0; i < rows; i++) {
+    if (rows > 2 * SHOWN_EDGE + 1 && i == SHOWN_EDGE) {
+      buf_puts(b, ", ...");
+      i = rows - SHOWN_EDGE - 1;
+      continue;
+    }
+    buf_puts(b, i ? ", " : "");
+    format_row(b, t->v + i * cols, cols, f64);
   }
   buf_puts(b, "]");
 }

@@ -141,6 +141,7 @@ static unsigned node_hash(const Node *n) {
   unsigned h = mix(mix(mix((unsigned)n->op, bits), (uint64_t)n->slot), (uint64_t)(uintptr_t)n->fn);
   h = mix(h, name_hash(n->name));
   h = mix(mix(mix(h, (uint64_t)n->shape.rank), (uint64_t)n->shape.dim[0]), (uint64_t)n->shape.dim[1]);
+  h = mix(mix(h, (uint64_t)n->pos[0]), (uint64_t)n->pos[1]);
   for (int i = 0; i < n->nargs; i++)
     h = mix(h, n->args[i]->id);
   return h;
@@ -148,7 +149,8 @@ static unsigned node_hash(const Node *n) {
 
 static bool node_equal(const Node *a, const Node *b) {
   if (a->op != b->op || a->nargs != b->nargs || a->slot != b->slot || a->fn != b->fn ||
-      !shape_eq(a->shape, b->shape) || memcmp(&a->num, &b->num, sizeof a->num) != 0)
+      !shape_eq(a->shape, b->shape) || memcmp(&a->num, &b->num, sizeof a->num) != 0 ||
+      a->pos[0] != b->pos[0] || a->pos[1] != b->pos[1])
     return false;
   if ((a->name == NULL) != (b->name == NULL) || (a->name && strcmp(a->name, b->name) != 0))
     return false;
@@ -223,17 +225,26 @@ Node *ir_var(Graph *g, const char *name, Shape shape, const void *owner, int ind
                            .fn = (const Fn *)owner});
 }
 
-static Shape result_shape(Op op, Node *const *args, int nargs) {
-  if (op_info[op].kind == K_REDUCE)
-    return shape_scalar();
-  Shape s = args[0]->shape;
+/* The shape of op's result; RESHAPE, SLICE, PAD and BROADCAST carry theirs. */
+static Shape result_shape(Op op, Node *const *args, int nargs, int axis) {
+  Shape a = args[0]->shape;
+  switch (op_info[op].kind) {
+  case K_REDUCE: return shape_scalar();
+  case K_AXIS: return axis == 0 ? shape_matrix(1, shape_cols(a)) : shape_matrix(shape_rows(a), 1);
+  default: break;
+  }
+  if (op == OP_MATMUL)
+    return shape_matrix(shape_rows(a), shape_cols(args[1]->shape));
+  if (op == OP_TRANSPOSE)
+    return shape_matrix(shape_cols(a), shape_rows(a));
+  Shape s = a;
   for (int i = 1; i < nargs; i++)
     shape_broadcast(s, args[i]->shape, &s);
   return s;
 }
 
 Node *ir_op(Graph *g, Op op, Node *const *args, int nargs) {
-  return intern(g, &(Node){.op = op, .shape = result_shape(op, args, nargs),
+  return intern(g, &(Node){.op = op, .shape = result_shape(op, args, nargs, 0),
                            .nargs = nargs, .args = (Node **)args});
 }
 
@@ -253,6 +264,33 @@ Node *ir_broadcast(Graph *g, Node *x, Shape to) {
   if (shape_eq(x->shape, to))
     return x;
   return intern(g, &(Node){.op = OP_BROADCAST, .shape = to, .nargs = 1, .args = &x});
+}
+
+Node *ir_reshape(Graph *g, Node *x, Shape to) {
+  while (x->op == OP_RESHAPE)
+    x = x->args[0];
+  if (shape_eq(x->shape, to))
+    return x;
+  return intern(g, &(Node){.op = OP_RESHAPE, .shape = to, .nargs = 1, .args = &x});
+}
+
+Node *ir_axis(Graph *g, Op op, Node *x, int axis) {
+  return intern(g, &(Node){.op = op, .shape = result_shape(op, &x, 1, axis), .nargs = 1,
+                           .args = &x, .slot = axis});
+}
+
+Node *ir_slice(Graph *g, Node *x, int64_t row, int64_t col, Shape shape) {
+  if (shape_eq(x->shape, shape))
+    return x;
+  return intern(g, &(Node){.op = OP_SLICE, .shape = shape, .nargs = 1, .args = &x,
+                           .pos = {row, col}});
+}
+
+Node *ir_pad(Graph *g, Node *x, int64_t row, int64_t col, Shape shape) {
+  if (shape_eq(x->shape, shape))
+    return x;
+  return intern(g, &(Node){.op = OP_PAD, .shape = shape, .nargs = 1, .args = &x,
+                           .pos = {row, col}});
 }
 
 Node *ir_fncall(Graph *g, const Fn *fn, Node *const *actuals, Node *body,
@@ -278,8 +316,15 @@ Node *ir_with_args(Graph *g, const Node *n, Node *const *args) {
   t.args = (Node **)args;
   t.flags = 0;
   t.bucket_next = NULL;
-  if (n->op != OP_BROADCAST && n->op != OP_FNCALL && op_info[n->op].kind != K_LEAF)
-    t.shape = result_shape(n->op, args, n->nargs);
+  if (n->op == OP_RESHAPE && shape_numel(args[0]->shape) != shape_numel(n->shape)) {
+    /* A minibatch's rows (exec.c): the reshape's long dimension follows. */
+    int64_t numel = shape_numel(args[0]->shape);
+    t.shape = n->shape.rank == 1 ? shape_vector(numel)
+              : n->shape.dim[0] == 1 ? shape_matrix(1, numel) : shape_matrix(numel, 1);
+  } else if (n->op != OP_BROADCAST && n->op != OP_FNCALL && n->op != OP_RESHAPE &&
+             n->op != OP_SLICE && n->op != OP_PAD && op_info[n->op].kind != K_LEAF) {
+    t.shape = result_shape(n->op, args, n->nargs, n->slot);
+  }
   if (n->op == OP_FNCALL)
     t.shape = args[ir_fncall_arity(n)]->shape;
   return ir_at(intern(g, &t), n->span);
@@ -403,7 +448,22 @@ void ir_format(Buf *b, const Node *n, const Program *p) {
     return;
   }
   case OP_BROADCAST:
+  case OP_RESHAPE:
+  case OP_NOGRAD:
     ir_format(b, n->args[0], p);
+    return;
+  case OP_TRANSPOSE:
+    format_arg(b, n->args[0], p, 9);
+    buf_puts(b, "'");
+    return;
+  case OP_SLICE:
+    format_arg(b, n->args[0], p, 9);
+    if (n->args[0]->shape.rank == 1)
+      buf_printf(b, "[%lld:%lld]", (long long)n->pos[1], (long long)(n->pos[1] + shape_cols(n->shape)));
+    else
+      buf_printf(b, "[%lld:%lld, %lld:%lld]", (long long)n->pos[0],
+                 (long long)(n->pos[0] + shape_rows(n->shape)), (long long)n->pos[1],
+                 (long long)(n->pos[1] + shape_cols(n->shape)));
     return;
   case OP_FNCALL: {
     buf_printf(b, "%s(", n->fn->name);
@@ -444,6 +504,8 @@ void ir_format(Buf *b, const Node *n, const Program *p) {
         buf_puts(b, ", ");
       ir_format(b, n->args[i], p);
     }
+    if (info->kind == K_AXIS)
+      buf_printf(b, ", axis = %d", n->slot);
     buf_puts(b, ")");
   }
 }
@@ -463,6 +525,10 @@ void ir_dump(Node *const *roots, const char *const *root_names, int nroots,
       fprintf(out, " %s", name ? name : "?");
     } else if (n->op == OP_FNCALL) {
       fprintf(out, " %s", n->fn->name);
+    } else if (op_info[n->op].kind == K_AXIS) {
+      fprintf(out, " axis=%d", n->slot);
+    } else if (n->op == OP_SLICE || n->op == OP_PAD) {
+      fprintf(out, " at=%lld,%lld", (long long)n->pos[0], (long long)n->pos[1]);
     }
     for (int i = 0; i < n->nargs; i++)
       fprintf(out, " %%%u", n->args[i]->id);

@@ -33,10 +33,21 @@ static int stage_of(Sched *c, const Node *n) {
 
 static bool is_reduction(const Node *n) { return op_info[n->op].kind == K_REDUCE; }
 
+bool schedule_is_kernel(const Node *n) {
+  return n->op == OP_MATMUL || n->op == OP_TRANSPOSE || n->op == OP_SLICE || n->op == OP_PAD ||
+         op_info[n->op].kind == K_AXIS;
+}
+
 /* Worth precomputing: something costlier than arithmetic. */
 static bool costly(const Node *n) {
-  return n->op == OP_DIV || n->op == OP_POW ||
+  return n->op == OP_DIV || n->op == OP_POW || schedule_is_kernel(n) ||
          (op_info[n->op].kind == K_CALL && n->op != OP_BROADCAST);
+}
+
+int schedule_buffer(const Schedule *s, const Node *n, int *ready) {
+  int slot = (int)(intptr_t)nodemap_get(&s->buffer, n) - 1;
+  *ready = (int)(intptr_t)nodemap_get(&s->ready, n) - 1;
+  return slot;
 }
 
 /* Inlines calls and hoists param-free vector work. `roots` are rewritten. */
@@ -106,6 +117,30 @@ static int add_buf(Schedule *s, BufKind kind, int index, int64_t numel) {
   return s->nbufs++;
 }
 
+/* n is in buffer `slot` from stage `ready` on. */
+static void hold(Schedule *s, const Node *n, int slot, int ready) {
+  nodemap_put(&s->buffer, n, (void *)(intptr_t)(slot + 1));
+  nodemap_put(&s->ready, n, (void *)(intptr_t)(ready + 1));
+}
+
+static bool held(const Schedule *s, const Node *n) { return nodemap_get(&s->buffer, n) != NULL; }
+
+static void add_store(Schedule *s, int stage, Node *n, int slot) {
+  Loop *l = loop_for(s, stage, n->shape);
+  nodelist_push(&l->stores, n);
+  l->store_slots = realloc(l->store_slots, sizeof(int) * (size_t)l->stores.n);
+  l->store_slots[l->stores.n - 1] = slot;
+}
+
+/* The loop of n's stage stores it, for the kernels after it (stage
+ * numbers: see schedule_train). */
+static void store(Sched *c, Node *n) {
+  int st = stage_of(c, n);
+  int slot = add_buf(c->s, BUF_TEMP, -1, shape_numel(n->shape));
+  add_store(c->s, st, n, slot);
+  hold(c->s, n, slot, st + 1);
+}
+
 static int state_count(const Optimizer *opt) {
   switch (opt->kind) {
   case OPT_SGD: return opt->momentum != 0;
@@ -150,23 +185,63 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
   s->grads = malloc(sizeof(Node *) * (size_t)(np + 1));
   memcpy(s->grads, roots + 1, sizeof(Node *) * (size_t)np);
 
-  /* Stages, in topological order. */
+  /* Buffers: params, then the data the step reads. */
   NodeList order = ir_topo(roots, nroots);
+  s->param_buf = malloc(sizeof(int) * (size_t)(np + 1));
+  s->grad_buf = malloc(sizeof(int) * (size_t)(np + 1));
+  s->state_buf = malloc(sizeof(int) * (size_t)(2 * np + 1));
+  s->data_buf = malloc(sizeof(int) * (size_t)(p->ndata + 1));
+  for (int i = 0; i < np; i++) {
+    s->param_buf[i] = add_buf(s, BUF_PARAM, i, shape_numel(p->params[i].node->shape));
+    if (p->params[i].node->shape.rank > 0)
+      hold(s, p->params[i].node, s->param_buf[i], 0);
+  }
+  for (int i = 0; i < p->ndata; i++)
+    s->data_buf[i] = -1;
+  for (int k = 0; k < order.n; k++)
+    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0) {   /* scalars are constants */
+      int slot = order.items[k]->slot;
+      s->data_buf[slot] = add_buf(s, BUF_DATA, slot, shape_numel(p->data[slot].value.shape));
+      hold(s, order.items[k], s->data_buf[slot], 0);
+    }
+
+  /* Stages, in topological order. A node's stage is where it is
+   * computed; an argument held in a buffer counts from when it is ready.
+   * A reduction of a vector is finished by the loop of its argument's
+   * stage, a scalar of the next; a kernel runs after the loops of the
+   * stage where its arguments are ready, and its result is ready in the
+   * next. An argument of a kernel that is computed elementwise is stored
+   * by its loop. */
   int max_stage = 0;
   for (int k = 0; k < order.n; k++) {
     Node *n = order.items[k];
     int st = 0;
-    for (int i = 0; i < n->nargs; i++) {
-      int a = stage_of(&c, n->args[i]);
-      st = a > st ? a : st;
+    if (n->op == OP_RESHAPE && n->args[0]->shape.rank > 0) {
+      /* A view of its argument's buffer. */
+      Node *a = n->args[0];
+      if (!held(s, a))
+        store(&c, a);
+      int ready, slot = schedule_buffer(s, a, &ready);
+      hold(s, n, slot, ready);
+      st = ready;
+    } else {
+      for (int i = 0; i < n->nargs; i++) {
+        Node *a = n->args[i];
+        if (schedule_is_kernel(n) && !held(s, a))
+          store(&c, a);
+        int ready, at = schedule_buffer(s, a, &ready) >= 0 ? ready : stage_of(&c, a);
+        st = at > st ? at : st;
+      }
+      if (is_reduction(n) && n->args[0]->shape.rank > 0)
+        st++;
     }
-    if (is_reduction(n) && n->args[0]->shape.rank > 0)
-      st++;
     nodemap_put(&c.stage, n, (void *)(intptr_t)(st + 1));
-  }
-  for (int i = 0; i < nroots; i++) {
-    int st = stage_of(&c, roots[i]);
-    max_stage = st > max_stage ? st : max_stage;
+    if (schedule_is_kernel(n)) {
+      s->kernels = realloc(s->kernels, sizeof(Kernel) * (size_t)(s->nkernels + 1));
+      s->kernels[s->nkernels++] = (Kernel){st, n};
+      hold(s, n, add_buf(s, BUF_TEMP, -1, shape_numel(n->shape)), st + 1);
+    }
+    max_stage = st + schedule_is_kernel(n) > max_stage ? st + schedule_is_kernel(n) : max_stage;
   }
   s->nstages = max_stage;
   s->prelude = calloc((size_t)max_stage + 1, sizeof(NodeList));
@@ -175,39 +250,29 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
    * stage and length; scalars go to the prelude of their stage. */
   for (int k = 0; k < order.n; k++) {
     Node *n = order.items[k];
+    int ready;
     if (is_reduction(n) && n->args[0]->shape.rank > 0) {
       Node *v = n->args[0];
-      nodelist_push(&loop_for(s, stage_of(&c, v), v->shape)->reductions, n);
+      int at = schedule_buffer(s, v, &ready) >= 0 ? ready : stage_of(&c, v);
+      nodelist_push(&loop_for(s, at, v->shape)->reductions, n);
     } else if (n->shape.rank == 0 && op_info[n->op].kind != K_LEAF) {
       nodelist_push(&s->prelude[stage_of(&c, n)], n);
     }
   }
 
-  /* Buffers: params, then the data the step reads, then gradients of
-   * vector params and optimizer state. */
-  s->param_buf = malloc(sizeof(int) * (size_t)(np + 1));
-  s->grad_buf = malloc(sizeof(int) * (size_t)(np + 1));
-  s->state_buf = malloc(sizeof(int) * (size_t)(2 * np + 1));
-  s->data_buf = malloc(sizeof(int) * (size_t)(p->ndata + 1));
-  for (int i = 0; i < np; i++)
-    s->param_buf[i] = add_buf(s, BUF_PARAM, i, shape_numel(p->params[i].node->shape));
-  for (int i = 0; i < p->ndata; i++)
-    s->data_buf[i] = -1;
-  for (int k = 0; k < order.n; k++)
-    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0) {   /* scalars are constants */
-      int slot = order.items[k]->slot;
-      s->data_buf[slot] = add_buf(s, BUF_DATA, slot, shape_numel(p->data[slot].value.shape));
-    }
+  /* Gradients of vector params: a buffer a kernel or the loss already
+   * fills, or a store of a loop; then optimizer state. */
   for (int i = 0; i < np; i++) {
     Node *gr = s->grads[i];
     s->grad_buf[i] = -1;
     if (p->params[i].node->shape.rank > 0) {
-      int64_t numel = shape_numel(p->params[i].node->shape);
-      s->grad_buf[i] = add_buf(s, BUF_GRAD, i, numel);
-      Loop *l = loop_for(s, stage_of(&c, gr), p->params[i].node->shape);
-      nodelist_push(&l->stores, gr);
-      l->store_slots = realloc(l->store_slots, sizeof(int) * (size_t)l->stores.n);
-      l->store_slots[l->stores.n - 1] = s->grad_buf[i];
+      int ready;
+      s->grad_buf[i] = schedule_buffer(s, gr, &ready);
+      /* (Not another param's buffer: the update changes it.) */
+      if (s->grad_buf[i] < 0 || s->bufs[s->grad_buf[i]].kind == BUF_PARAM) {
+        s->grad_buf[i] = add_buf(s, BUF_GRAD, i, shape_numel(p->params[i].node->shape));
+        add_store(s, stage_of(&c, gr), gr, s->grad_buf[i]);
+      }
     }
     for (int k = 0; k < 2; k++)
       s->state_buf[2 * i + k] =
@@ -233,6 +298,9 @@ void schedule_free(Schedule *s) {
     nodelist_free(&s->prelude[i]);
   free(s->prelude);
   free(s->loops);
+  free(s->kernels);
+  nodemap_free(&s->buffer);
+  nodemap_free(&s->ready);
   free(s->bufs);
   free(s->grads);
   free(s->param_buf);

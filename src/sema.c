@@ -78,13 +78,16 @@ typedef enum {
   B_ELEM,                                        /* elementwise op */
   B_REDUCE,                                      /* sum, mean */
   B_LEN,
-  B_LINSPACE, B_ZEROS, B_ONES, B_FILL, B_RAND, B_RANDN, B_LOAD_CSV,
+  B_LINSPACE, B_ZEROS, B_ONES, B_FILL, B_RAND, B_RANDN, B_EYE, B_LOAD_CSV,
+  B_MAXMIN,                                      /* max, min: of two, or a reduction */
+  B_LOGSUMEXP, B_SOFTMAX, B_LOG_SOFTMAX, B_ARGMAX, B_ONEHOT, B_TRANSPOSE,
+  B_STACK, B_CONCAT,                             /* any number of arguments */
   B_DIFF,
   B_TRAIN, B_PRINT,                              /* statements */
   B_OPTIMIZER,                                   /* sgd, adam, rmsprop */
 } BuiltinKind;
 
-enum { MAX_PARAMS = 5 };
+enum { MAX_PARAMS = 6 };
 
 typedef struct Builtin {
   const char *name;
@@ -110,22 +113,31 @@ static const Builtin builtins[] = {
   {"atan", B_ELEM, OP_ATAN, 1, {"x"}},
   {"relu", B_ELEM, OP_RELU, 1, {"x"}},
   {"softplus", B_ELEM, OP_SOFTPLUS, 1, {"x"}},
-  {"min", B_ELEM, OP_MIN, 2, {"a", "b"}},
-  {"max", B_ELEM, OP_MAX, 2, {"a", "b"}},
+  {"min", B_MAXMIN, OP_MIN, 1, {"a", "b", "axis"}},
+  {"max", B_MAXMIN, OP_MAX, 1, {"a", "b", "axis"}},
   {"pow", B_ELEM, OP_POW, 2, {"a", "b"}},
   {"where", B_ELEM, OP_WHERE, 3, {"cond", "a", "b"}},
-  {"sum", B_REDUCE, OP_SUM, 1, {"v"}},
-  {"mean", B_REDUCE, OP_MEAN, 1, {"v"}},
+  {"sum", B_REDUCE, OP_SUM, 1, {"v", "axis"}},
+  {"mean", B_REDUCE, OP_MEAN, 1, {"v", "axis"}},
+  {"logsumexp", B_LOGSUMEXP, 0, 1, {"x", "axis"}},
+  {"softmax", B_SOFTMAX, 0, 1, {"x", "axis"}},
+  {"log_softmax", B_LOG_SOFTMAX, 0, 1, {"x", "axis"}},
+  {"argmax", B_ARGMAX, 0, 1, {"x", "axis"}},
+  {"onehot", B_ONEHOT, 0, 2, {"labels", "k"}},
+  {"transpose", B_TRANSPOSE, 0, 1, {"a"}},
+  {"stack", B_STACK, 0, 1, {0}},
+  {"concat", B_CONCAT, 0, 1, {0}},
   {"len", B_LEN, 0, 1, {"v"}},
   {"linspace", B_LINSPACE, 0, 3, {"start", "stop", "n"}},
-  {"zeros", B_ZEROS, 0, 1, {"n"}},
-  {"ones", B_ONES, 0, 1, {"n"}},
-  {"fill", B_FILL, 0, 2, {"n", "value"}},
-  {"rand", B_RAND, 0, 1, {"n", "seed"}},
-  {"randn", B_RANDN, 0, 1, {"n", "seed"}},
-  {"load_csv", B_LOAD_CSV, 0, 2, {"path", "column"}},
+  {"zeros", B_ZEROS, 0, 1, {"n", "cols"}},
+  {"ones", B_ONES, 0, 1, {"n", "cols"}},
+  {"fill", B_FILL, 0, 2, {"n", "value", "cols"}},
+  {"rand", B_RAND, 0, 1, {"n", "cols", "seed"}},
+  {"randn", B_RANDN, 0, 1, {"n", "cols", "seed"}},
+  {"eye", B_EYE, 0, 1, {"n"}},
+  {"load_csv", B_LOAD_CSV, 0, 1, {"path", "column", "columns"}},
   {"diff", B_DIFF, 0, 2, {"expr", "wrt"}},
-  {"train", B_TRAIN, 0, 2, {"steps", "optimizer", "log_every"}},
+  {"train", B_TRAIN, 0, 0, {"steps", "optimizer", "log_every", "epochs", "batch", "shuffle"}},
   {"print", B_PRINT, 0, 0, {0}},
   {"sgd", B_OPTIMIZER, OPT_SGD, 1, {"lr", "momentum"}},
   {"adam", B_OPTIMIZER, OPT_ADAM, 0, {"lr", "beta1", "beta2", "eps"}},
@@ -323,15 +335,17 @@ static Node *elab(Sema *s, const Expr *e, Local *locals);
 
 static Node *at(Node *n, const Expr *e) { return n ? ir_at(n, e->span) : NULL; }
 
-/* Language v0: two vectors of one length, or a scalar with anything. (The
- * IR broadcasts by NumPy's rules; the language opens that up with
- * matrices.) */
+/* NumPy's broadcasting: dimensions aligned from the right (a vector is a
+ * row), each pair equal or one of them 1. */
 static bool check_broadcast(Sema *s, Span span, Node *a, Node *b, const char *what) {
-  if (a->shape.rank == 0 || b->shape.rank == 0 || shape_eq(a->shape, b->shape))
+  Shape out;
+  if (shape_broadcast(a->shape, b->shape, &out))
     return true;
   char sa[64], sb[64];
-  diag_error(s->d, span, "%s: lengths differ: %s and %s", what, shape_str(a->shape, sa),
-             shape_str(b->shape, sb));
+  bool vectors = a->shape.rank == 1 && b->shape.rank == 1;
+  diag_error(s->d, span, "%s: %s differ: %s and %s%s", what, vectors ? "lengths" : "shapes",
+             shape_str(a->shape, sa), shape_str(b->shape, sb),
+             a->shape.rank + b->shape.rank == 3 ? " (a vector is a row; stack(v) makes a column)" : "");
   return false;
 }
 
@@ -457,85 +471,156 @@ static DlrtCsv *csv_file(Sema *s, const Expr *path_expr, const char *path) {
   return &f->csv;
 }
 
+/* The index of the column named (or numbered) by e, or -1 after an error. */
+static int csv_column_index(Sema *s, DlrtCsv *csv, const char *path, const Expr *e) {
+  if (e->kind == EX_STR) {
+    const char *name = string_literal(s, e, "the column");
+    if (!name)
+      return -1;
+    int col = dlrt_csv_find(csv, name);
+    if (col >= 0)
+      return col;
+    Buf b = {0};
+    for (int i = 0; csv->header && i < csv->ncols; i++)
+      buf_printf(&b, "%s'%s'", i ? ", " : "", csv->header[i]);
+    if (csv->header)
+      diag_error(s->d, e->span, "no column '%s' in '%s' (its columns: %s)", name, path, b.data);
+    else
+      diag_error(s->d, e->span,
+                 "no column '%s': '%s' has no header row; give a 0-based column index", name, path);
+    buf_free(&b);
+    return -1;
+  }
+  int64_t index;
+  if (!constant_int(s, e, "the column index", 0, 1e9, &index))
+    return -1;
+  if (index >= csv->ncols) {
+    diag_error(s->d, e->span, "column %lld is out of range: '%s' has %d column%s (0 to %d)",
+               (long long)index, path, csv->ncols, csv->ncols == 1 ? "" : "s", csv->ncols - 1);
+    return -1;
+  }
+  return (int)index;
+}
+
+/* load_csv(path, column = C): a vector; columns = [C, ...]: a matrix of
+ * those columns; neither: a matrix of every numeric column. */
 static Node *elab_load_csv(Sema *s, const Expr *call, Expr **args) {
   const char *path = string_literal(s, args[0], "the CSV path");
   if (!path)
     return NULL;
+  if (args[1] && args[2]) {
+    diag_error(s->d, args[2]->span, "load_csv takes 'column' (a vector) or 'columns' (a matrix), not both");
+    return NULL;
+  }
+  if (args[2] && args[2]->kind != EX_LIST) {
+    diag_error(s->d, args[2]->span, "'columns' is a list: columns = [\"a\", \"b\"]");
+    return NULL;
+  }
   DlrtCsv *csv = csv_file(s, args[0], path);
   if (!csv)
     return NULL;
-  int col = -1;
-  if (args[1]->kind == EX_STR) {
-    const char *name = string_literal(s, args[1], "the column");
-    if (!name)
+  int cols[csv->ncols + 1], ncols = 0;
+  bool all = !args[1] && !args[2];
+  if (args[1]) {
+    if ((cols[ncols++] = csv_column_index(s, csv, path, args[1])) < 0)
       return NULL;
-    col = dlrt_csv_find(csv, name);
-    if (col < 0) {
-      Buf b = {0};
-      for (int i = 0; csv->header && i < csv->ncols; i++)
-        buf_printf(&b, "%s'%s'", i ? ", " : "", csv->header[i]);
-      if (csv->header)
-        diag_error(s->d, args[1]->span, "no column '%s' in '%s' (its columns: %s)", name, path,
-                   b.data);
-      else
-        diag_error(s->d, args[1]->span,
-                   "no column '%s': '%s' has no header row; give a 0-based column index", name,
-                   path);
-      buf_free(&b);
+  } else if (args[2]) {
+    for (const Arg *a = args[2]->args; a; a = a->next) {
+      if (ncols == csv->ncols) {
+        diag_error(s->d, a->value->span, "more columns than '%s' has (%d)", path, csv->ncols);
+        return NULL;
+      }
+      if ((cols[ncols++] = csv_column_index(s, csv, path, a->value)) < 0)
+        return NULL;
+    }
+    if (!ncols) {
+      diag_error(s->d, args[2]->span, "no columns: name at least one");
       return NULL;
     }
   } else {
-    int64_t index;
-    if (!constant_int(s, args[1], "the column index", 0, 1e9, &index))
-      return NULL;
-    if (index >= csv->ncols) {
-      diag_error(s->d, args[1]->span, "column %lld is out of range: '%s' has %d column%s (0 to %d)",
-                 (long long)index, path, csv->ncols, csv->ncols == 1 ? "" : "s", csv->ncols - 1);
+    for (int c = 0; c < csv->ncols; c++)
+      cols[ncols++] = c;
+  }
+  if (!budget(s, call->span, (int64_t)csv->nrows * ncols))
+    return NULL;
+  int64_t rows = csv->nrows;
+  double *column = malloc(sizeof(double) * (size_t)(rows + 1));
+  Tensor t = tensor_alloc(args[1] ? shape_vector(rows) : shape_matrix(rows, ncols));
+  int kept = 0;
+  for (int k = 0; k < ncols; k++) {
+    char err[512];
+    if (dlrt_csv_column(csv, cols[k], column, s->p->opts.f64, err, sizeof err) != 0) {
+      if (all)                                   /* a column of names: not data */
+        continue;
+      diag_error(s->d, call->span, "%s: %s", path, err);
+      free(column);
+      free(t.v);
       return NULL;
     }
-    col = (int)index;
+    for (int64_t i = 0; i < rows; i++)
+      t.v[i * (args[1] ? 1 : ncols) + kept] = column[i];
+    kept++;
   }
-  if (!budget(s, call->span, csv->nrows))
-    return NULL;
-  Tensor t = tensor_alloc(shape_vector(csv->nrows));
-  char err[512];
-  if (dlrt_csv_column(csv, col, t.v, s->p->opts.f64, err, sizeof err) != 0) {
-    diag_error(s->d, call->span, "%s: %s", path, err);
-    free(t.v);
-    return NULL;
+  free(column);
+  if (all && kept < ncols) {                     /* close the gaps the skipped columns left */
+    if (!kept) {
+      diag_error(s->d, call->span, "'%s' has no numeric column", path);
+      free(t.v);
+      return NULL;
+    }
+    for (int64_t i = 0; i < rows; i++)
+      memmove(t.v + i * kept, t.v + i * ncols, sizeof(double) * (size_t)kept);
+    t.shape = shape_matrix(rows, kept);
   }
   return data_leaf(s, t, source_text(s, call));
 }
 
-/* linspace, zeros, ones, fill, rand, randn: evaluated now, a data leaf. */
+/* linspace, zeros, ones, fill, rand, randn, eye: evaluated now, a data
+ * leaf. Given `cols`, zeros, ones, fill, rand and randn make an n x cols
+ * matrix (rand and randn fill it row by row). */
 static Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr **args) {
   int f64 = s->p->opts.f64;
   Expr *n_expr = b->kind == B_LINSPACE ? args[2] : args[0];
-  int64_t n, seed = 0;
-  if (!constant_int(s, n_expr, "the length", 1, MAX_ELEMENTS, &n))
+  Expr *cols_expr = b->kind == B_FILL ? args[2] : b->kind == B_LINSPACE || b->kind == B_EYE ? NULL : args[1];
+  Expr *seed_expr = b->kind == B_RAND || b->kind == B_RANDN ? args[2] : NULL;
+  int64_t n, cols = 1, seed = 0;
+  if (!constant_int(s, n_expr, cols_expr ? "the number of rows" : "the length", 1, MAX_ELEMENTS, &n))
     return NULL;
+  if (cols_expr && !constant_int(s, cols_expr, "the number of columns", 1, MAX_ELEMENTS, &cols))
+    return NULL;
+  if (b->kind == B_EYE)
+    cols = n;
   double start = 0, stop = 0, value = 0;
   if (b->kind == B_LINSPACE && (!constant_scalar(s, args[0], NULL, "linspace's start", &start) ||
                                 !constant_scalar(s, args[1], NULL, "linspace's stop", &stop)))
     return NULL;
   if (b->kind == B_FILL && !constant_scalar(s, args[1], NULL, "the fill value", &value))
     return NULL;
-  if ((b->kind == B_RAND || b->kind == B_RANDN) && args[1] &&
-      !constant_int(s, args[1], "the seed", 0, 9007199254740992.0, &seed))
+  if (seed_expr && !constant_int(s, seed_expr, "the seed", 0, 9007199254740992.0, &seed))
     return NULL;
-  if (!budget(s, call->span, n))
+  if ((double)n * (double)cols > MAX_ELEMENTS) {
+    diag_error(s->d, call->span, "%lld x %lld is too many numbers (the limit is %.0f)", (long long)n,
+               (long long)cols, (double)MAX_ELEMENTS);
     return NULL;
-  Tensor t = tensor_alloc(shape_vector(n));
+  }
+  int64_t count = n * cols;
+  if (!budget(s, call->span, count))
+    return NULL;
+  Tensor t = tensor_alloc(cols_expr || b->kind == B_EYE ? shape_matrix(n, cols) : shape_vector(n));
   switch (b->kind) {
   case B_LINSPACE: dlrt_linspace(t.v, start, stop, n, f64); break;
   case B_ZEROS: value = 0; /* fall through */
   case B_ONES: if (b->kind == B_ONES) value = 1; /* fall through */
   case B_FILL:
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; i < count; i++)
       t.v[i] = dlrt_round(value, f64);
     break;
-  case B_RAND: dlrt_rand(t.v, n, (uint64_t)seed, f64); break;
-  case B_RANDN: dlrt_randn(t.v, n, (uint64_t)seed, f64); break;
+  case B_EYE:
+    for (int64_t i = 0; i < count; i++)
+      t.v[i] = i / n == i % n;
+    break;
+  case B_RAND: dlrt_rand(t.v, count, (uint64_t)seed, f64); break;
+  case B_RANDN: dlrt_randn(t.v, count, (uint64_t)seed, f64); break;
   default: break;
   }
   return data_leaf(s, t, source_text(s, call));
@@ -698,6 +783,325 @@ static Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals) {
   return simplify_node(s->g, elementwise_diff(s->g, expand_toward(s, e, wrt), wrt));
 }
 
+/* ---- matrices */
+
+static Node *vector_as_row(Graph *g, Node *x) {
+  return x->shape.rank == 1 ? ir_reshape(g, x, shape_matrix(1, x->shape.dim[0])) : x;
+}
+
+/* The axis argument of a reduction: 0 or 1 (-1 is the last), or -1 for
+ * all of x when absent. A vector's only axis is all of it. */
+static bool axis_arg(Sema *s, const Expr *e, Node *x, int *axis) {
+  *axis = -1;
+  if (!e)
+    return true;
+  int64_t a;
+  if (!constant_int(s, e, "the axis", -1e9, 1e9, &a))
+    return false;
+  if (x->shape.rank == 0 || a < -x->shape.rank || a >= x->shape.rank) {
+    char sh[64];
+    diag_error(s->d, e->span, "axis %lld is out of range for a %s%s", (long long)a,
+               shape_str(x->shape, sh), x->shape.rank == 2 ? " (axes are 0 and 1)" : x->shape.rank ? " (its axis is 0)" : "");
+    return false;
+  }
+  *axis = x->shape.rank == 1 ? -1 : (int)(a < 0 ? a + 2 : a);
+  return true;
+}
+
+/* op (RSUM, RMAX, RMIN, ARGMAX) over one axis of a matrix, keeping it (a
+ * row or a column); over a whole vector or matrix (axis -1), [1, 1]. */
+static Node *reduce_keep(Graph *g, Op op, Node *x, int axis) {
+  if (axis < 0)
+    return ir_axis(g, op, ir_reshape(g, x, shape_matrix(1, shape_numel(x->shape))), 1);
+  return ir_axis(g, op, x, axis);
+}
+
+/* The same with NumPy's shapes: the reduced axis goes (a vector or a
+ * scalar). */
+static Node *reduce(Graph *g, Op op, Node *x, int axis) {
+  if (axis < 0 && op == OP_RSUM)
+    return ir_unary(g, OP_SUM, x);
+  Node *r = reduce_keep(g, op, x, axis);
+  return ir_reshape(g, r, axis < 0 ? shape_scalar() : shape_vector(shape_numel(r->shape)));
+}
+
+/* log(sum(exp(x))) along an axis, kept: shifted by the (constant) maximum
+ * so that exp cannot overflow. */
+static Node *logsumexp_keep(Graph *g, Node *x, int axis) {
+  Node *m = ir_unary(g, OP_NOGRAD, reduce_keep(g, OP_RMAX, x, axis));
+  Node *shifted = ir_binary(g, OP_SUB, vector_as_row(g, x), m);
+  return ir_binary(g, OP_ADD, m, ir_unary(g, OP_LOG, reduce_keep(g, OP_RSUM, ir_unary(g, OP_EXP, shifted), axis < 0 ? 1 : axis)));
+}
+
+/* x @ y for matrices and vectors, as NumPy: a vector on the left is a row,
+ * on the right a column, and the result loses that dimension. */
+static Node *elab_matmul(Sema *s, const Expr *e, Node *a, Node *b) {
+  char sa[64], sb[64];
+  if (a->shape.rank == 0 || b->shape.rank == 0) {
+    diag_error(s->d, e->span, "'@' multiplies matrices and vectors, not a scalar (%s @ %s); use '*'",
+               shape_str(a->shape, sa), shape_str(b->shape, sb));
+    return NULL;
+  }
+  int64_t ka = a->shape.rank == 2 ? a->shape.dim[1] : a->shape.dim[0], kb = b->shape.dim[0];
+  if (ka != kb) {
+    diag_error(s->d, e->span, "'@': the inner dimensions differ: %s @ %s (%lld and %lld)",
+               shape_str(a->shape, sa), shape_str(b->shape, sb), (long long)ka, (long long)kb);
+    return NULL;
+  }
+  Graph *g = s->g;
+  if (a->shape.rank == 1 && b->shape.rank == 1)
+    return ir_unary(g, OP_SUM, ir_binary(g, OP_MUL, a, b));
+  Node *right = b->shape.rank == 1 ? ir_reshape(g, b, shape_matrix(kb, 1)) : b;
+  Node *m = ir_binary(g, OP_MATMUL, vector_as_row(g, a), right);
+  if (a->shape.rank == 1 || b->shape.rank == 1)
+    return ir_reshape(g, m, shape_vector(shape_numel(m->shape)));
+  return m;
+}
+
+/* One index of A[...] along a dimension of size n: an integer, or a slice
+ * lo:hi with Python's meaning (negative counts from the end, slices are
+ * clipped). */
+static bool index_range(Sema *s, const Expr *e, int64_t n, int64_t *start, int64_t *len, bool *single) {
+  *single = e->kind != EX_SLICE;
+  if (*single) {
+    int64_t i;
+    if (!constant_int(s, e, "an index", -1e15, 1e15, &i))
+      return false;
+    if (i < -n || i >= n) {
+      diag_error(s->d, e->span, "index %lld is out of range: the size is %lld (0 to %lld, or -%lld to -1)",
+                 (long long)i, (long long)n, (long long)(n - 1), (long long)n);
+      return false;
+    }
+    *start = i < 0 ? i + n : i;
+    *len = 1;
+    return true;
+  }
+  int64_t lo = 0, hi = n;
+  if ((e->lhs && !constant_int(s, e->lhs, "a slice's start", -1e15, 1e15, &lo)) ||
+      (e->rhs && !constant_int(s, e->rhs, "a slice's end", -1e15, 1e15, &hi)))
+    return false;
+  lo = lo < 0 ? lo + n : lo;
+  hi = hi < 0 ? hi + n : hi;
+  lo = lo < 0 ? 0 : lo > n ? n : lo;
+  hi = hi < 0 ? 0 : hi > n ? n : hi;
+  if (hi <= lo) {
+    diag_error(s->d, e->span, "this slice is empty (the size is %lld)", (long long)n);
+    return false;
+  }
+  *start = lo;
+  *len = hi - lo;
+  return true;
+}
+
+static Node *elab_index(Sema *s, const Expr *e, Local *locals) {
+  Node *x = elab(s, e->lhs, locals);
+  if (!x)
+    return NULL;
+  int nidx = count_args(e->args);
+  char sh[64];
+  if (nidx > x->shape.rank) {
+    diag_error(s->d, e->span, "%d indices for a %s", nidx, shape_str(x->shape, sh));
+    return NULL;
+  }
+  int64_t start[2] = {0, 0}, len[2] = {1, 1};
+  bool single[2] = {true, false};
+  int k = 0;
+  for (const Arg *a = e->args; a; a = a->next, k++) {
+    int dim = x->shape.rank == 1 ? 1 : k;         /* a vector's index is a column */
+    int64_t n = dim ? shape_cols(x->shape) : shape_rows(x->shape);
+    if (!index_range(s, a->value, n, &start[dim], &len[dim], &single[dim]))
+      return NULL;
+  }
+  if (x->shape.rank == 2 && nidx == 1)           /* A[i]: a row, as in NumPy */
+    start[1] = 0, len[1] = x->shape.dim[1];
+  Graph *g = s->g;
+  Node *block = ir_slice(g, x, start[0], start[1],
+                         x->shape.rank == 1 ? shape_vector(len[1]) : shape_matrix(len[0], len[1]));
+  if (x->shape.rank == 1)
+    return single[1] ? ir_reshape(g, block, shape_scalar()) : block;
+  if (single[0] && single[1])
+    return ir_reshape(g, block, shape_scalar());
+  if (single[0] || single[1])
+    return ir_reshape(g, block, shape_vector(single[0] ? len[1] : len[0]));
+  return block;
+}
+
+/* stack(v, ...): vectors as the columns of a matrix; concat(A, ..., axis =
+ * 1): matrices side by side (axis 0: one on another), vectors counting as
+ * columns (rows). Each part is padded to the result's shape and added. */
+static Node *elab_join(Sema *s, const Expr *e, bool stack, Local *locals) {
+  int axis = 1, n = 0;
+  const Expr *axis_expr = NULL;
+  for (const Arg *a = e->args; a; a = a->next) {
+    if (a->name && !stack && strcmp(a->name, "axis") == 0 && !axis_expr) {
+      axis_expr = a->value;
+      continue;
+    }
+    if (a->name) {
+      diag_error(s->d, a->name_span, "%s has no argument '%s'", stack ? "stack" : "concat", a->name);
+      return NULL;
+    }
+    n++;
+  }
+  if (!n) {
+    diag_error(s->d, e->span, "%s needs at least one argument", stack ? "stack" : "concat");
+    return NULL;
+  }
+  if (axis_expr) {
+    int64_t v;
+    if (!constant_int(s, axis_expr, "the axis", 0, 1, &v))
+      return NULL;
+    axis = (int)v;
+  }
+  Node *parts[n];
+  int64_t along = 0, across = -1;                /* the result's size along and across the axis */
+  int k = 0;
+  char sh[64];
+  for (const Arg *a = e->args; a; a = a->next) {
+    if (a->name)
+      continue;
+    Node *x = elab(s, a->value, locals);
+    if (!x)
+      return NULL;
+    if (x->shape.rank == 0 || (stack && x->shape.rank != 1)) {
+      diag_error(s->d, a->value->span, "%s joins %s, not a %s", stack ? "stack" : "concat",
+                 stack ? "vectors" : "vectors and matrices", shape_str(x->shape, sh));
+      return NULL;
+    }
+    if (x->shape.rank == 1)                      /* a column (axis 1) or a row (axis 0) */
+      x = ir_reshape(s->g, x, axis ? shape_matrix(x->shape.dim[0], 1) : shape_matrix(1, x->shape.dim[0]));
+    int64_t size_across = axis ? x->shape.dim[0] : x->shape.dim[1];
+    if (across >= 0 && size_across != across) {
+      diag_error(s->d, a->value->span, "%s: this has %lld %s, the first %lld", stack ? "stack" : "concat",
+                 (long long)size_across, axis ? "rows" : "columns", (long long)across);
+      return NULL;
+    }
+    across = size_across;
+    along += axis ? x->shape.dim[1] : x->shape.dim[0];
+    parts[k++] = x;
+  }
+  Shape out = axis ? shape_matrix(across, along) : shape_matrix(along, across);
+  Node *sum = NULL;
+  int64_t at = 0;
+  for (int i = 0; i < n; i++) {
+    Node *p = ir_pad(s->g, parts[i], axis ? 0 : at, axis ? at : 0, out);
+    at += axis ? parts[i]->shape.dim[1] : parts[i]->shape.dim[0];
+    sum = sum ? ir_binary(s->g, OP_ADD, sum, p) : p;
+  }
+  return sum;
+}
+
+/* onehot(labels, k): an n x k matrix with a 1 in column labels[i] of row
+ * i. The labels must be whole numbers in 0..k-1, checked now when they are
+ * known. */
+static Node *elab_onehot(Sema *s, const Expr *e, Expr **args, Local *locals) {
+  Node *labels = elab(s, args[0], locals);
+  int64_t k;
+  if (!labels || !constant_int(s, args[1], "the number of classes", 1, 1e6, &k))
+    return NULL;
+  char sh[64];
+  if (labels->shape.rank != 1) {
+    diag_error(s->d, args[0]->span, "onehot's labels must be a vector, not a %s", shape_str(labels->shape, sh));
+    return NULL;
+  }
+  if (labels->flags & (NODE_HAS_PARAM | NODE_HAS_VAR)) {
+    diag_error(s->d, args[0]->span, "onehot's labels must be data, but these depend on a param");
+    return NULL;
+  }
+  Tensor t;
+  char *err = NULL;
+  if (!eval_node(s->p, labels, NULL, NULL, 0, &t, &err)) {
+    diag_error(s->d, args[0]->span, "%s", err);
+    free(err);
+    return NULL;
+  }
+  for (int64_t i = 0; i < labels->shape.dim[0]; i++)
+    if (t.v[i] != floor(t.v[i]) || t.v[i] < 0 || t.v[i] >= (double)k) {
+      char num[64];
+      dlrt_format(num, sizeof num, t.v[i], 1);
+      diag_error(s->d, args[0]->span, "label %lld is %s: onehot's labels must be whole numbers from 0 to %lld",
+                 (long long)i, num, (long long)(k - 1));
+      free(t.v);
+      return NULL;
+    }
+  free(t.v);
+  if (!budget(s, e->span, k))
+    return NULL;
+  Tensor classes = tensor_alloc(shape_vector(k));
+  for (int64_t c = 0; c < k; c++)
+    classes.v[c] = (double)c;
+  Node *column = ir_reshape(s->g, labels, shape_matrix(labels->shape.dim[0], 1));
+  return ir_binary(s->g, OP_EQ, column, data_leaf(s, classes, arena_printf(s->p->arena, "0..%lld", (long long)(k - 1))));
+}
+
+/* The built-ins of matrices and reductions, whose arguments are not all
+ * tensors: an axis, a count. */
+static Node *elab_tensor_call(Sema *s, const Expr *e, const Builtin *b, Expr **args, Local *locals) {
+  Graph *g = s->g;
+  if (b->kind == B_ONEHOT)
+    return elab_onehot(s, e, args, locals);
+  Node *x = elab(s, args[0], locals);
+  if (!x)
+    return NULL;
+  char sh[64];
+  if (b->kind == B_TRANSPOSE) {
+    if (x->shape.rank != 2) {
+      diag_error(s->d, e->span, "transpose needs a matrix, not a %s (a vector is a row; stack(v) makes a column)",
+                 shape_str(x->shape, sh));
+      return NULL;
+    }
+    return ir_unary(g, OP_TRANSPOSE, x);
+  }
+  if (b->kind == B_MAXMIN && args[1]) {           /* max(a, b): elementwise */
+    if (args[2]) {
+      diag_error(s->d, args[2]->span, "%s(a, b) is elementwise: it has no axis", b->name);
+      return NULL;
+    }
+    Node *y = elab(s, args[1], locals);
+    if (!y || !check_broadcast(s, e->span, x, y, b->name))
+      return NULL;
+    return ir_binary(g, (Op)b->op, x, y);
+  }
+  int axis;
+  Expr *axis_expr = b->kind == B_MAXMIN ? args[2] : args[1];
+  if (x->shape.rank == 0 && b->kind != B_REDUCE && b->kind != B_MAXMIN) {
+    diag_error(s->d, e->span, "%s needs a vector or a matrix, not a scalar", b->name);
+    return NULL;
+  }
+  if (!axis_arg(s, axis_expr, x, &axis))
+    return NULL;
+  switch (b->kind) {
+  case B_REDUCE:
+    if (axis < 0)
+      return ir_unary(g, (Op)b->op, x);
+    {
+      Node *r = reduce(g, OP_RSUM, x, axis);
+      int64_t count = axis == 0 ? x->shape.dim[0] : x->shape.dim[1];
+      return b->op == OP_MEAN ? ir_binary(g, OP_DIV, r, ir_const(g, (double)count)) : r;
+    }
+  case B_MAXMIN:
+    if (x->shape.rank == 0)
+      return x;
+    return reduce(g, b->op == OP_MAX ? OP_RMAX : OP_RMIN, x, axis);
+  case B_ARGMAX:
+    return reduce(g, OP_ARGMAX, x, axis);
+  case B_LOGSUMEXP: {
+    Node *r = logsumexp_keep(g, x, axis);
+    return ir_reshape(g, r, axis < 0 ? shape_scalar() : shape_vector(shape_numel(r->shape)));
+  }
+  case B_SOFTMAX:
+  case B_LOG_SOFTMAX: {
+    /* Over the last axis unless told: each row of a matrix. */
+    int along = axis_expr ? axis : x->shape.rank == 2 ? 1 : -1;
+    Node *shifted = ir_binary(g, OP_SUB, vector_as_row(g, x), logsumexp_keep(g, x, along));
+    Node *r = b->kind == B_SOFTMAX ? ir_unary(g, OP_EXP, shifted) : shifted;
+    return ir_reshape(g, r, x->shape);
+  }
+  default:
+    return NULL;
+  }
+}
+
 static const char *statement_only(BuiltinKind k) {
   return k == B_TRAIN ? "train(...)" : k == B_PRINT ? "print(...)" : NULL;
 }
@@ -729,14 +1133,19 @@ static Node *elab_call(Sema *s, const Expr *e, Local *locals) {
     diag_error(s->d, e->span, "an optimizer is only an argument of train(optimizer = ...)");
     return NULL;
   }
+  if (b->kind == B_STACK || b->kind == B_CONCAT)
+    return elab_join(s, e, b->kind == B_STACK, locals);
   Expr *args[MAX_PARAMS];
   if (!bind_args(s, e, b->params, nparams_of(b), b->nrequired, b->name, args))
     return NULL;
   switch (b->kind) {
-  case B_LINSPACE: case B_ZEROS: case B_ONES: case B_FILL: case B_RAND: case B_RANDN:
+  case B_LINSPACE: case B_ZEROS: case B_ONES: case B_FILL: case B_RAND: case B_RANDN: case B_EYE:
     return elab_constructor(s, e, b, args);
   case B_LOAD_CSV:
     return elab_load_csv(s, e, args);
+  case B_REDUCE: case B_MAXMIN: case B_LOGSUMEXP: case B_SOFTMAX: case B_LOG_SOFTMAX:
+  case B_ARGMAX: case B_ONEHOT: case B_TRANSPOSE:
+    return elab_tensor_call(s, e, b, args, locals);
   case B_DIFF:
     return elab_diff(s, e, args, locals);
   default:
@@ -752,8 +1161,6 @@ static Node *elab_call(Sema *s, const Expr *e, Local *locals) {
   switch (b->kind) {
   case B_LEN:
     return ir_const(s->g, (double)shape_numel(vals[0]->shape));
-  case B_REDUCE:
-    return ir_unary(s->g, (Op)b->op, vals[0]);
   default:
     for (int i = 1; i < n; i++)
       for (int j = 0; j < i; j++)
@@ -804,12 +1211,20 @@ static Node *elab(Sema *s, const Expr *e, Local *locals) {
     return NULL;
   case EX_UNARY: {
     Node *x = elab(s, e->lhs, locals);
+    if (x && e->op == OP_TRANSPOSE && x->shape.rank != 2) {
+      char sh[64];
+      diag_error(s->d, e->span, "' transposes a matrix, not a %s (a vector is a row; stack(v) makes a column)",
+                 shape_str(x->shape, sh));
+      return NULL;
+    }
     return x ? at(ir_unary(s->g, e->op, x), e) : NULL;
   }
   case EX_BINARY: {
     Node *a = elab(s, e->lhs, locals), *b = elab(s, e->rhs, locals);
     if (!a || !b)
       return NULL;
+    if (e->op == OP_MATMUL)
+      return at(elab_matmul(s, e, a, b), e);
     char what[32];
     snprintf(what, sizeof what, "'%s'", op_info[e->op].spelling);
     if (!check_broadcast(s, e->span, a, b, what))
@@ -818,6 +1233,12 @@ static Node *elab(Sema *s, const Expr *e, Local *locals) {
   }
   case EX_CALL:
     return at(elab_call(s, e, locals), e);
+  case EX_INDEX:
+    return at(elab_index(s, e, locals), e);
+  case EX_LIST:
+  case EX_SLICE:
+    diag_error(s->d, e->span, "a list is not a value (lists name columns: load_csv(file, columns = [...]))");
+    return NULL;
   }
   return NULL;
 }
@@ -1098,10 +1519,35 @@ static void stmt_train(Sema *s, const Expr *e) {
   Action *a = arena_alloc(s->p->arena, sizeof *a);
   a->kind = ACT_TRAIN;
   a->span = e->span;
-  bool ok = constant_int(s, args[0], "steps", 0, 1e12, &a->steps);
-  ok &= optimizer(s, args[1], &a->opt);
+  a->shuffle = -1;
+  bool ok = true;
+  if (!args[1]) {
+    diag_error(s->d, e->span, "train needs the argument 'optimizer'");
+    ok = false;
+  } else {
+    ok &= optimizer(s, args[1], &a->opt);
+  }
+  if (!args[0] == !args[3]) {
+    diag_error(s->d, e->span, args[0] ? "train takes 'steps' or 'epochs', not both"
+                                      : "train needs the argument 'steps' (or 'epochs')");
+    ok = false;
+  }
+  if (args[0])
+    ok &= constant_int(s, args[0], "steps", 0, 1e12, &a->steps);
+  if (args[3])
+    ok &= constant_int(s, args[3], "epochs", 0, 1e12, &a->epochs);
   if (args[2])
     ok &= constant_int(s, args[2], "log_every", 1, 1e12, &a->log_every);
+  if (args[4])
+    ok &= constant_int(s, args[4], "batch", 1, 1e12, &a->batch);
+  if (args[5] && !args[4]) {
+    diag_error(s->d, args[5]->span, "shuffle orders minibatches: it needs 'batch'");
+    ok = false;
+  } else if (args[5]) {
+    ok &= constant_int(s, args[5], "the shuffle seed", 0, 9007199254740992.0, &a->shuffle);
+  }
+  if (args[3] && !args[4])                       /* an epoch of the whole data is a step */
+    a->steps = a->epochs;
   if (!s->p->loss) {
     if (!s->loss_failed)
       diag_error(s->d, e->span, "train before loss: define 'loss = ...' above this line");
@@ -1115,6 +1561,17 @@ static void stmt_train(Sema *s, const Expr *e) {
     diag_error(s->d, e->span, "the loss has a free symbol; it cannot be trained");
     return;
   }
+  /* argmax is flat where it is defined: a gradient through it would be 0,
+   * which is never what training it meant. */
+  NodeList order = ir_topo(&s->p->loss, 1);
+  for (int k = 0; k < order.n && ok; k++)
+    if (order.items[k]->op == OP_ARGMAX && (order.items[k]->flags & NODE_HAS_PARAM)) {
+      diag_error(s->d, order.items[k]->span.src ? order.items[k]->span : e->span,
+                 "argmax has no derivative, and the loss's gradient would flow through it here");
+      diag_add(s->d, DIAG_NOTE, e->span, "training this loss needs its gradient");
+      ok = false;
+    }
+  nodelist_free(&order);
   a->loss = s->p->loss;
   if (ok)
     add_action(s->p, a);

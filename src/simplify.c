@@ -220,11 +220,9 @@ static Node *rewrite(Simp *s, Node *n) {
   Node *a = n->nargs > 0 ? n->args[0] : NULL, *b = n->nargs > 1 ? n->args[1] : NULL;
   double va = 0, vb = 0;
   bool ca = a && const_value(a, &va), cb = b && const_value(b, &vb);
-  OpKind kind = op_info[n->op].kind;
 
   /* Constant folding of elementwise ops. */
-  if ((kind == K_INFIX || kind == K_PREFIX || (kind == K_CALL && n->nargs <= 2)) &&
-      n->op != OP_FNCALL && n->op != OP_BROADCAST && ca && (!b || cb))
+  if (op_elementwise(n->op) && n->nargs <= 2 && ca && (!b || cb))
     return num(s, eval_scalar_op(n->op, va, b ? vb : 0, true));
 
   switch (n->op) {
@@ -281,6 +279,23 @@ static Node *rewrite(Simp *s, Node *n) {
   case OP_BROADCAST:
     if (a->op == OP_BROADCAST) return ir_broadcast(s->g, a->args[0], n->shape);
     return n;
+  /* Matrix ops of a constant (a zero gradient, mostly). */
+  case OP_MATMUL:
+    if ((ca && va == 0) || (cb && vb == 0)) return num(s, 0);
+    return n;
+  case OP_TRANSPOSE:
+    if (a->op == OP_TRANSPOSE) return a->args[0];
+    /* fall through */
+  case OP_RESHAPE:
+  case OP_SLICE:
+  case OP_NOGRAD:
+  case OP_RMAX:
+  case OP_RMIN:
+    return ca ? num(s, va) : n;
+  case OP_PAD:
+    return ca && va == 0 ? num(s, 0) : n;
+  case OP_RSUM:
+    return ca ? num(s, va * (double)(n->slot == 0 ? shape_rows(a->shape) : shape_cols(a->shape))) : n;
   default:
     return n;
   }
