@@ -192,8 +192,43 @@ void dlrt_step(void *log, int64_t step, double loss) {
     l->diverged_step = step;
     l->diverged_loss = loss;
   }
-  if (l->every > 0 && (step + 1) % l->every == 0)
-    dlrt_log(log, step, loss);
+  DlrtBatches *b = l->batches;
+  if (!b) {
+    if (l->every > 0 && (step + 1) % l->every == 0)
+      dlrt_log(log, step, loss);
+    return;
+  }
+  l->epoch_sum += loss;
+  if ((step + 1) % b->nbatches != 0)
+    return;
+  int64_t epoch = step / b->nbatches;
+  double mean = dlrt_round(l->epoch_sum / (double)b->nbatches, l->f64);
+  l->epoch_sum = 0;
+  if (l->every > 0 && (epoch + 1) % l->every == 0)
+    dlrt_log(log, epoch, mean);
+}
+
+void dlrt_batch(void *log, int64_t step) {
+  DlrtBatches *b = ((DlrtLog *)log)->batches;
+  int64_t k = step % b->nbatches;
+  if (k == 0) {
+    for (int64_t i = 0; i < b->n; i++)
+      b->order[i] = i;
+    for (int64_t i = b->n - 1; b->shuffle && i > 0; i--) {
+      int64_t j = (int64_t)(dlrt_rng_uniform(&b->rng) * (double)(i + 1));
+      int64_t t = b->order[i];
+      b->order[i] = b->order[j];
+      b->order[j] = t;
+    }
+  }
+  int64_t first = k * b->batch, rows = b->n - first < b->batch ? b->n - first : b->batch;
+  for (int m = 0; m < b->ntensors; m++) {
+    if (!b->dst[m])
+      continue;
+    for (int64_t r = 0; r < rows; r++)
+      memcpy((char *)b->dst[m] + r * b->row_bytes[m], b->src[m] + b->order[first + r] * b->row_bytes[m],
+             (size_t)b->row_bytes[m]);
+  }
 }
 
 void dlrt_log(void *log, int64_t step, double loss) {

@@ -85,14 +85,37 @@ typedef struct DlrtLog {
    * step's while staying finite (-1 while it has not), and the two losses. */
   int64_t diverged_step;
   double first_loss, diverged_loss;
+  struct DlrtBatches *batches;                   /* minibatch training; NULL: none */
+  double epoch_sum;                              /* ... the epoch's losses so far */
 } DlrtLog;
+
+/* Minibatches: each epoch visits the n rows of the data in an order (the
+ * identity, or shuffled by Fisher-Yates with one generator for the whole
+ * train), batch rows at a time; the last batch of an epoch may be smaller.
+ * Step t is batch t % nbatches of epoch t / nbatches. */
+typedef struct DlrtBatches {
+  int64_t n, batch, nbatches;
+  int shuffle;
+  DlrtRng rng;
+  int64_t *order;                                /* [n]: this epoch's rows */
+  int ntensors;
+  const char **src;                              /* [ntensors]: the whole data */
+  void **dst;                                    /* [ntensors]: the batch's buffer (NULL: unused) */
+  int64_t *row_bytes;                            /* [ntensors] */
+} DlrtBatches;
+
+/* Called by compiled code (thread 0) before step t: copies the rows of
+ * step t's batch into the batch buffers (reordering at an epoch's start). */
+void dlrt_batch(void *log, int64_t step);
 
 enum { DLRT_DIVERGENCE_STEPS = 10, DLRT_DIVERGENCE_FACTOR = 1000 };
 
 /* Prints the log line "STEP LOSS" for one training step. */
 void dlrt_log(void *log, int64_t step, double loss);
 /* Called by compiled code (thread 0) after each step's loss: the log line
- * when it is due, and the watch for a diverging loss. */
+ * when it is due (with minibatches, `EPOCH MEAN` after an epoch's last
+ * batch: the mean of its batches' losses), and the watch for a diverging
+ * loss. */
 void dlrt_step(void *log, int64_t step, double loss);
 
 /* Set (by a SIGINT handler, say) to ask a running train to stop after the

@@ -1078,6 +1078,16 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   c.scratch = LLVMBuildGEP2(c.b, c.dt, scratch, &half, 1, "scratch");
   LLVMValueRef stop_at = LLVMBuildGEP2(c.b, c.dt, c.scratch, (LLVMValueRef[]){iconst(&c, c.stop_slot)}, 1, "");
   publish_interrupt(&c, stop_at);
+  if (s->batched) {                              /* thread 0 gathers the step's minibatch */
+    LLVMBasicBlockRef gather = LLVMAppendBasicBlockInContext(ctx, c.fn, "batch");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(ctx, c.fn, "batch.done");
+    LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntEQ, c.thread, iconst(&c, 0), ""), gather, go);
+    LLVMPositionBuilderAtEnd(c.b, gather);
+    call_runtime(&c, "dlrt_batch", (LLVMTypeRef[]){c.ptr, c.i64}, (LLVMValueRef[]){log_ctx, st.t}, 2);
+    LLVMBuildBr(c.b, go);
+    LLVMPositionBuilderAtEnd(c.b, go);
+    team_barrier(&c);
+  }
   emit_step(&c);
   LLVMValueRef loss = value_of(&c, s->loss);
 

@@ -255,6 +255,7 @@ const char *shape_str(Shape s, char buf[64]);    /* "scalar", "vector[2000]" */
 enum {
   NODE_HAS_PARAM = 1 << 0,                       /* depends on a param */
   NODE_HAS_VAR = 1 << 1,                         /* depends on a free symbol */
+  NODE_HAS_BATCH = 1 << 2,                       /* depends on a minibatch (changes every step) */
 };
 
 /* A node of the expression DAG. Nodes are immutable and hash-consed: two
@@ -290,6 +291,8 @@ void graph_free(Graph *g);                       /* the hash table; nodes die wi
  * compute the result shape and never fail. */
 Node *ir_const(Graph *g, double v);
 Node *ir_leaf(Graph *g, Op op, Shape shape, int slot, const char *name);
+/* The data leaf of a minibatch: rows of data slot `slot` chosen each step. */
+Node *ir_batch_leaf(Graph *g, Shape shape, int slot);
 Node *ir_var(Graph *g, const char *name, Shape shape, const void *owner, int index);
 Node *ir_op(Graph *g, Op op, Node *const *args, int nargs);
 Node *ir_unary(Graph *g, Op op, Node *x);
@@ -563,6 +566,7 @@ typedef struct Schedule {
   int nbufs;
   int *param_buf, *data_buf, *grad_buf;          /* slot per param/data; -1 none */
   int *state_buf;                                /* [nparams * 2] optimizer state */
+  bool batched;                                  /* each step first gathers its minibatch */
 } Schedule;
 
 /* roots[0] = loss, roots[1 + i] = d loss / d param i, simplified. */

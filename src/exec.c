@@ -239,7 +239,7 @@ static void **private_buffers(const Program *p, const Schedule *s, void **shared
 typedef struct TrainRun {
   TrainFn fn;
   const Action *a;
-  int64_t first_step;
+  int64_t first_step, end;                       /* steps [first_step, end) */
   TrainSaver *saver;
   void ***bufs;                                  /* per thread */
   DlrtLog *log;
@@ -251,7 +251,7 @@ typedef struct TrainRun {
 
 static void train_thread(void *arg, int k) {
   TrainRun *r = arg;
-  r->done[k] = r->fn(r->bufs[k], r->a->steps, r->log, k, r->nthreads, r->scratch, r->team,
+  r->done[k] = r->fn(r->bufs[k], r->end, r->log, k, r->nthreads, r->scratch, r->team,
                      r->first_step, r->saver);
 }
 
@@ -321,7 +321,172 @@ static int64_t steps_done(const Action *a, int64_t r) {
   return r > a->steps ? r - a->steps - 1 : r < 0 ? -1 - r : r;
 }
 
+/* ---- minibatches */
+
+/* A train function compiled for one batch size. */
+typedef struct BatchTrain {
+  Schedule *s;
+  TrainFn fn;
+  JitCode *code;
+  int64_t scratch;
+  void **bufs;
+  void **dst;                                    /* [ntensors]: its batch buffers */
+} BatchTrain;
+
+/* The loss on batches of `rows` rows: each batched data leaf replaced by a
+ * leaf of that many rows, compiled. */
+static bool compile_batch(Program *p, const Action *a, Node *const *full, int nfull, int64_t rows,
+                          BatchTrain *bt) {
+  Node *leaves[nfull + 1];
+  for (int m = 0; m < nfull; m++) {
+    Shape sh = full[m]->shape;
+    sh.dim[0] = rows;
+    Tensor t = {sh, calloc((size_t)shape_numel(sh), sizeof(double))};
+    const char *name = arena_printf(p->arena, "%s[batch]", p->data[full[m]->slot].name ? p->data[full[m]->slot].name : "data");
+    leaves[m] = ir_batch_leaf(p->graph, sh, program_add_data(p, name, t));
+  }
+  Node *loss = ir_subst(p->graph, a->loss, full, leaves, nfull);
+  bt->s = schedule_train(p, loss, &a->opt);
+  bt->s->batched = true;
+  char name[32];
+  snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);
+  double t0 = now_ms();
+  LLVMModuleRefDl m = codegen_train(p, bt->s, &a->opt, jit_context(p->jit), name, jit_vector_bits(p->jit),
+                                    &bt->scratch);
+  p->ms[PHASE_IR] += now_ms() - t0;
+  bt->fn = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms, &bt->code);
+  if (!bt->fn)
+    return false;
+  bt->bufs = make_buffers(p, bt->s);
+  bt->dst = calloc((size_t)nfull + 1, sizeof(void *));
+  for (int k = 0; k < nfull; k++) {
+    int slot = bt->s->data_buf[leaves[k]->slot];
+    bt->dst[k] = slot >= 0 ? bt->bufs[slot] : NULL;
+  }
+  return true;
+}
+
+/* train(..., batch = B): epochs of minibatches. Full batches and the
+ * smaller last one (when B does not divide the rows) are two compiled
+ * functions that share the params and the optimizer state. */
+static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
+  if (p->opts.save_every > 0 || checkpoint_resume_train(p, &(int64_t){0}) == train_number(p, a)) {
+    diag_error(p->diags, a->span, "--save-every and --resume do not work with minibatches yet");
+    return false;
+  }
+  /* The data split into batches: the leaves with the most rows. */
+  NodeList order = ir_topo((Node *const *)&a->loss, 1);
+  int64_t n = 0;
+  for (int k = 0; k < order.n; k++)
+    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0 && order.items[k]->shape.dim[0] > n)
+      n = order.items[k]->shape.dim[0];
+  Node *full[order.n + 1];
+  int nfull = 0;
+  for (int k = 0; k < order.n; k++)
+    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0 && order.items[k]->shape.dim[0] == n)
+      full[nfull++] = order.items[k];
+  nodelist_free(&order);
+  if (n < 2) {
+    diag_error(p->diags, a->span, "batch: the loss reads no data with rows to split into minibatches");
+    return false;
+  }
+  int64_t batch = a->batch < n ? a->batch : n, nb = (n + batch - 1) / batch, last = n - (nb - 1) * batch;
+  int64_t epochs = a->epochs ? a->epochs : (a->steps + nb - 1) / nb, steps = a->epochs ? epochs * nb : a->steps;
+
+  BatchTrain bt[2] = {{0}};
+  int ntrains = last == batch ? 1 : 2;
+  bool ok = true;
+  for (int k = 0; k < ntrains && ok; k++)
+    ok = compile_batch(p, a, full, nfull, k ? last : batch, &bt[k]);
+  double t1 = now_ms();
+  DlrtBatches batches = {.n = n, .batch = batch, .nbatches = nb, .shuffle = a->shuffle >= 0,
+                         .order = malloc(sizeof(int64_t) * (size_t)n), .ntensors = nfull};
+  dlrt_rng_seed(&batches.rng, (uint64_t)(a->shuffle >= 0 ? a->shuffle : 0));
+  const char *src[nfull + 1];
+  int64_t row_bytes[nfull + 1];
+  size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
+  for (int m = 0; m < nfull; m++) {
+    const Tensor *t = &p->data[full[m]->slot].value;
+    char *copy = malloc(elem * (size_t)shape_numel(t->shape));
+    for (int64_t i = 0; i < shape_numel(t->shape); i++)
+      if (p->opts.f64)
+        ((double *)copy)[i] = t->v[i];
+      else
+        ((float *)copy)[i] = (float)t->v[i];
+    src[m] = copy;
+    row_bytes[m] = (int64_t)elem * shape_numel(t->shape) / n;
+  }
+  batches.src = src;
+  batches.row_bytes = row_bytes;
+  /* The last batch's train shares the first's params and state. */
+  if (ok && ntrains == 2)
+    for (int k = 0; k < bt[1].s->nbufs; k++) {
+      BufInfo *bi = &bt[1].s->bufs[k];
+      int i = bi->index, share = bi->kind == BUF_PARAM ? bt[0].s->param_buf[i] : -1;
+      if (bi->kind == BUF_STATE)
+        share = bt[1].s->state_buf[2 * i] == k ? bt[0].s->state_buf[2 * i] : bt[0].s->state_buf[2 * i + 1];
+      if (share >= 0) {
+        free(bt[1].bufs[k]);
+        bt[1].bufs[k] = bt[0].bufs[share];
+      }
+    }
+  fflush(out);
+  DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1, .batches = &batches};
+  int64_t done = steps, t = 0;
+  double t2 = now_ms();
+  while (ok && t < steps) {
+    int which = ntrains == 2 && t % nb == nb - 1;
+    int64_t end = which ? t + 1 : ntrains == 2 ? t - t % nb + nb - 1 : steps;
+    end = end < steps ? end : steps;
+    batches.dst = bt[which].dst;
+    TrainRun run = {.fn = bt[which].fn, .a = a, .first_step = t, .end = end, .log = &log};
+    int64_t r = run_team(p, bt[which].s, run, bt[which].bufs, thread_count(p, bt[which].s), bt[which].scratch);
+    if (r != end) {
+      done = r > end ? steps + 1 + (r - end - 1) + t : r;   /* as a single train would say */
+      break;
+    }
+    t = end;
+  }
+  double t3 = now_ms();
+  if (ok)
+    copy_params_back(p, bt[0].s, bt[0].bufs);
+  for (int k = 0; k < ntrains; k++) {
+    if (bt[k].code)
+      jit_remove(p->jit, bt[k].code);
+    for (int b = 0; bt[k].bufs && b < bt[k].s->nbufs; b++)
+      if (k == 0 || bt[k].s->bufs[b].kind == BUF_DATA || bt[k].s->bufs[b].kind == BUF_GRAD ||
+          bt[k].s->bufs[b].kind == BUF_TEMP)
+        free(bt[k].bufs[b]);
+    free(bt[k].bufs);
+    free(bt[k].dst);
+    schedule_free(bt[k].s);
+  }
+  for (int m = 0; m < nfull; m++)
+    free((void *)src[m]);
+  free(batches.order);
+  p->ms[PHASE_TRAIN] += t3 - t2;
+  p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
+  if (!ok)
+    return false;
+  if (done > steps) {
+    diag_add(p->diags, DIAG_WARNING, a->span,
+             "training interrupted after %lld of %lld steps (minibatches); the params keep their values",
+             (long long)(done - steps - 1), (long long)steps);
+    return true;
+  }
+  if (done != steps) {
+    report_nonfinite(p, a, done);
+    return false;
+  }
+  return true;
+}
+
 bool exec_train(Program *p, const Action *a, FILE *out) {
+  if (a->batch > 0) {
+    if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
+      return false;
+    return exec_train_batches(p, a, out);
+  }
   double tj = now_ms();
   if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
     return false;
@@ -359,7 +524,8 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   DlrtLog log = {out, p->opts.f64, .every = a->log_every, .first_step = first_step,
                  .diverged_step = -1};
   ExecSaver saver = {{save_during_train}, p, a, s, bufs, number};
-  TrainRun run = {.fn = train, .a = a, .first_step = first_step, .saver = &saver.base, .log = &log};
+  TrainRun run = {.fn = train, .a = a, .first_step = first_step, .end = a->steps, .saver = &saver.base,
+                  .log = &log};
   double t2 = now_ms();
   int64_t done = run_team(p, s, run, bufs, thread_count(p, s), scratch_doubles);
   double t3 = now_ms();

@@ -218,6 +218,10 @@ Node *ir_leaf(Graph *g, Op op, Shape shape, int slot, const char *name) {
   return intern(g, &(Node){.op = op, .shape = shape, .slot = slot, .name = name});
 }
 
+Node *ir_batch_leaf(Graph *g, Shape shape, int slot) {
+  return intern(g, &(Node){.op = OP_DATA, .shape = shape, .slot = slot, .flags = NODE_HAS_BATCH});
+}
+
 /* A free symbol. `owner` and `index` tell apart symbols of the same name:
  * a fn's formal x (owner = the fn) is not the user's free symbol x. */
 Node *ir_var(Graph *g, const char *name, Shape shape, const void *owner, int index) {

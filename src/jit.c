@@ -7,7 +7,7 @@
  * REPL compiles a train at a time for as long as a session lasts).
  *
  * JIT code sees the runtime through an allow-list of absolute symbols
- * (dlrt_step, dlrt_team_barrier, dlrt_interrupt); libm comes from the
+ * (dlrt_step, dlrt_batch, dlrt_team_barrier, dlrt_interrupt); libm comes from the
  * process, as LLJIT resolves process symbols by default in LLVM 19.
  * glibc's libmvec (vector sin, log, ...) is loaded into the process here,
  * when the system has it, for the same lookup to find.
@@ -108,12 +108,14 @@ Jit *jit_new(int opt_level, Diags *d) {
   LLVMOrcCSymbolMapPair runtime[] = {
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_step"),
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_step, callable}},
+      {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_batch"),
+       {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_batch, callable}},
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_team_barrier"),
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_team_barrier, callable}},
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_interrupt"),
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_interrupt, {LLVMJITSymbolGenericFlagsExported, 0}}},
   };
-  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, 3));
+  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, sizeof runtime / sizeof *runtime));
   if (err) {
     jit_error(d, "cannot define the runtime's symbols", err);
     jit_free(j);

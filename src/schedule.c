@@ -61,13 +61,13 @@ static void lower(Sched *c, Node **roots, int nroots) {
     bool e = costly(n);
     for (int i = 0; i < n->nargs && !e; i++)
       e = nodemap_get(&expensive, n->args[i]) != NULL;
-    if (e && !(n->flags & NODE_HAS_PARAM))
+    if (e && !(n->flags & (NODE_HAS_PARAM | NODE_HAS_BATCH)))
       nodemap_put(&expensive, n, n);
   }
   for (int k = 0; k < order.n; k++) {
     Node *n = order.items[k];
     Node *r = n;
-    bool param_free = !(n->flags & (NODE_HAS_PARAM | NODE_HAS_VAR));
+    bool param_free = !(n->flags & (NODE_HAS_PARAM | NODE_HAS_VAR | NODE_HAS_BATCH));
     if (n->op == OP_FNCALL) {
       r = nodemap_get(&map, ir_fncall_body(n));
     } else if (param_free && ((n->shape.rank > 0 && nodemap_get(&expensive, n)) || is_reduction(n))) {
