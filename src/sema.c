@@ -926,6 +926,39 @@ static Node *elab_index(Sema *s, const Expr *e, Local *locals) {
   return block;
 }
 
+/* [1, 2, 3]: a vector of constants; [[1, 2], [3, 4]]: a matrix, by rows. */
+static Node *elab_list(Sema *s, const Expr *e) {
+  int64_t rows = 0, cols = -1;
+  bool nested = e->args && e->args->value->kind == EX_LIST;
+  for (const Arg *a = e->args; a; a = a->next, rows++) {
+    int64_t n = nested && a->value->kind == EX_LIST ? count_args(a->value->args) : -1;
+    if ((a->value->kind == EX_LIST) != nested || (nested && cols >= 0 && n != cols)) {
+      diag_error(s->d, a->value->span, nested ? "every row of a matrix needs %lld numbers" : "a vector's items are numbers",
+                 (long long)cols);
+      return NULL;
+    }
+    cols = nested ? n : 1;
+  }
+  if (!rows || !cols) {
+    diag_error(s->d, e->span, "an empty list has no value");
+    return NULL;
+  }
+  if (!budget(s, e->span, rows * cols))
+    return NULL;
+  Tensor t = tensor_alloc(nested ? shape_matrix(rows, cols) : shape_vector(rows));
+  int64_t i = 0;
+  for (const Arg *a = e->args; a; a = a->next)
+    for (const Arg *b = nested ? a->value->args : a; b; b = nested ? b->next : NULL) {
+      if (!constant_scalar(s, b->value, NULL, "a list item", &t.v[i])) {
+        free(t.v);
+        return NULL;
+      }
+      t.v[i] = dlrt_round(t.v[i], s->p->opts.f64);
+      i++;
+    }
+  return data_leaf(s, t, source_text(s, e));
+}
+
 /* stack(v, ...): vectors as the columns of a matrix; concat(A, ..., axis =
  * 1): matrices side by side (axis 0: one on another), vectors counting as
  * columns (rows). Each part is padded to the result's shape and added. */
@@ -954,9 +987,9 @@ static Node *elab_join(Sema *s, const Expr *e, bool stack, Local *locals) {
     axis = (int)v;
   }
   Node *parts[n];
-  int64_t along = 0, across = -1;                /* the result's size along and across the axis */
   int k = 0;
   char sh[64];
+  bool vectors = true;
   for (const Arg *a = e->args; a; a = a->next) {
     if (a->name)
       continue;
@@ -968,8 +1001,22 @@ static Node *elab_join(Sema *s, const Expr *e, bool stack, Local *locals) {
                  stack ? "vectors" : "vectors and matrices", shape_str(x->shape, sh));
       return NULL;
     }
-    if (x->shape.rank == 1)                      /* a column (axis 1) or a row (axis 0) */
-      x = ir_reshape(s->g, x, axis ? shape_matrix(x->shape.dim[0], 1) : shape_matrix(1, x->shape.dim[0]));
+    vectors &= x->shape.rank == 1;
+    parts[k++] = x;
+  }
+  /* concat(v, w, axis = 0) of vectors is a vector, as in NumPy: the rows
+   * [1, n] joined side by side. */
+  bool flat = !stack && axis == 0 && vectors;
+  if (flat)
+    axis = 1;
+  int64_t along = 0, across = -1;                /* the result's size along and across the axis */
+  k = 0;
+  for (const Arg *a = e->args; a; a = a->next) {
+    if (a->name)
+      continue;
+    Node *x = parts[k];
+    if (x->shape.rank == 1)                      /* a column (axis 1) or a row (axis 0, or flat) */
+      x = ir_reshape(s->g, x, axis && !flat ? shape_matrix(x->shape.dim[0], 1) : shape_matrix(1, x->shape.dim[0]));
     int64_t size_across = axis ? x->shape.dim[0] : x->shape.dim[1];
     if (across >= 0 && size_across != across) {
       diag_error(s->d, a->value->span, "%s: this has %lld %s, the first %lld", stack ? "stack" : "concat",
@@ -988,7 +1035,7 @@ static Node *elab_join(Sema *s, const Expr *e, bool stack, Local *locals) {
     at += axis ? parts[i]->shape.dim[1] : parts[i]->shape.dim[0];
     sum = sum ? ir_binary(s->g, OP_ADD, sum, p) : p;
   }
-  return sum;
+  return flat ? ir_reshape(s->g, sum, shape_vector(along)) : sum;
 }
 
 /* onehot(labels, k): an n x k matrix with a 1 in column labels[i] of row
@@ -1236,8 +1283,8 @@ static Node *elab(Sema *s, const Expr *e, Local *locals) {
   case EX_INDEX:
     return at(elab_index(s, e, locals), e);
   case EX_LIST:
-  case EX_SLICE:
-    diag_error(s->d, e->span, "a list is not a value (lists name columns: load_csv(file, columns = [...]))");
+    return at(elab_list(s, e), e);
+  case EX_SLICE:                                 /* the parser makes them only in indices */
     return NULL;
   }
   return NULL;

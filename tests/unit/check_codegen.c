@@ -330,8 +330,22 @@ static const char *op_expr(Op op, char *buf, size_t size) {
   case K_REDUCE:
     snprintf(buf, size, "%s(a * x)", o->spelling);
     return buf;
+  case K_AXIS:
   case K_CALL:
     break;
+  }
+  /* The matrix ops, on the 37 x 2 matrix M of columns a * x and x2. */
+  switch (op) {
+  case OP_MATMUL: snprintf(buf, size, "(M @ linspace(0.5, 1.5, 2))"); return buf;
+  case OP_TRANSPOSE: snprintf(buf, size, "sum(M' * 0.5, axis = 0)"); return buf;
+  case OP_RSUM: snprintf(buf, size, "sum(M, axis = 1)"); return buf;
+  case OP_RMAX: snprintf(buf, size, "max(M, axis = 1) + max(M, axis = 0)[1]"); return buf;
+  case OP_RMIN: snprintf(buf, size, "min(M, axis = 1) + min(M, axis = 0)[0]"); return buf;
+  case OP_RESHAPE: case OP_SLICE: case OP_PAD:
+    snprintf(buf, size, "(M[:, 0] + M[3, 1] + concat(M[0:20, 1], M[20:37, 0], axis = 0)[0])"); return buf;
+  case OP_NOGRAD: snprintf(buf, size, "logsumexp(M, axis = 1) - log_softmax(M, axis = 1)[:, 1]"); return buf;
+  case OP_ARGMAX: return NULL;                   /* no loss may train through it (sema) */
+  default: break;
   }
   if (op == OP_BROADCAST)
     return NULL;                                 /* implicit: scalar and vector */
@@ -350,7 +364,7 @@ START_TEST(every_op) {
   Op op = (Op)_i;
   char e[128], text[1024];
   if (!op_expr(op, e, sizeof e)) {
-    ck_assert(op_info[op].kind == K_LEAF || op == OP_BROADCAST);
+    ck_assert(op_info[op].kind == K_LEAF || op == OP_BROADCAST || op == OP_ARGMAX);
     return;
   }
   /* a * x in (0.07, 1.33): inside every op's domain (log, sqrt, tan). x2
@@ -361,6 +375,7 @@ START_TEST(every_op) {
            "x2 = where(x > 1, 0.7 * x, linspace(1.5, 0.2, 37))\n"
            "y = cos(x)\n"
            "param a = 0.7\n"
+           "M = stack(a * x, x2)\n"
            "loss = sum((%s - y)^2)\n"
            "train(steps = 1, optimizer = sgd(lr = 1e-3), log_every = 1)\n",
            e);

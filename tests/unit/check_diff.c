@@ -172,6 +172,16 @@ static const struct {
     {OP_MEAN, "reduce_mean"},
     {OP_BROADCAST, "broadcast_op"},
     {OP_FNCALL, "fncall_*"},
+    {OP_MATMUL, "matrix_rules"},
+    {OP_TRANSPOSE, "matrix_rules"},
+    {OP_RSUM, "matrix_rules"},
+    {OP_RMAX, "matrix_rules"},
+    {OP_RMIN, "matrix_rules"},
+    {OP_ARGMAX, "matrix_rules (no gradient)"},
+    {OP_RESHAPE, "matrix_rules"},
+    {OP_SLICE, "matrix_rules"},
+    {OP_PAD, "matrix_rules"},
+    {OP_NOGRAD, "matrix_rules"},
 };
 
 static double sample(DlrtRng *r, Dom d) {
@@ -693,6 +703,59 @@ static Node *grad_of(Node *out, const char *param) {
   return diff_node(fx.g, out, fx.prog->params[param_index(param)].node);
 }
 
+/* The matrix ops and the built-ins made of them, on params of random
+ * shapes (the shapes come from the seed), each printed expression's
+ * gradient with respect to every param against finite differences. */
+START_TEST(matrix_rules) {
+  static const char *const exprs[] = {
+      "sum(sin(A @ B))",                          /* MATMUL, both gradients */
+      "sum(A @ v * w)",                           /* matrix @ vector */
+      "sum(cos(v @ B))",                          /* vector @ matrix */
+      "sum(A' * A' * 0.5)",                       /* TRANSPOSE */
+      "sum(exp(sum(A, axis = 0))) + sum(sin(mean(A, axis = 1)))",    /* RSUM */
+      "sum(max(A * A, axis = 1)) + sum(min(A, axis = 0))",           /* RMAX, RMIN */
+      "max(A) + min(v)",
+      "sum(A[1, 2] * A[:, 1]) + sum(A[0] * A[0]) + sum(A[0:2, 1:3]^2)",   /* SLICE, PAD */
+      "sum(stack(v, v * v) @ concat(B[:, 0:1], B[:, 1:2])')",
+      "sum(concat(v, v * v, axis = 0) * concat(v * v, [1, 2], v, axis = 0)[0:2 * len(v)])",
+      "sum(softmax(A, axis = 1) * C)",            /* NOGRAD inside logsumexp */
+      "sum(log_softmax(A, axis = 0) * C) + logsumexp(v)",
+      "-mean(sum(onehot(labels, 4) * log_softmax(A @ B, axis = 1), axis = 1))",
+      "sum((A - mean(A, axis = 0))^2) + sum(A * w2)", /* row broadcast against a matrix */
+      "sum(tanh(A @ B + w4) * stack(argmax(C, axis = 1)) @ B')",
+  };
+  for (int seed = 1; seed <= 3; seed++) {
+    DlrtRng rng;
+    dlrt_rng_seed(&rng, (uint64_t)seed);
+    int r = 3 + rng_int(&rng, 3), k = 3 + rng_int(&rng, 3);
+    char text[2048];
+    int n = snprintf(text, sizeof text,
+                     "param A = randn(%d, %d, seed = %d)\n"
+                     "param B = randn(%d, 4, seed = %d)\n"
+                     "param v = randn(%d, seed = %d)\n"
+                     "w = randn(%d, seed = %d)\n"
+                     "w4 = randn(4, seed = 7)\n"
+                     "w2 = randn(%d, 1, seed = %d)\n"
+                     "C = randn(%d, %d, seed = %d)\n"
+                     "labels = linspace(0, 3, %d) * 0 + 2\n",
+                     r, k, seed, k, seed + 10, k, seed + 20, r, seed + 30, r, seed + 40, r, k,
+                     seed + 50, r);
+    for (size_t e = 0; e < sizeof exprs / sizeof *exprs; e++)
+      n += snprintf(text + n, sizeof text - (size_t)n, "print(%s)\n", exprs[e]);
+    compile_text(text);
+    Input in[3] = {param_input("A"), param_input("B"), param_input("v")};
+    Env env = {0};
+    for (size_t e = 0; e < sizeof exprs / sizeof *exprs; e++) {
+      char what[160];
+      snprintf(what, sizeof what, "%s (A: %d x %d)", exprs[e], r, k);
+      gradcheck(printed((int)e), in, 3, &env, 1e-6, what);
+    }
+    fx_teardown();
+    fixture_open(true);
+  }
+}
+END_TEST
+
 START_TEST(fncall_deriv_and_body) {
   compile_text("fn P3(x) = 0.5 * (5 * x^3 - 3 * x)\n"
                "  deriv x = 1.5 * (5 * x^2 - 1)\n"
@@ -849,6 +912,7 @@ static Suite *diff_suite(void) {
   tc = tcase_create("fncall");
   tcase_add_checked_fixture(tc, fx_setup_f64, fx_teardown);
   tcase_add_test(tc, fncall_deriv_and_body);
+  tcase_add_test(tc, matrix_rules);
   tcase_add_test(tc, fncall_uses_the_deriv);
   tcase_add_test(tc, fncall_multiarg_value);
   tcase_add_test(tc, fncall_body_uses_param);

@@ -39,6 +39,24 @@ static int count(const Stmt *s) {
 
 static void show_to(Buf *b, const Expr *e) {
   switch (e->kind) {
+  case EX_SLICE:
+    buf_puts(b, "(: ");
+    if (e->lhs) show_to(b, e->lhs); else buf_puts(b, "_");
+    buf_puts(b, " ");
+    if (e->rhs) show_to(b, e->rhs); else buf_puts(b, "_");
+    buf_puts(b, ")");
+    break;
+  case EX_INDEX:
+  case EX_LIST:
+    buf_puts(b, e->kind == EX_INDEX ? "(index " : "(list");
+    if (e->kind == EX_INDEX)
+      show_to(b, e->lhs);
+    for (const Arg *a = e->args; a; a = a->next) {
+      buf_puts(b, " ");
+      show_to(b, a->value);
+    }
+    buf_puts(b, ")");
+    break;
   case EX_NUM: buf_printf(b, "%g", e->num); break;
   case EX_NAME: buf_puts(b, e->name); break;
   case EX_STR:
@@ -422,12 +440,12 @@ START_TEST(test_no_cascade) {
   check_diag(2, "4:26", "unexpected character '$'");
   /* ...but the next statement's own errors are its own. */
   diag_free(&D);
-  parse("x = 1 2\n$ = 3\ny = 4 5\n\n\n@\n");
+  parse("x = 1 2\n$ = 3\ny = 4 5\n\n\n`\n");
   ck_assert_int_eq(D.n, 4);
   check_diag(0, "1:7", "found number '2'");
   check_diag(1, "2:1", "unexpected character '$'");
   check_diag(2, "3:7", "found number '5'");
-  check_diag(3, "6:1", "unexpected character '@'");
+  check_diag(3, "6:1", "unexpected character '`'");
 }
 END_TEST
 
@@ -439,12 +457,12 @@ START_TEST(test_error_messages) {
   check_diag(0, "2:1", "expected an expression, found 'fn'");
   diag_free(&D);
 
-  parse("x = ;\nfn f x = 1\nfn g(1) = 2\ny = [1]\nz = 2**3\nparam a\nq = f(1 (2))\n");
+  parse("x = ;\nfn f x = 1\nfn g(1) = 2\ny = [1 2]\nz = 2**3\nparam a\nq = f(1 (2))\n");
   ck_assert_int_eq(D.n, 7);
   check_diag(0, "1:5", "expected an expression, found ';'");
   check_diag(1, "2:6", "expected '(', found name 'x'");
   check_diag(2, "3:6", "expected a name or ')', found number '1'");
-  check_diag(3, "4:5", "expected an expression, found '['");
+  check_diag(3, "4:8", "found number '2'");
   check_diag(4, "5:6", "'**' is not an operator; write '^'");
   check_diag(5, "6:8", "expected '=', found newline");
   check_diag(6, "7:9", "expected ')' to close '(' at 7:6, found '('");
@@ -550,6 +568,29 @@ START_TEST(test_ast_dump) {
 }
 END_TEST
 
+/* Matrix syntax: @ binds as * does, ' and [...] bind tightest, slices
+ * may leave out either end, lists hold expressions. */
+START_TEST(test_matrix_syntax) {
+  static const struct { const char *src, *shown; } cases[] = {
+      {"a + b @ c * d", "(+ a (* (@ b c) d))"},
+      {"-A'^2", "(- (^ (transpose A) 2))"},
+      {"A[1, :]", "(index A 1 (: _ _))"},
+      {"A[:2, 1:][0]", "(index (index A (: _ 2) (: 1 _)) 0)"},
+      {"f(x)[i - 1]'", "(transpose (index (call f x) (- i 1)))"},
+      {"[1, -2, [3]]", "(list 1 (- 2) (list 3))"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char src[64];
+    snprintf(src, sizeof src, "%s\n", cases[i].src);
+    Stmt *st = parse(src);
+    ck_assert_msg(D.n == 0, "%s: %d errors", cases[i].src, D.n);
+    const char *shown = show(st->value);
+    ck_assert_msg(strcmp(shown, cases[i].shown) == 0, "%s parsed as %s, not %s", cases[i].src, shown,
+                  cases[i].shown);
+  }
+}
+END_TEST
+
 START_TEST(test_two_sources) {
   /* No state survives a parse: a second source parses as if alone. */
   Stmt *a = parse("x = (1 +\n");
@@ -578,7 +619,7 @@ static Suite *parser_suite(void) {
                    test_unterminated_at_eof}},
       {"errors", {test_several_errors, test_no_cascade, test_error_messages}},
       {"locations", {test_spans}},
-      {"programs", {test_seed, test_lex_dump, test_ast_dump, test_two_sources}},
+      {"programs", {test_seed, test_lex_dump, test_ast_dump, test_matrix_syntax, test_two_sources}},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     TCase *tc = tcase_create(cases[i].name);
