@@ -1130,8 +1130,11 @@ static Node *elab_tensor_call(Sema *s, const Expr *e, const Builtin *b, Expr **a
     if (x->shape.rank == 0)
       return x;
     return reduce(g, b->op == OP_MAX ? OP_RMAX : OP_RMIN, x, axis);
-  case B_ARGMAX:
-    return reduce(g, OP_ARGMAX, x, axis);
+  case B_ARGMAX: {
+    Node *r = reduce(g, OP_ARGMAX, x, axis);      /* located, for the error of a gradient through it */
+    ir_at(r->op == OP_RESHAPE ? r->args[0] : r, e->span);
+    return r;
+  }
   case B_LOGSUMEXP: {
     Node *r = logsumexp_keep(g, x, axis);
     return ir_reshape(g, r, axis < 0 ? shape_scalar() : shape_vector(shape_numel(r->shape)));
