@@ -9,7 +9,9 @@
  */
 #include "dlrt.h"
 
+#include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,4 +238,31 @@ void dlrt_log(void *log, int64_t step, double loss) {
   char text[48];
   dlrt_format(text, sizeof text, loss, l->f64);
   fprintf(l->out, "%lld %s\n", (long long)step, text);
+}
+
+/* ---- OpenBLAS */
+
+static DlrtBlas blas;
+static const DlrtBlas *blas_found;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_load(void) {
+  const char *off = getenv("DLC_NO_BLAS");
+  if (off && *off)
+    return;
+  void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+  if (!lib)
+    return;
+  void (*set_threads)(int) = (void (*)(int))dlsym(lib, "openblas_set_num_threads");
+  blas.sgemm = (DlrtSgemm)dlsym(lib, "cblas_sgemm");
+  blas.dgemm = (DlrtDgemm)dlsym(lib, "cblas_dgemm");
+  if (!set_threads || !blas.sgemm || !blas.dgemm)
+    return;
+  set_threads(1);
+  blas_found = &blas;
+}
+
+const DlrtBlas *dlrt_blas(void) {
+  pthread_once(&blas_once, blas_load);
+  return blas_found;
 }

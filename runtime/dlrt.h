@@ -73,6 +73,25 @@ int dlrt_csv_column(const DlrtCsv *csv, int col, double *out, int f64, char *err
                     size_t errsize);
 void dlrt_csv_free(DlrtCsv *csv);
 
+/* ---- OpenBLAS, loaded at run time (dlopen) where the machine has it, so
+ * that dlc runs without it (slower matrix products). Row-major gemm:
+ * C = alpha A B + beta C, the CBLAS arguments as ints. */
+
+typedef void (*DlrtSgemm)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                          const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+typedef void (*DlrtDgemm)(int order, int trans_a, int trans_b, int m, int n, int k, double alpha,
+                          const double *a, int lda, const double *b, int ldb, double beta, double *c,
+                          int ldc);
+typedef struct DlrtBlas {
+  DlrtSgemm sgemm;
+  DlrtDgemm dgemm;
+} DlrtBlas;
+enum { DLRT_CBLAS_ROW_MAJOR = 101, DLRT_CBLAS_NO_TRANS = 111 };
+
+/* The library, loaded on first call and set to one thread (dlc's team
+ * does the threading); NULL where there is none, or with DLC_NO_BLAS set. */
+const DlrtBlas *dlrt_blas(void);
+
 /* ---- training callbacks (called from JIT-compiled code) */
 
 typedef struct DlrtLog {

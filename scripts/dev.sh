@@ -20,7 +20,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 # zlib and zstd: what the statically linked LLVM compresses with.
-packages=(gcc make cmake pkg-config flex bison check llvm-19-dev zlib1g-dev libzstd-dev libedit-dev libcjson-dev)
+packages=(gcc make cmake pkg-config flex bison check llvm-19-dev zlib1g-dev libzstd-dev libedit-dev libcjson-dev libopenblas0)
 
 install_packages() {
   local missing=()

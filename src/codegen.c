@@ -231,6 +231,25 @@ static LLVMValueRef emit_exp_f32(Cg *c, LLVMValueRef x) {
   return LLVMBuildSelect(c->b, nan, x, y, "");
 }
 
+/* tanh in float32 as arithmetic, for the reason exp is (the hidden layers
+ * of a perceptron are tanh of whole matrices): Cephes' tanhf. Past
+ * |x| = 0.5625, 1 - 2 / (e^(2|x|) + 1) with the sign of x; below, where
+ * that would cancel, x + x^3 P(x^2). Within 2 ulp (tests/unit/check_jit.c). */
+static LLVMValueRef emit_tanh_f32(Cg *c, LLVMValueRef x) {
+  LLVMValueRef z = intrinsic1(c, "llvm.fabs", x);
+  LLVMValueRef e = emit_exp_f32(c, arith(c, LLVMFMul, fconst(c, 2), z));
+  LLVMValueRef big = arith(c, LLVMFSub, fconst(c, 1), arith(c, LLVMFDiv, fconst(c, 2), arith(c, LLVMFAdd, e, fconst(c, 1))));
+  LLVMValueRef args[2] = {big, x};
+  big = intrinsic(c, "llvm.copysign", args, 2);
+  static const double coef[] = {-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
+                                1.33314422036e-1, -3.33332819422e-1};
+  LLVMValueRef x2 = arith(c, LLVMFMul, x, x), poly = fconst(c, coef[0]);
+  for (size_t k = 1; k < sizeof coef / sizeof *coef; k++)
+    poly = arith(c, LLVMFAdd, arith(c, LLVMFMul, poly, x2), fconst(c, coef[k]));
+  LLVMValueRef small = arith(c, LLVMFAdd, arith(c, LLVMFMul, arith(c, LLVMFMul, poly, x2), x), x);
+  return LLVMBuildSelect(c->b, fcmp(c, LLVMRealOGT, z, fconst(c, 0.5625)), big, small, "");
+}
+
 /* e^x: inline in float32, libm (vectorized through libmvec) in double. */
 static LLVMValueRef emit_exp(Cg *c, LLVMValueRef x) {
   return c->p->opts.f64 ? libm1(c, "exp", x) : emit_exp_f32(c, x);
@@ -322,7 +341,7 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   case OP_SQRT: return intrinsic1(c, "llvm.sqrt", a);
   case OP_ABS: return intrinsic1(c, "llvm.fabs", a);
   case OP_TAN: return libm1(c, "tan", a);
-  case OP_TANH: return libm1(c, "tanh", a);
+  case OP_TANH: return c->p->opts.f64 ? libm1(c, "tanh", a) : emit_tanh_f32(c, a);
   case OP_ATAN: return libm1(c, "atan", a);
   case OP_LOG1P: return libm1(c, "log1p", a);
   case OP_EXPM1: return libm1(c, "expm1", a);
@@ -676,16 +695,58 @@ static int slot_of(Cg *c, const Node *n) {
   return schedule_buffer(c->s, n, &ready);
 }
 
-/* C = A @ B, row by row: C[i, :] = sum over k of A[i, k] B[k, :], each sum
- * in order of k, the inner loop over a row of B (vectorized). */
+/* Products of at least this many multiply-adds go to OpenBLAS (when it
+ * is there): measured, it wins from 16 x 16 x 16 on (bench/README.md). */
+enum { BLAS_MIN_MACS = 4096 };
+
+/* C = A @ B: by OpenBLAS; else row by row: C[i, :] = sum over k of
+ * A[i, k] B[k, :], each sum in order of k, the inner loop over a row of B
+ * (vectorized); for a column B, a dot product per row. */
 static void emit_matmul(Cg *c, const Node *n, int out) {
   const Node *a = n->args[0], *b = n->args[1];
   int sa = slot_of(c, a), sb = slot_of(c, b);
   int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
   LLVMValueRef lo, hi, zero = iconst(c, 0);
   share(c, rows, &lo, &hi);
+  if (cols > 1 && rows * cols * inner >= BLAS_MIN_MACS && dlrt_blas()) {
+    /* OpenBLAS, on thread 0 for the whole product: its sums are then in
+     * one order whatever the number of threads. */
+    LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "gemm");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "gemm.done");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), call, go);
+    LLVMPositionBuilderAtEnd(c->b, call);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
+    LLVMTypeRef types[14] = {i32, i32, i32, i32, i32, i32, c->ft, c->ptr, i32, c->ptr, i32, c->ft, c->ptr, i32};
+    LLVMValueRef I[6];
+    int64_t ints[6] = {DLRT_CBLAS_ROW_MAJOR, DLRT_CBLAS_NO_TRANS, DLRT_CBLAS_NO_TRANS, rows, cols, inner};
+    for (int k = 0; k < 6; k++)
+      I[k] = LLVMConstInt(i32, (unsigned long long)ints[k], 0);
+    LLVMValueRef args[14] = {I[0], I[1], I[2], I[3], I[4], I[5], fconst(c, 1), c->bufs[sa],
+                             LLVMConstInt(i32, (unsigned long long)inner, 0), c->bufs[sb],
+                             LLVMConstInt(i32, (unsigned long long)cols, 0), fconst(c, 0), c->bufs[out],
+                             LLVMConstInt(i32, (unsigned long long)cols, 0)};
+    call_runtime(c, c->p->opts.f64 ? "cblas_dgemm" : "cblas_sgemm", types, args, 14);
+    LLVMBuildBr(c->b, go);
+    LLVMPositionBuilderAtEnd(c->b, go);
+    return;
+  }
   For fi, fj, fk, fj2;
   LLVMValueRef i = for_begin(c, &fi, lo, hi);
+  if (cols == 1) {
+    /* A matrix times a column: a dot product per row, its sum split into
+     * vector lanes (reassociated, as the loops' reductions). */
+    LLVMValueRef k = for_begin(c, &fk, zero, iconst(c, inner));
+    LLVMValueRef acc = LLVMBuildPhi(c->b, c->ft, "dot");
+    LLVMValueRef prod = arith(c, LLVMFMul, load_at(c, sa, at2(c, i, inner, k)), load_at(c, sb, k));
+    LLVMValueRef next = with_flags(LLVMBuildFAdd(c->b, acc, prod, ""), LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+    LLVMBasicBlockRef last = for_end(c, &fk, iconst(c, inner));
+    add_incoming(acc, fconst(c, 0), fk.pre, next, last);
+    LLVMValueRef dot = LLVMBuildPhi(c->b, c->ft, "");
+    add_incoming(dot, fconst(c, 0), fk.pre, next, last);
+    store_at(c, out, i, dot);
+    for_end(c, &fi, hi);
+    return;
+  }
   LLVMValueRef j = for_begin(c, &fj, zero, iconst(c, cols));
   store_at(c, out, at2(c, i, cols, j), fconst(c, 0));
   for_end(c, &fj, iconst(c, cols));

@@ -7,7 +7,8 @@
  * REPL compiles a train at a time for as long as a session lasts).
  *
  * JIT code sees the runtime through an allow-list of absolute symbols
- * (dlrt_step, dlrt_batch, dlrt_team_barrier, dlrt_interrupt); libm comes from the
+ * (dlrt_step, dlrt_batch, dlrt_team_barrier, dlrt_interrupt, and OpenBLAS's
+ * cblas_sgemm and cblas_dgemm where dlrt_blas finds it); libm comes from the
  * process, as LLJIT resolves process symbols by default in LLVM 19.
  * glibc's libmvec (vector sin, log, ...) is loaded into the process here,
  * when the system has it, for the same lookup to find.
@@ -114,8 +115,17 @@ Jit *jit_new(int opt_level, Diags *d) {
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_team_barrier, callable}},
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_interrupt"),
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_interrupt, {LLVMJITSymbolGenericFlagsExported, 0}}},
+      {0}, {0},                                  /* OpenBLAS's gemms, where it is loaded */
   };
-  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, sizeof runtime / sizeof *runtime));
+  size_t nruntime = sizeof runtime / sizeof *runtime - 2;
+  const DlrtBlas *blas = dlrt_blas();
+  if (blas) {
+    runtime[nruntime++] = (LLVMOrcCSymbolMapPair){LLVMOrcLLJITMangleAndIntern(j->lljit, "cblas_sgemm"),
+                                                  {(LLVMOrcExecutorAddress)(uintptr_t)blas->sgemm, callable}};
+    runtime[nruntime++] = (LLVMOrcCSymbolMapPair){LLVMOrcLLJITMangleAndIntern(j->lljit, "cblas_dgemm"),
+                                                  {(LLVMOrcExecutorAddress)(uintptr_t)blas->dgemm, callable}};
+  }
+  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, nruntime));
   if (err) {
     jit_error(d, "cannot define the runtime's symbols", err);
     jit_free(j);

@@ -314,6 +314,49 @@ START_TEST(inline_exp_accuracy) {
 }
 END_TEST
 
+/* The inline float32 tanh likewise: one step of sgd(lr = 1) on
+ * `sum(w * tanh(x + a))` stores w = -tanh(x), within 2 ulp of the double
+ * tanh rounded to float, over the whole range (both branches of it, the
+ * switch at 0.5625, the subnormals, saturation at +-1). */
+START_TEST(inline_tanh_accuracy) {
+  enum { N = 1 << 20 };
+  Arena *a = arena_new();
+  Diags d = {0};
+  char text[256];
+  snprintf(text, sizeof text,
+           "x = linspace(-12, 12, %d)\n"
+           "param w = zeros(%d)\n"
+           "param a = 0.0\n"
+           "loss = sum(w * tanh(x + a))\n"
+           "train(steps = 1, optimizer = sgd(lr = 1))\n", N, N);
+  Program *p = compile_f32(a, &d, text);
+  double *x = NULL;
+  for (int i = 0; i < p->ndata; i++)
+    if (strcmp(p->data[i].name, "x") == 0)
+      x = p->data[i].value.v;
+  ck_assert_ptr_nonnull(x);
+  static const double edges[] = {0.0, -0.0, 1e-30, -1e-40, 0.5625, -0.5625, 0.56250006, 100, -100, 9.01};
+  for (size_t k = 0; k < sizeof edges / sizeof *edges; k++)
+    x[k] = (float)edges[k];
+  char *out = NULL;
+  ck_assert(run_program(p, &out));
+  const double *w = p->params[0].value.v;
+  int64_t worst = 0;
+  int worst_at = 0;
+  for (int i = 0; i < N; i++) {
+    int64_t e = ulps(-w[i], (float)tanh(x[i]), 0);
+    if (e > worst)
+      worst = e, worst_at = i;
+  }
+  ck_assert_msg(worst <= 2, "tanh(%.9g) = %.9g, libm %.9g: %lld ulp", x[worst_at], -w[worst_at],
+                (float)tanh(x[worst_at]), (long long)worst);
+  ck_assert_double_eq(-w[7], 1);
+  ck_assert_double_eq(-w[8], -1);
+  free(out);
+  free_program(p, &d, a);
+}
+END_TEST
+
 /* Past the largest float, exp overflows to inf (not to a wrapped-around
  * exponent), and training stops on it. */
 START_TEST(inline_exp_overflows_to_inf) {
@@ -340,6 +383,7 @@ int main(void) {
   tcase_add_test(tc, vector_bits_match_cpu);
   tcase_add_test(tc, loop_calls_libmvec_but_not_for_exp);
   tcase_add_test(tc, inline_exp_accuracy);
+  tcase_add_test(tc, inline_tanh_accuracy);
   tcase_add_test(tc, inline_exp_overflows_to_inf);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
