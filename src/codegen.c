@@ -384,11 +384,6 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   abort();
 }
 
-static int by_id(const void *a, const void *b) {
-  unsigned x = (*(Node *const *)a)->id, y = (*(Node *const *)b)->id;
-  return (x > y) - (x < y);
-}
-
 /* Reductions sum a block of this many elements at a time in the working
  * type (in vector lanes); the blocks' sums are then added in double, in
  * block order: the rounding error of a sum over a million floats stays
@@ -546,31 +541,25 @@ static void combine(Cg *c, Blocks *k, int64_t region, int nrows, LLVMValueRef *t
   LLVMPositionBuilderAtEnd(c->b, done);
 }
 
-/* The vector nodes a loop of stage `stage` computes for its roots, in
- * topological order: those held in a buffer ready by then are loaded
- * (their arguments are not visited), scalars come from the preludes. */
+/* What a loop of a stage computes for its roots: not scalars (they come
+ * from the preludes); nodes held in a buffer ready by then are loaded, not
+ * computed from their arguments. */
+typedef struct LoopStage {
+  const Schedule *s;
+  int stage;
+} LoopStage;
+
+static int loop_leaf(const Node *n, void *ctx) {
+  const LoopStage *l = ctx;
+  int ready;
+  if (n->shape.rank == 0)
+    return -1;
+  return schedule_buffer(l->s, n, &ready) >= 0 && ready <= l->stage;
+}
+
 static NodeList loop_order(Cg *c, Node *const *roots, int nroots, int stage) {
-  NodeList out = {0}, stack = {0};
-  NodeMap seen = {0};
-  for (int i = 0; i < nroots; i++)
-    nodelist_push(&stack, roots[i]);
-  while (stack.n) {
-    Node *n = stack.items[--stack.n];
-    if (n->shape.rank == 0 || nodemap_get(&seen, n))
-      continue;
-    nodemap_put(&seen, n, n);
-    nodelist_push(&out, n);
-    int ready;
-    if (schedule_buffer(c->s, n, &ready) >= 0 && ready <= stage)
-      continue;
-    for (int i = 0; i < n->nargs; i++)
-      nodelist_push(&stack, n->args[i]);
-  }
-  nodemap_free(&seen);
-  nodelist_free(&stack);
-  if (out.n)
-    qsort(out.items, (size_t)out.n, sizeof(Node *), by_id);
-  return out;
+  LoopStage l = {c->s, stage};
+  return ir_topo_until(roots, nroots, loop_leaf, &l);
 }
 
 /* One fused loop: every vector node its reductions and stores need, per

@@ -341,6 +341,9 @@ typedef struct NodeList {
 void nodelist_push(NodeList *l, Node *n);
 void nodelist_free(NodeList *l);
 NodeList ir_topo(Node *const *roots, int nroots);
+/* The same, where leaf(n, ctx) > 0 makes n a leaf (its arguments are not
+ * visited unless something else needs them) and < 0 leaves n out. */
+NodeList ir_topo_until(Node *const *roots, int nroots, int (*leaf)(const Node *n, void *ctx), void *ctx);
 
 /* `dlc emit ir`: one node a line, `%id = op args : shape`. */
 void ir_dump(Node *const *roots, const char *const *root_names, int nroots,

@@ -354,7 +354,9 @@ static int by_id(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-NodeList ir_topo(Node *const *roots, int nroots) {
+NodeList ir_topo(Node *const *roots, int nroots) { return ir_topo_until(roots, nroots, NULL, NULL); }
+
+NodeList ir_topo_until(Node *const *roots, int nroots, int (*leaf)(const Node *n, void *ctx), void *ctx) {
   NodeList out = {0}, stack = {0};
   NodeMap seen = {0};
   for (int i = 0; i < nroots; i++)
@@ -362,10 +364,13 @@ NodeList ir_topo(Node *const *roots, int nroots) {
       nodelist_push(&stack, roots[i]);
   while (stack.n) {
     Node *n = stack.items[--stack.n];
-    if (nodemap_get(&seen, n))
+    int as_leaf = leaf ? leaf(n, ctx) : 0;
+    if (as_leaf < 0 || nodemap_get(&seen, n))
       continue;
     nodemap_put(&seen, n, n);
     nodelist_push(&out, n);
+    if (as_leaf)
+      continue;
     for (int i = 0; i < n->nargs; i++)
       nodelist_push(&stack, n->args[i]);
   }
