@@ -933,8 +933,11 @@ static Node *elab_list(Sema *s, const Expr *e) {
   for (const Arg *a = e->args; a; a = a->next, rows++) {
     int64_t n = nested && a->value->kind == EX_LIST ? count_args(a->value->args) : -1;
     if ((a->value->kind == EX_LIST) != nested || (nested && cols >= 0 && n != cols)) {
-      diag_error(s->d, a->value->span, nested ? "every row of a matrix needs %lld numbers" : "a vector's items are numbers",
-                 (long long)cols);
+      if (nested)
+        diag_error(s->d, a->value->span, "every row of this matrix needs %lld number%s, as its first",
+                   (long long)cols, cols == 1 ? "" : "s");
+      else
+        diag_error(s->d, a->value->span, "a vector's items are numbers (a matrix is a list of lists)");
       return NULL;
     }
     cols = nested ? n : 1;
