@@ -330,6 +330,9 @@ Node *ir_at(Node *n, Span span);
 
 /* The node like n but with these arguments (shape recomputed). */
 Node *ir_with_args(Graph *g, const Node *n, Node *const *args);
+/* The first node below root whose arguments' shapes do not go together
+ * (after an ir_subst that changed shapes); NULL when all do. */
+const Node *ir_shape_mismatch(Node *root);
 /* Rebuilds `n` with the nodes in `from` replaced by those in `to`. */
 Node *ir_subst(Graph *g, Node *n, Node *const *from, Node *const *to, int count);
 

@@ -346,6 +346,16 @@ static bool compile_batch(Program *p, const Action *a, Node *const *full, int nf
     leaves[m] = ir_batch_leaf(p->graph, sh, program_add_data(p, name, t));
   }
   Node *loss = ir_subst(p->graph, a->loss, full, leaves, nfull);
+  const Node *bad = ir_shape_mismatch(loss);
+  if (bad) {
+    diag_error(p->diags, a->span,
+               "minibatches split the %lld rows of the data, but the loss also combines them with "
+               "something of as many rows that is not data (a param?): it cannot be split",
+               (long long)full[0]->shape.dim[0]);
+    if (bad->span.src)
+      diag_add(p->diags, DIAG_NOTE, bad->span, "here");
+    return false;
+  }
   bt->s = schedule_train(p, loss, &a->opt);
   bt->s->batched = true;
   char name[32];

@@ -381,6 +381,23 @@ NodeList ir_topo_until(Node *const *roots, int nroots, int (*leaf)(const Node *n
   return out;
 }
 
+const Node *ir_shape_mismatch(Node *root) {
+  NodeList order = ir_topo(&root, 1);
+  const Node *bad = NULL;
+  for (int k = 0; k < order.n && !bad; k++) {
+    Node *n = order.items[k];
+    Shape s = n->nargs ? n->args[0]->shape : shape_scalar();
+    if (op_elementwise(n->op) || n->op == OP_WHERE)
+      for (int i = 1; i < n->nargs && !bad; i++)
+        if (!shape_broadcast(s, n->args[i]->shape, &s))
+          bad = n;
+    if (n->op == OP_MATMUL && shape_cols(n->args[0]->shape) != shape_rows(n->args[1]->shape))
+      bad = n;
+  }
+  nodelist_free(&order);
+  return bad;
+}
+
 Node *ir_subst(Graph *g, Node *n, Node *const *from, Node *const *to, int count) {
   NodeMap map = {0};
   for (int i = 0; i < count; i++)

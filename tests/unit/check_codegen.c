@@ -733,6 +733,20 @@ static const char *const thread_models[] = {
     "param a = 0.5\n"
     "loss = sum((exp(a * x) - 1 - x)^2)\n"
     "train(steps = 30, optimizer = rmsprop(lr = 0.01), log_every = 10)\n",
+    /* Matrices: kernels share their rows (products, transposes, row sums)
+     * or columns (column sums), broadcast rows and columns in the loops,
+     * minibatches of a shuffled order with a smaller last one. */
+    "X = randn(3001, 7, seed = 1)\n"
+    "labels = argmax(X[:, 0:3] + randn(3001, 3, seed = 2), axis = 1)\n"
+    "param W1 = randn(7, 40, seed = 3) * 0.3\n"
+    "param b1 = zeros(40)\n"
+    "param W2 = randn(40, 3, seed = 4) * 0.3\n"
+    "param c = zeros(7, 1)\n"
+    "H = tanh(X @ (W1 + c) + b1)\n"
+    "Z = H @ W2 + mean(H, axis = 0)[0:3]\n"
+    "loss = -mean(sum(onehot(labels, 3) * log_softmax(Z, axis = 1), axis = 1)) + mean(max(X @ W1, axis = 0))\n"
+    "train(steps = 6, optimizer = adam(lr = 0.01), log_every = 1)\n"
+    "train(epochs = 2, batch = 700, shuffle = 5, optimizer = sgd(lr = 0.1), log_every = 1)\n",
 };
 
 typedef struct ThreadRun {
