@@ -213,7 +213,8 @@ void dlrt_step(void *log, int64_t step, double loss) {
 void dlrt_batch(void *log, int64_t step) {
   DlrtBatches *b = ((DlrtLog *)log)->batches;
   int64_t k = step % b->nbatches;
-  if (k == 0) {
+  while (b->epoch < step / b->nbatches) {
+    b->epoch++;
     for (int64_t i = 0; i < b->n; i++)
       b->order[i] = i;
     for (int64_t i = b->n - 1; b->shuffle && i > 0; i--) {

@@ -116,7 +116,8 @@ typedef struct DlrtBatches {
   int64_t n, batch, nbatches;
   int shuffle;
   DlrtRng rng;
-  int64_t *order;                                /* [n]: this epoch's rows */
+  int64_t *order;                                /* [n]: the rows of epoch `epoch` */
+  int64_t epoch;                                 /* -1 before the first */
   int ntensors;
   const char **src;                              /* [ntensors]: the whole data */
   void **dst;                                    /* [ntensors]: the batch's buffer (NULL: unused) */
@@ -124,7 +125,9 @@ typedef struct DlrtBatches {
 } DlrtBatches;
 
 /* Called by compiled code (thread 0) before step t: copies the rows of
- * step t's batch into the batch buffers (reordering at an epoch's start). */
+ * step t's batch into the batch buffers (ordering the rows of its epoch
+ * first when needed: the orders of the epochs before too, on a resumed
+ * train, so that the generator is where it was). */
 void dlrt_batch(void *log, int64_t step);
 
 enum { DLRT_DIVERGENCE_STEPS = 10, DLRT_DIVERGENCE_FACTOR = 1000 };

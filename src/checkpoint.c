@@ -2,12 +2,15 @@
  *
  *   {"format": "dlc-checkpoint", "version": 1, "precision": "float32",
  *    "train": 1, "steps": 2000, "step": 1500, "optimizer": "adam",
+ *    "epoch_loss": 1.25,              (minibatches only)
  *    "params": {"a": 0.25, "w": [0.5, 1.5]},
  *    "state": {"a": [[m], [v]], "w": [[m...], [v...]]}}
  *
  * "train" numbers the program's train statements from 1, "steps" is that
  * statement's count and "step" how many of them are done; the params are
- * their values after those steps, and "state" the optimizer's (momentum
+ * their values after those steps, "epoch_loss" the sum of the losses of
+ * the epoch's batches done so far (its log line's mean needs them), and
+ * "state" the optimizer's (momentum
  * buffers, Adam's moments, RMSprop's averages of squares), so that a
  * resumed run continues the very same trajectory. Numbers are written
  * as the shortest text that reads back exactly.
@@ -103,8 +106,13 @@ bool checkpoint_save(const Program *p, const char *path, const Checkpoint *c) {
   cJSON_AddNumberToObject(root, "version", FORMAT_VERSION);
   cJSON_AddStringToObject(root, "precision", f64 ? "float64" : "float32");
   cJSON_AddNumberToObject(root, "train", c->train);
-  cJSON_AddNumberToObject(root, "steps", (double)c->action->steps);
+  cJSON_AddNumberToObject(root, "steps", (double)c->steps);
   cJSON_AddNumberToObject(root, "step", (double)c->done);
+  if (c->action->batch > 0) {
+    char text[48];
+    dlrt_format(text, sizeof text, c->epoch_loss, true);
+    cJSON_AddItemToObject(root, "epoch_loss", isfinite(c->epoch_loss) ? cJSON_CreateRaw(text) : cJSON_CreateNull());
+  }
   cJSON_AddStringToObject(root, "optimizer", optimizer_name(c->action->opt.kind));
   cJSON *params = cJSON_AddObjectToObject(root, "params");
   cJSON *state = cJSON_AddObjectToObject(root, "state");
@@ -231,12 +239,20 @@ int checkpoint_resume_train(const Program *p, int64_t *step) {
   return p->resume->train;
 }
 
-bool checkpoint_resume_state(Program *p, const Action *a, const Schedule *s, void **bufs) {
+bool checkpoint_resume_state(Program *p, const Action *a, int64_t nsteps, const Schedule *s, void **bufs,
+                             double *epoch_loss) {
   const cJSON *root = p->resume->root;
   const cJSON *steps = cJSON_GetObjectItemCaseSensitive(root, "steps");
   const cJSON *opt = cJSON_GetObjectItemCaseSensitive(root, "optimizer");
   const cJSON *state = cJSON_GetObjectItemCaseSensitive(root, "state");
-  if (!cJSON_IsNumber(steps) || (int64_t)steps->valuedouble != a->steps || !cJSON_IsString(opt) ||
+  const cJSON *loss = cJSON_GetObjectItemCaseSensitive(root, "epoch_loss");
+  if (epoch_loss && !cJSON_IsNumber(loss)) {
+    diag_error(p->diags, a->span, "the checkpoint was not saved by a train of minibatches");
+    return false;
+  }
+  if (epoch_loss)
+    *epoch_loss = loss->valuedouble;
+  if (!cJSON_IsNumber(steps) || (int64_t)steps->valuedouble != nsteps || !cJSON_IsString(opt) ||
       strcmp(opt->valuestring, optimizer_name(a->opt.kind)) != 0) {
     diag_error(p->diags, a->span,
                "the checkpoint was saved by another train (its steps or optimizer differ)");

@@ -666,9 +666,11 @@ int repl_main(Options opts);
 typedef struct Checkpoint {
   int train;
   const Action *action;
+  int64_t steps;                                 /* the train's steps (batches with minibatches) */
   int64_t done;
   const Schedule *schedule;
   void *const *bufs;
+  double epoch_loss;                             /* minibatches: the losses of the epoch so far, summed */
 } Checkpoint;
 
 /* Writes the checkpoint to path, atomically; an error in p->diags when it
@@ -679,8 +681,10 @@ bool checkpoint_save(const Program *p, const char *path, const Checkpoint *c);
 bool checkpoint_load(Program *p, const char *path);
 /* The train to resume (from 1) and its steps done; 0 without --resume. */
 int checkpoint_resume_train(const Program *p, int64_t *step);
-/* Fills the optimizer state buffers of the train being resumed. */
-bool checkpoint_resume_state(Program *p, const Action *a, const Schedule *s, void **bufs);
+/* Fills the optimizer state buffers of the train being resumed (of
+ * `steps` steps), and *epoch_loss (NULL: not wanted). */
+bool checkpoint_resume_state(Program *p, const Action *a, int64_t steps, const Schedule *s, void **bufs,
+                             double *epoch_loss);
 void checkpoint_free(Program *p);
 
 /* ----------------------------------------------------------------- check.c */

@@ -306,14 +306,17 @@ typedef struct ExecSaver {
   TrainSaver base;
   Program *p;
   const Action *a;
+  int64_t steps;
   const Schedule *s;
   void **bufs;
   int train;
+  const DlrtLog *log;
 } ExecSaver;
 
 static void save_during_train(TrainSaver *self, int64_t done) {
   ExecSaver *e = (ExecSaver *)self;
-  checkpoint_save(e->p, e->p->opts.save_path, &(Checkpoint){e->train, e->a, done, e->s, e->bufs});
+  checkpoint_save(e->p, e->p->opts.save_path,
+                  &(Checkpoint){e->train, e->a, e->steps, done, e->s, e->bufs, e->log->epoch_sum});
 }
 
 /* Steps done, from what the train function returned. */
@@ -376,32 +379,53 @@ static bool compile_batch(Program *p, const Action *a, Node *const *full, int nf
   return true;
 }
 
-/* train(..., batch = B): epochs of minibatches. Full batches and the
- * smaller last one (when B does not divide the rows) are two compiled
- * functions that share the params and the optimizer state. */
-static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
-  if (p->opts.save_every > 0 || checkpoint_resume_train(p, &(int64_t){0}) == train_number(p, a)) {
-    diag_error(p->diags, a->span, "--save-every and --resume do not work with minibatches yet");
-    return false;
-  }
-  /* The data split into batches: the leaves with the most rows. */
+static int count_nodes(Node *root) {
+  NodeList order = ir_topo(&root, 1);
+  int n = order.n;
+  nodelist_free(&order);
+  return n;
+}
+
+/* The data minibatches split: the data leaves of the loss with the most
+ * rows (into full[], count_nodes(loss) at most). Returns the rows. */
+static int64_t batched_data(const Action *a, Node **full, int *nfull) {
   NodeList order = ir_topo((Node *const *)&a->loss, 1);
   int64_t n = 0;
   for (int k = 0; k < order.n; k++)
     if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0 && order.items[k]->shape.dim[0] > n)
       n = order.items[k]->shape.dim[0];
-  Node *full[order.n + 1];
-  int nfull = 0;
+  *nfull = 0;
   for (int k = 0; k < order.n; k++)
     if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0 && order.items[k]->shape.dim[0] == n)
-      full[nfull++] = order.items[k];
+      full[(*nfull)++] = order.items[k];
   nodelist_free(&order);
+  return n;
+}
+
+/* The steps of a train: with minibatches, a step per batch. */
+static int64_t train_steps(const Action *a) {
+  if (a->batch <= 0)
+    return a->steps;
+  Node *full[count_nodes(a->loss) + 1];
+  int nfull;
+  int64_t n = batched_data(a, full, &nfull), batch = a->batch < n ? a->batch : n;
+  int64_t nb = n > 1 ? (n + batch - 1) / batch : 1;
+  return a->epochs ? a->epochs * nb : a->steps;
+}
+
+/* train(..., batch = B): epochs of minibatches. Full batches and the
+ * smaller last one (when B does not divide the rows) are two compiled
+ * functions that share the params and the optimizer state. */
+static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
+  Node *full[count_nodes(a->loss) + 1];
+  int nfull;
+  int64_t n = batched_data(a, full, &nfull);
   if (n < 2) {
     diag_error(p->diags, a->span, "batch: the loss reads no data with rows to split into minibatches");
     return false;
   }
   int64_t batch = a->batch < n ? a->batch : n, nb = (n + batch - 1) / batch, last = n - (nb - 1) * batch;
-  int64_t epochs = a->epochs ? a->epochs : (a->steps + nb - 1) / nb, steps = a->epochs ? epochs * nb : a->steps;
+  int64_t steps = train_steps(a);
 
   BatchTrain bt[2] = {{0}};
   int ntrains = last == batch ? 1 : 2;
@@ -409,7 +433,7 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
   for (int k = 0; k < ntrains && ok; k++)
     ok = compile_batch(p, a, full, nfull, k ? last : batch, &bt[k]);
   double t1 = now_ms();
-  DlrtBatches batches = {.n = n, .batch = batch, .nbatches = nb, .shuffle = a->shuffle >= 0,
+  DlrtBatches batches = {.n = n, .batch = batch, .nbatches = nb, .shuffle = a->shuffle >= 0, .epoch = -1,
                          .order = malloc(sizeof(int64_t) * (size_t)n), .ntensors = nfull};
   dlrt_rng_seed(&batches.rng, (uint64_t)(a->shuffle >= 0 ? a->shuffle : 0));
   const char *src[nfull + 1];
@@ -442,24 +466,42 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
     }
   fflush(out);
   DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1, .batches = &batches};
-  int64_t done = steps, t = 0;
+  int number = train_number(p, a);
+  int64_t t = 0;
+  bool resuming = ok && checkpoint_resume_train(p, &t) == number;
+  if (!resuming)
+    t = 0;
+  else if (!checkpoint_resume_state(p, a, steps, bt[0].s, bt[0].bufs, &log.epoch_sum))
+    ok = false;
+  log.first_step = t;
+  ExecSaver saver = {{save_during_train}, p, a, steps, bt[0].s, bt[0].bufs, number, &log};
+  int64_t done = steps, every = p->opts.save_path ? p->opts.save_every : 0;
   double t2 = now_ms();
   while (ok && t < steps) {
     int which = ntrains == 2 && t % nb == nb - 1;
     int64_t end = which ? t + 1 : ntrains == 2 ? t - t % nb + nb - 1 : steps;
     end = end < steps ? end : steps;
     batches.dst = bt[which].dst;
-    TrainRun run = {.fn = bt[which].fn, .a = a, .first_step = t, .end = end, .log = &log};
+    TrainRun run = {.fn = bt[which].fn, .a = a, .first_step = t, .end = end, .saver = &saver.base, .log = &log};
     int64_t r = run_team(p, bt[which].s, run, bt[which].bufs, thread_count(p, bt[which].s), bt[which].scratch);
     if (r != end) {
-      done = r > end ? steps + 1 + (r - end - 1) + t : r;   /* as a single train would say */
+      done = r > end ? steps + 1 + (r - end - 1) : r;   /* as one call of all steps would say */
       break;
     }
     t = end;
+    if (every > 0 && t % every == 0 && t < steps)    /* (the compiled code saves within a call) */
+      save_during_train(&saver.base, t);
   }
   double t3 = now_ms();
-  if (ok)
+  if (ok) {
     copy_params_back(p, bt[0].s, bt[0].bufs);
+    if (p->opts.save_path)
+      checkpoint_save(p, p->opts.save_path,
+                      &(Checkpoint){number, a, steps, done > steps ? done - steps - 1 : done < 0 ? -1 - done : done,
+                                    bt[0].s, bt[0].bufs, log.epoch_sum});
+  }
+  if (resuming)
+    checkpoint_free(p);
   for (int k = 0; k < ntrains; k++) {
     if (bt[k].code)
       jit_remove(p->jit, bt[k].code);
@@ -520,7 +562,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   int number = train_number(p, a);
   int64_t first_step = 0;
   bool resuming = checkpoint_resume_train(p, &first_step) == number;
-  if (resuming && !checkpoint_resume_state(p, a, s, bufs)) {
+  if (resuming && !checkpoint_resume_state(p, a, a->steps, s, bufs, NULL)) {
     jit_remove(p->jit, code);
     for (int k = 0; k < s->nbufs; k++)
       free(bufs[k]);
@@ -533,7 +575,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   fflush(out);
   DlrtLog log = {out, p->opts.f64, .every = a->log_every, .first_step = first_step,
                  .diverged_step = -1};
-  ExecSaver saver = {{save_during_train}, p, a, s, bufs, number};
+  ExecSaver saver = {{save_during_train}, p, a, a->steps, s, bufs, number, &log};
   TrainRun run = {.fn = train, .a = a, .first_step = first_step, .end = a->steps, .saver = &saver.base,
                   .log = &log};
   double t2 = now_ms();
@@ -542,7 +584,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   jit_remove(p->jit, code);
   copy_params_back(p, s, bufs);
   if (p->opts.save_path)
-    checkpoint_save(p, p->opts.save_path, &(Checkpoint){number, a, steps_done(a, done), s, bufs});
+    checkpoint_save(p, p->opts.save_path, &(Checkpoint){number, a, a->steps, steps_done(a, done), s, bufs, 0});
   if (resuming)
     checkpoint_free(p);                          /* resumed: the next trains start afresh */
   if (log.diverged_step >= 0) {
@@ -593,7 +635,7 @@ bool exec_actions(Program *p, const Action *from, FILE *out) {
       checkpoint_free(p);
       return false;
     }
-    if (step >= from->steps) {
+    if (step >= train_steps(from)) {
       from = from->next;                         /* it had finished */
       checkpoint_free(p);
     }

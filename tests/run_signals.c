@@ -106,18 +106,31 @@ static const char *last_line(const char *text) {
 }
 
 /* Stopped with --save, then --resume: the resumed run ends exactly where
- * one that was never stopped ends, and its log lines are that run's. */
-static void check_resume(const char *dlc) {
-  static const char adam_model[] =
-      "x = linspace(-1, 1, 1000)\n"
-      "param a = 0.5\n"
-      "param w = fill(1000, 0.1)\n"
-      "loss = mean((a * tanh(w * x) - sin(2 * x))^2)\n"
-      "train(steps = 600000, optimizer = adam(lr = 0.0001), log_every = 100000)\n"
-      "print(\"a = {a}, loss = {loss}, w = {w}\")\n";
+ * one that was never stopped ends, and its log lines are that run's. An
+ * Adam training of a vector param; and minibatches (shuffled, the last of
+ * each epoch smaller), stopped inside an epoch: the resumed run orders
+ * the rows as the whole one did, and its epoch's mean loss counts the
+ * batches done before the stop. */
+static const char adam_model[] =
+    "x = linspace(-1, 1, 1000)\n"
+    "param a = 0.5\n"
+    "param w = fill(1000, 0.1)\n"
+    "loss = mean((a * tanh(w * x) - sin(2 * x))^2)\n"
+    "train(steps = 600000, optimizer = adam(lr = 0.0001), log_every = 100000)\n"
+    "print(\"a = {a}, loss = {loss}, w = {w}\")\n";
+static const char batch_model[] =
+    "X = stack(linspace(-1, 1, 1000), cos(linspace(0, 9, 1000)))\n"
+    "y = sin(3 * X[:, 0]) + 0.1 * X[:, 1]\n"
+    "param W = [[0.5, -0.5, 0.25], [0.1, 0.2, 0.3]]\n"
+    "param v = [0.3, 0.2, 0.1]\n"
+    "loss = mean((tanh(X @ W) @ v - y)^2)\n"
+    "train(epochs = 40000, batch = 64, shuffle = 3, optimizer = adam(lr = 0.0001), log_every = 4000)\n"
+    "print(\"W = {W}, v = {v}, loss = {loss}\")\n";
+
+static void check_resume(const char *dlc, const char *text) {
   char path[] = "/tmp/dlc_resume_model_XXXXXX", ckpt[] = "/tmp/dlc_resume_ckpt_XXXXXX";
   int fd = mkstemp(path);
-  if (write(fd, adam_model, strlen(adam_model)) != (ssize_t)strlen(adam_model))
+  if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
     return;
   close(fd);
   close(mkstemp(ckpt));
@@ -132,7 +145,7 @@ static void check_resume(const char *dlc) {
     fprintf(stderr, "FAIL: resume: exit statuses %d, %d, %d (expected 0, 130, 0)\n", s1, s2, s3);
     failures++;
   }
-  if (strcmp(last_line(whole), last_line(resumed)) != 0 || !strstr(whole, "a = ")) {
+  if (strcmp(last_line(whole), last_line(resumed)) != 0 || !strstr(whole, " = ")) {
     fprintf(stderr, "FAIL: resume: the resumed run ends with\n%s\nthe whole one with\n%s\n",
             last_line(resumed), last_line(whole));
     failures++;
@@ -158,7 +171,8 @@ int main(int argc, char **argv) {
   close(fd);
   check(argv[1], path, SIGINT, "SIGINT");
   check(argv[1], path, SIGTERM, "SIGTERM");
-  check_resume(argv[1]);
+  check_resume(argv[1], adam_model);
+  check_resume(argv[1], batch_model);
   unlink(path);
   printf("run_signals: %s\n", failures ? "FAILED" : "ok");
   return failures != 0;

@@ -63,7 +63,7 @@ START_TEST(params_round_trip) {
   compile_text(model);
   fx.prog->params[0].value.v[0] = (float)1 / 3;
   fx.prog->params[1].value.v[2] = (float)-2.7182817;
-  Checkpoint c = {1, the_train(), 7, NULL, NULL};
+  Checkpoint c = {1, the_train(), the_train()->steps, 7, NULL, NULL, 0};
   ck_assert(checkpoint_save(fx.prog, path_of("c.json"), &c));
   reopen(false);
   ck_assert(checkpoint_load(fx.prog, path_of("c.json")));
@@ -88,7 +88,7 @@ START_TEST(f64_round_trip) {
   fixture_open(true);
   compile_text(model);
   fx.prog->params[0].value.v[0] = 0.1 + 0.2;
-  Checkpoint c = {1, the_train(), 10, NULL, NULL};
+  Checkpoint c = {1, the_train(), the_train()->steps, 10, NULL, NULL, 0};
   ck_assert(checkpoint_save(fx.prog, path_of("c.json"), &c));
   reopen(true);
   ck_assert(checkpoint_load(fx.prog, path_of("c.json")));
@@ -139,7 +139,7 @@ START_TEST(missing_file_and_unwritable_place) {
   compile_text(model);
   ck_assert(!checkpoint_load(fx.prog, path_of("none.json")));
   ck_assert_ptr_nonnull(strstr(fx.diags.items[0].msg, "No such file"));
-  Checkpoint c = {1, the_train(), 0, NULL, NULL};
+  Checkpoint c = {1, the_train(), the_train()->steps, 0, NULL, NULL, 0};
   ck_assert(!checkpoint_save(fx.prog, path_of("no/such/dir/c.json"), &c));
   ck_assert_ptr_nonnull(strstr(fx.diags.items[1].msg, "cannot save the checkpoint"));
 }
