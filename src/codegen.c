@@ -688,6 +688,11 @@ static int slot_of(Cg *c, const Node *n) {
  * is there): measured, it wins from 16 x 16 x 16 on (bench/README.md). */
 enum { BLAS_MIN_MACS = 4096 };
 
+bool codegen_uses_blas(const Node *n) {
+  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(n->args[0]->shape);
+  return n->op == OP_MATMUL && cols > 1 && rows * cols * inner >= BLAS_MIN_MACS && dlrt_blas();
+}
+
 /* C = A @ B: by OpenBLAS; else row by row: C[i, :] = sum over k of
  * A[i, k] B[k, :], each sum in order of k, the inner loop over a row of B
  * (vectorized); for a column B, a dot product per row. */
@@ -697,7 +702,7 @@ static void emit_matmul(Cg *c, const Node *n, int out) {
   int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
   LLVMValueRef lo, hi, zero = iconst(c, 0);
   share(c, rows, &lo, &hi);
-  if (cols > 1 && rows * cols * inner >= BLAS_MIN_MACS && dlrt_blas()) {
+  if (codegen_uses_blas(n)) {
     /* OpenBLAS, on thread 0 for the whole product: its sums are then in
      * one order whatever the number of threads. */
     LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "gemm");

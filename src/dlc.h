@@ -611,6 +611,8 @@ typedef struct TrainSaver {
 typedef int64_t (*TrainFn)(void **bufs, int64_t steps, DlrtLog *log, int64_t thread,
                            int64_t nthreads, double *scratch, DlrtTeam *team, int64_t first_step,
                            TrainSaver *saver);
+/* Whether a MATMUL kernel is a call to OpenBLAS (else loops). */
+bool codegen_uses_blas(const Node *n);
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
                               LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
                               int64_t *scratch_doubles);

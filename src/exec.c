@@ -711,8 +711,15 @@ bool exec_emit(Program *p, const char *what, FILE *out) {
                 lp->stores.items[k]->id);
       fputc('\n', out);
     }
-    fprintf(out, "; %d stage%s, %d loop%s per step\n", s->nstages, s->nstages == 1 ? "" : "s",
-            s->nloops, s->nloops == 1 ? "" : "s");
+    for (int k = 0; k < s->nkernels; k++) {
+      const Node *n = s->kernels[k].node;
+      char sh[64];
+      fprintf(out, "; kernel %d, stage %d: %s %%%u : %s%s\n", k, s->kernels[k].stage, op_info[n->op].name,
+              n->id, shape_str(n->shape, sh),
+              codegen_uses_blas(n) ? " (OpenBLAS)" : "");
+    }
+    fprintf(out, "; %d stage%s, %d loop%s, %d kernel%s per step\n", s->nstages, s->nstages == 1 ? "" : "s",
+            s->nloops, s->nloops == 1 ? "" : "s", s->nkernels, s->nkernels == 1 ? "" : "s");
   } else {
     if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags))) {
       schedule_free(s);

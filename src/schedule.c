@@ -111,6 +111,12 @@ static int by_stage(const void *a, const void *b) {
   return ((const Loop *)a)->stage - ((const Loop *)b)->stage;
 }
 
+/* Kernels by stage, then in creation order (arguments first). */
+static int kernel_order(const void *a, const void *b) {
+  const Kernel *x = a, *y = b;
+  return x->stage != y->stage ? x->stage - y->stage : (x->node->id > y->node->id) - (x->node->id < y->node->id);
+}
+
 static int add_buf(Schedule *s, BufKind kind, int index, int64_t numel) {
   s->bufs = realloc(s->bufs, sizeof(BufInfo) * (size_t)(s->nbufs + 1));
   s->bufs[s->nbufs] = (BufInfo){kind, index, numel};
@@ -280,6 +286,8 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
   }
   if (s->nloops > 1)
     qsort(s->loops, (size_t)s->nloops, sizeof(Loop), by_stage);
+  if (s->nkernels > 1)
+    qsort(s->kernels, (size_t)s->nkernels, sizeof(Kernel), kernel_order);
   nodelist_free(&order);
   nodemap_free(&c.stage);
   p->ms[PHASE_IR] += now_ms() - t1;
