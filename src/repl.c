@@ -556,7 +556,7 @@ static void cmd_emit(Session *s, const char *what, const char *name) {
 }
 
 /* :save — the definitions in build order; params at their current values
- * (a trained vector through a CSV file beside the script). */
+ * (a trained vector or matrix through a CSV file beside the script). */
 static void cmd_save(Session *s, const char *path) {
   FILE *f = *path ? fopen(path, "w") : NULL;
   if (!f) {
@@ -579,19 +579,28 @@ static void cmd_save(Session *s, const char *path) {
       Buf csv = {0};
       buf_printf(&csv, "%.*s.%s.csv", (int)(strrchr(path, '.') ? strrchr(path, '.') - path : (long)strlen(path)),
                  path, def->name);
+      /* A vector as one column named after it; a matrix as its rows,
+       * every column read back by load_csv(file). */
+      bool matrix = v->t.shape.rank == 2;
+      int64_t cols = matrix ? v->t.shape.dim[1] : 1;
       FILE *c = fopen(csv.data, "w");
       if (c) {
-        fprintf(c, "%s\n", def->name);
+        for (int64_t j = 0; j < cols; j++)
+          matrix ? fprintf(c, "%s%s_%lld", j ? "," : "", def->name, (long long)j) : fprintf(c, "%s", def->name);
+        fputc('\n', c);
         for (int64_t i = 0; i < shape_numel(v->t.shape); i++) {
           char num[48];
           dlrt_format(num, sizeof num, v->t.v[i], s->opts.f64);
-          fprintf(c, "%s\n", num);
+          fprintf(c, "%s%c", num, (i + 1) % cols ? ',' : '\n');
         }
         fclose(c);
       }
       const char *base = strrchr(csv.data, '/');
-      fprintf(f, "param %s = load_csv(\"%s\", column = \"%s\")\n", def->name, base ? base + 1 : csv.data,
-              def->name);
+      if (matrix)
+        fprintf(f, "param %s = load_csv(\"%s\")\n", def->name, base ? base + 1 : csv.data);
+      else
+        fprintf(f, "param %s = load_csv(\"%s\", column = \"%s\")\n", def->name, base ? base + 1 : csv.data,
+                def->name);
       buf_free(&csv);
       continue;
     }
