@@ -822,7 +822,8 @@ static LLVMValueRef reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x, 
 
 /* A reduction of one axis of a matrix. Along a row (axis 1), each row's
  * result accumulates in a register; down the columns (axis 0), in the
- * output row, for this thread's share of the columns. */
+ * output row, for this thread's share of the columns (argmax: a column at
+ * a time). */
 static void emit_axis(Cg *c, const Node *n, int out) {
   const Node *a = n->args[0];
   int sa = slot_of(c, a);
@@ -831,6 +832,21 @@ static void emit_axis(Cg *c, const Node *n, int out) {
   LLVMValueRef lo, hi, zero = iconst(c, 0);
   bool along_rows = n->slot == 1;
   share(c, along_rows ? rows : cols, &lo, &hi);
+  if (!along_rows && op != OP_ARGMAX) {
+    /* Down the columns: the output row starts as the first row, then each
+     * further row joins it, the inner loop along the row (vectorized). */
+    For fj, fi, fj2;
+    LLVMValueRef j = for_begin(c, &fj, lo, hi);
+    store_at(c, out, j, op == OP_RSUM ? fconst(c, 0) : load_at(c, sa, j));
+    for_end(c, &fj, hi);
+    LLVMValueRef i = for_begin(c, &fi, iconst(c, 0), iconst(c, rows));
+    LLVMValueRef j2 = for_begin(c, &fj2, lo, hi);
+    LLVMValueRef acc = load_at(c, out, j2), unused = NULL;
+    store_at(c, out, j2, reduce_step(c, op, acc, load_at(c, sa, at2(c, i, cols, j2)), i, &unused));
+    for_end(c, &fj2, hi);
+    for_end(c, &fi, iconst(c, rows));
+    return;
+  }
   For fo, fk;
   LLVMValueRef o = for_begin(c, &fo, lo, hi);
   LLVMValueRef first = load_at(c, sa, along_rows ? at2(c, o, cols, zero) : o);

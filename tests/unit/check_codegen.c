@@ -921,6 +921,9 @@ static Suite *codegen_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("threads");
+  /* The matrix model compiles two trains for each of five thread counts:
+   * seconds on a loaded machine, past check's default of 4. */
+  tcase_set_timeout(tc, 60);
   tcase_add_loop_test(tc, threads_same_results, 0,
                       (int)(sizeof thread_models / sizeof *thread_models));
   tcase_add_test(tc, threads_nan_model_stops);
