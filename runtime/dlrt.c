@@ -251,6 +251,10 @@ static void blas_load(void) {
   const char *off = getenv("DLC_NO_BLAS");
   if (off && *off)
     return;
+  /* One thread, from the start: OpenBLAS would otherwise start a pool of
+   * workers that spin (sched_yield) and take the cores from the compiler
+   * and from dlc's own team. */
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
   void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
   if (!lib)
     return;

@@ -40,7 +40,9 @@ struct Jit {
   bool avx512;
   void *libmvec;                                 /* dlopen handle; NULL without it */
   int vector_bits;                               /* see jit_vector_bits */
+  bool blas_defined;                             /* cblas_sgemm and cblas_dgemm are symbols */
 };
+
 
 /* Consumes err. */
 static void jit_error(Diags *d, const char *what, LLVMErrorRef err) {
@@ -115,17 +117,8 @@ Jit *jit_new(int opt_level, Diags *d) {
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_team_barrier, callable}},
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_interrupt"),
        {(LLVMOrcExecutorAddress)(uintptr_t)&dlrt_interrupt, {LLVMJITSymbolGenericFlagsExported, 0}}},
-      {0}, {0},                                  /* OpenBLAS's gemms, where it is loaded */
   };
-  size_t nruntime = sizeof runtime / sizeof *runtime - 2;
-  const DlrtBlas *blas = dlrt_blas();
-  if (blas) {
-    runtime[nruntime++] = (LLVMOrcCSymbolMapPair){LLVMOrcLLJITMangleAndIntern(j->lljit, "cblas_sgemm"),
-                                                  {(LLVMOrcExecutorAddress)(uintptr_t)blas->sgemm, callable}};
-    runtime[nruntime++] = (LLVMOrcCSymbolMapPair){LLVMOrcLLJITMangleAndIntern(j->lljit, "cblas_dgemm"),
-                                                  {(LLVMOrcExecutorAddress)(uintptr_t)blas->dgemm, callable}};
-  }
-  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, nruntime));
+  err = LLVMOrcJITDylibDefine(main_jd, LLVMOrcAbsoluteSymbols(runtime, sizeof runtime / sizeof *runtime));
   if (err) {
     jit_error(d, "cannot define the runtime's symbols", err);
     jit_free(j);
@@ -188,6 +181,27 @@ static bool optimize(Jit *j, LLVMModuleRef m, Diags *d) {
   return true;
 }
 
+/* OpenBLAS's gemms as symbols, once a module calls them (codegen calls
+ * them only where dlrt_blas loaded the library): a program without large
+ * matrix products never loads it. */
+static bool define_blas(Jit *j, LLVMModuleRef m, Diags *d) {
+  const DlrtBlas *blas = dlrt_blas();
+  if (j->blas_defined || !blas || (!LLVMGetNamedFunction(m, "cblas_sgemm") && !LLVMGetNamedFunction(m, "cblas_dgemm")))
+    return true;
+  LLVMJITSymbolFlags callable = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
+  LLVMOrcCSymbolMapPair gemms[] = {
+      {LLVMOrcLLJITMangleAndIntern(j->lljit, "cblas_sgemm"), {(LLVMOrcExecutorAddress)(uintptr_t)blas->sgemm, callable}},
+      {LLVMOrcLLJITMangleAndIntern(j->lljit, "cblas_dgemm"), {(LLVMOrcExecutorAddress)(uintptr_t)blas->dgemm, callable}},
+  };
+  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j->lljit), LLVMOrcAbsoluteSymbols(gemms, 2));
+  if (err) {
+    jit_error(d, "cannot define OpenBLAS's symbols", err);
+    return false;
+  }
+  j->blas_defined = true;
+  return true;
+}
+
 void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms, JitCode **code) {
   *code = NULL;
   double t0 = now_ms();
@@ -195,6 +209,10 @@ void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *
   double t1 = now_ms();
   ms[PHASE_OPTIMIZE] += t1 - t0;
   if (!ok) {
+    LLVMDisposeModule(m);
+    return NULL;
+  }
+  if (!define_blas(j, m, d)) {
     LLVMDisposeModule(m);
     return NULL;
   }
