@@ -6,6 +6,7 @@
  *   source text -> lexer.l/parser.y (AST) -> sema.c (checked IR program)
  *   -> diff.c (gradients) -> simplify.c -> schedule.c (fused loops)
  *   -> codegen.c (LLVM IR) -> jit.c (ORC) -> exec.c (runs the statements)
+ *   (or, with --target gpu, -> gpu.c (PTX) -> runtime/cuda.c (the device))
  *
  * Conventions: every phase reports problems by appending to a Diags and
  * returning; nothing but main.c decides the exit status. AST, IR and
@@ -400,6 +401,7 @@ typedef struct Options {
   int64_t save_every;                            /* --save-every K steps; 0: at the end only */
   bool nan_check;                                /* --nan-check: say where a NaN came from */
   const char *resume_path;                       /* --resume */
+  const char *gpu_arch;                          /* --target gpu: sm_80, sm_90...; NULL: the CPU */
 } Options;
 
 enum { MAX_THREADS = 256 };
@@ -562,6 +564,36 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
                               LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
                               int64_t *scratch_doubles);
 
+/* The seam gpu.c generates through: the values of a schedule's nodes and
+ * the optimizer's update, emitted by this file's rules into a function
+ * another code generator builds (its builder's current block), over its
+ * own buffers: bufs[k] is where buffer k of the schedule is, a scalar's
+ * possibly a private copy. */
+typedef struct LLVMOpaqueBuilder *LLVMBuilderRefDl;
+typedef struct LLVMOpaqueValue *LLVMValueRefDl;
+typedef struct NodeEmitter NodeEmitter;
+NodeEmitter *emitter_new(const Program *p, const Schedule *s, const Optimizer *opt,
+                         LLVMModuleRefDl mod, LLVMBuilderRefDl b, LLVMValueRefDl *bufs);
+void emitter_free(NodeEmitter *e);
+/* Step t begins: scalar values of the last step are forgotten. */
+void emitter_begin_step(NodeEmitter *e, LLVMValueRefDl t);
+/* A fused loop begins: element values of the last loop are forgotten. */
+void emitter_begin_loop(NodeEmitter *e);
+/* n's value (at element idx, for a vector) from its arguments' values,
+ * emitted and remembered; emitter_value finds it again. */
+LLVMValueRefDl emitter_node(NodeEmitter *e, const Node *n, LLVMValueRefDl idx);
+LLVMValueRefDl emitter_value(NodeEmitter *e, const Node *n);
+/* n's value is v (a reduction's total, computed by the caller). */
+void emitter_define(NodeEmitter *e, const Node *n, LLVMValueRefDl v);
+/* Before the updates of a step: its per-step terms (Adam's bias
+ * corrections). Then one param's (element's) new value from its value and
+ * gradient; state[k] points to its optimizer state, stored only with
+ * commit. */
+void emitter_begin_update(NodeEmitter *e);
+LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRefDl grad,
+                              LLVMValueRefDl *state, bool commit);
+LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v);
+
 /* ----------------------------------------------------------------- jit.c */
 
 typedef struct Jit Jit;
@@ -582,6 +614,33 @@ void jit_remove(Jit *j, JitCode *code);
 /* `dlc emit llvm|asm`: text of the optimized module (caller frees). Takes
  * m and disposes of it. */
 char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d);
+
+/* ------------------------------------------------------------------- gpu.c */
+
+#define GPU_TRIPLE "nvptx64-nvidia-cuda"
+#define GPU_KERNEL "dl_steps"                    /* the kernel's name in the PTX */
+#define GPU_DEFAULT_ARCH "sm_90"
+/* The architectures --gpu-arch takes: those LLVM 19 builds for that have
+ * every instruction the kernel uses (min.NaN, from sm_80 on). */
+#define GPU_ARCHS "sm_80, sm_86, sm_87, sm_89, sm_90, sm_90a"
+
+/* A train compiled for the GPU: PTX with one kernel, GPU_KERNEL, that runs
+ * steps [first, last) of it in one launch (see gpu.c for its parameters
+ * and result), and what launching it takes. */
+typedef struct GpuKernel {
+  char *ptx;                                     /* NUL-terminated, malloc'd */
+  int block;                                     /* threads per block */
+  int max_grid;                                  /* most blocks it has scratch for */
+  int64_t elements;                              /* the longest vector: no use for more threads */
+  int64_t scratch_doubles;
+} GpuKernel;
+
+/* Compiles the schedule of train a (NULL: none) for arch. Errors go to
+ * p->diags: an op the GPU generator does not know, or one that needs
+ * CUDA's libdevice where there is none. */
+bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Optimizer *opt,
+                 const char *arch, GpuKernel *out);
+void gpu_kernel_free(GpuKernel *k);
 
 /* ------------------------------------------------------------------ exec.c */
 
