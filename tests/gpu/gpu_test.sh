@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# gpu_test.sh — the GPU target on machines with or without CUDA.
+#
+#   gpu_test.sh DLC ptx FILE.dl ARCH     `dlc emit ptx` gives a kernel for ARCH;
+#                                        where libdevice is missing, a program
+#                                        that needs it gives the error saying so
+#   gpu_test.sh DLC ptxas FILE.dl ARCH   ptxas assembles that kernel for ARCH
+#                                        (skipped, 77, without ptxas)
+#   gpu_test.sh DLC stub FILE.dl         `dlc run --target gpu` against CUDA's
+#                                        stub library: one line, exit 1
+#                                        (skipped without the stub)
+#   gpu_test.sh DLC nodriver FILE.dl     the same with no driver at all
+#
+# CUDA_HOME (default /usr/local/cuda) says where CUDA is.
+set -u
+dlc=$1 mode=$2 file=$3 arch=${4:-sm_90}
+cuda=${CUDA_HOME:-/usr/local/cuda}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; [ -s "$tmp/err" ] && sed 's/^/  stderr: /' "$tmp/err" >&2; exit 1; }
+
+# The run of dlc with --target gpu, against a driver library: exit 1, and
+# stderr one line with the expected reason.
+run_without_gpu() {
+  DLC_LIBCUDA=$1 "$dlc" run "$file" --target gpu >"$tmp/out" 2>"$tmp/err"
+  local rc=$? lines
+  lines=$(wc -l <"$tmp/err")
+  [ "$rc" -eq 1 ] || fail "exit status $rc, expected 1"
+  [ "$lines" -eq 1 ] || fail "$lines lines on stderr, expected one"
+  grep -q "^dlc: error: $2" "$tmp/err" || fail "stderr does not say '$2'"
+  [ -s "$tmp/out" ] && fail "the program ran: $(head -1 "$tmp/out")"
+  exit 0
+}
+
+case $mode in
+  ptx|ptxas)
+    if [ "$mode" = ptxas ] && [ ! -x "$cuda/bin/ptxas" ]; then
+      echo "no $cuda/bin/ptxas: skipped"; exit 77
+    fi
+    "$dlc" emit ptx "$file" --gpu-arch "$arch" >"$tmp/k.ptx" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 0 ] && grep -q "needs CUDA's libdevice" "$tmp/err" &&
+       [ ! -f "${DLC_LIBDEVICE:-$cuda/nvvm/libdevice/libdevice.10.bc}" ]; then
+      [ "$mode" = ptxas ] && { echo "no libdevice: skipped"; exit 77; }
+      exit 0                                     # the clear error, where there is no libdevice
+    fi
+    [ $rc -eq 0 ] || fail "dlc emit ptx exited with $rc"
+    grep -q "^\.target $arch\$" "$tmp/k.ptx" || fail "no .target $arch"
+    grep -q "^\.visible \.entry dl_steps(" "$tmp/k.ptx" || fail "no kernel dl_steps"
+    [ "$mode" = ptx ] && exit 0
+    "$cuda/bin/ptxas" -arch="$arch" "$tmp/k.ptx" -o "$tmp/k.cubin" 2>"$tmp/err" || fail "ptxas -arch=$arch rejected it"
+    [ -s "$tmp/k.cubin" ] || fail "ptxas wrote nothing" ;;
+  stub)
+    stub=$cuda/lib64/stubs/libcuda.so
+    [ -f "$stub" ] || { echo "no $stub: skipped"; exit 77; }
+    run_without_gpu "$stub" "no CUDA driver: .* is CUDA's stub library" ;;
+  nodriver)
+    run_without_gpu "$tmp/no-such-libcuda.so.1" "no CUDA driver: cannot load" ;;
+  *) fail "unknown mode $mode" ;;
+esac
