@@ -10,6 +10,11 @@
 #                                        stub library: one line, exit 1
 #                                        (skipped without the stub)
 #   gpu_test.sh DLC nodriver FILE.dl     the same with no driver at all
+#   gpu_test.sh DLC match FILE.dl [--f64]  on a GPU: `dlc run --target gpu`
+#                                        prints what `dlc run` prints, numbers
+#                                        within float32 tolerance (rtol 1e-3,
+#                                        atol 1e-5; 1e-9 with --f64); skipped,
+#                                        77, where there is no GPU
 #
 # CUDA_HOME (default /usr/local/cuda) says where CUDA is.
 set -u
@@ -56,5 +61,31 @@ case $mode in
     run_without_gpu "$stub" "no CUDA driver: .* is CUDA's stub library" ;;
   nodriver)
     run_without_gpu "$tmp/no-such-libcuda.so.1" "no CUDA driver: cannot load" ;;
+  match)
+    flags=${4:-}
+    "$dlc" run "$file" --target gpu $flags >"$tmp/gpu" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 0 ] && grep -q "^dlc: error: no CUDA" "$tmp/err"; then
+      echo "no GPU: skipped"; exit 77
+    fi
+    [ $rc -eq 0 ] || fail "dlc run --target gpu exited with $rc"
+    "$dlc" run "$file" $flags >"$tmp/cpu" 2>/dev/null || fail "dlc run on the CPU failed"
+    tol=1e-3; atol=1e-5
+    [ "$flags" = --f64 ] && { tol=1e-9; atol=1e-12; }
+    # Line by line; fields that are numbers within the tolerance, the rest equal.
+    awk -v rtol=$tol -v atol=$atol '
+      function num(s) { return s ~ /^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$/ }
+      NR == FNR { cpu[FNR] = $0; n = FNR; next }
+      { m = FNR
+        nc = split(cpu[FNR], c, /[ ,=\[\]()]+/); ng = split($0, g, /[ ,=\[\]()]+/)
+        if (nc != ng) { print "line " FNR ": cpu \"" cpu[FNR] "\", gpu \"" $0 "\""; bad = 1; next }
+        for (i = 1; i <= nc; i++) {
+          if (num(c[i]) && num(g[i])) {
+            d = c[i] - g[i]; d = d < 0 ? -d : d; s = c[i] < 0 ? -c[i] : c[i]
+            if (d > atol + rtol * s) { print "line " FNR ": " c[i] " on the cpu, " g[i] " on the gpu"; bad = 1 }
+          } else if (c[i] != g[i]) { print "line " FNR ": cpu \"" cpu[FNR] "\", gpu \"" $0 "\""; bad = 1 }
+        } }
+      END { if (m != n) { print n " lines on the cpu, " m " on the gpu"; bad = 1 }; exit bad }
+    ' "$tmp/cpu" "$tmp/gpu" >&2 || fail "the GPU's results differ from the CPU's" ;;
   *) fail "unknown mode $mode" ;;
 esac
