@@ -7,7 +7,7 @@
 # dlc's per-step time is (t(hi) - t(lo)) / (hi - lo) for the seed at two
 # step counts, each the best of REPS runs, so that process start, the PTX
 # compile, the driver's module load and the copies to the device cancel.
-# PyTorch times its own loop after warm-up steps (bench/seed_torch_gpu.py).
+# PyTorch times its own loop after warm-up steps (bench/seed_torch.py).
 # First, every example's output on the GPU against the CPU's
 # (tests/gpu/gpu_test.sh match: float32 tolerance, and --f64).
 set -euo pipefail
@@ -56,8 +56,8 @@ for spec in "2000 2000 20000" "10000000 200 2000"; do
   t_hi=$(best_ms "$(seed_dl "$n" "$hi")")
   dlc_us=$(awk -v a="$t_lo" -v b="$t_hi" -v l="$lo" -v h="$hi" 'BEGIN { printf "%.3f", (b - a) / (h - l) }')
   steps=$(( n > 1000000 ? 200 : 2000 ))
-  eager=$(python3 "$root/bench/seed_torch_gpu.py" eager "$n" "$steps" | awk '{ print $2 }')
-  compiled=$(python3 "$root/bench/seed_torch_gpu.py" compile "$n" "$steps" | awk '{ print $2 }')
+  eager=$(python3 "$root/bench/seed_torch.py" "$n" "$steps" cuda | awk '{ print $2 }')
+  compiled=$(python3 "$root/bench/seed_torch.py" "$n" "$steps" cuda-compile | awk '{ print $2 }')
   awk -v n="$n" -v d="$dlc_us" -v e="$eager" -v c="$compiled" \
     'BEGIN { printf "| %d | %.2f | %.2f | %.2f | %.1f | %.1f |\n", n, d, e, c, e / d, c / d }'
 done

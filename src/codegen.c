@@ -516,11 +516,7 @@ static void emit_loop(Cg *c, int loop_index) {
   LLVMValueRef bad = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
 
   Node *roots[nred + nst + 1];
-  for (int r = 0; r < nred; r++)
-    roots[r] = l->reductions.items[r]->args[0];
-  for (int s = 0; s < nst; s++)
-    roots[nred + s] = l->stores.items[s];
-  NodeList order = ir_topo(roots, nred + nst);
+  NodeList order = ir_topo(roots, loop_roots(l, roots));
   nodemap_free(&c->elem);
   for (int i = 0; i < order.n; i++) {
     const Node *m = order.items[i];

@@ -533,6 +533,9 @@ typedef struct Schedule {
 void loss_and_grads(Program *p, Node *loss, Node **roots);
 Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt);
 void schedule_free(Schedule *s);
+/* What loop l computes per element: its reductions' arguments, then its
+ * stores, into roots (room for both); returns how many. */
+int loop_roots(const Loop *l, Node **roots);
 
 /* ------------------------------------------------------------- codegen.c */
 

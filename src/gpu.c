@@ -376,11 +376,7 @@ static void gpu_loop(Gpu *g, int index) {
   elements_begin(g, &k, numel, init, rows);
 
   Node *roots[nred + nst + 1];
-  for (int r = 0; r < nred; r++)
-    roots[r] = l->reductions.items[r]->args[0];
-  for (int s = 0; s < nst; s++)
-    roots[nred + s] = l->stores.items[s];
-  NodeList order = ir_topo(roots, nred + nst);
+  NodeList order = ir_topo(roots, loop_roots(l, roots));
   emitter_begin_loop(g->e);
   for (int i = 0; i < order.n; i++)
     if (order.items[i]->shape.rank > 0)

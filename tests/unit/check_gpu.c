@@ -21,14 +21,6 @@ static void teardown(void) {
   fx_teardown();
 }
 
-static Action *train_action(void) {
-  for (Action *a = fx.prog->actions; a; a = a->next)
-    if (a->kind == ACT_TRAIN)
-      return a;
-  ck_abort_msg("the program has no train");
-  return NULL;
-}
-
 /* The PTX for the program's train (caller frees), or NULL when gpu_compile
  * reported errors. */
 static char *ptx_for(const char *text, const char *arch) {
