@@ -143,6 +143,13 @@ static bool upload(CUdeviceptr *dev, const void *host, size_t n, char *err, size
          (!host || ok(cuda.cuMemcpyHtoD_v2(*dev, host, n), "copying to the GPU", err, errsize));
 }
 
+/* Each thread should have at least this many elements of the longest
+ * vector: with fewer, the grid-wide barrier (a round trip through L2 per
+ * block) costs more than the extra threads save, and a small model is best
+ * run by one block, whose barrier is bar.sync. A first guess, not yet
+ * measured on a GPU; DLC_GPU_BLOCKS sets the grid for measuring. */
+enum { MIN_ELEMENTS_PER_THREAD = 16 };
+
 /* Blocks: as many as can be resident at once (a cooperative launch needs
  * it), no more than the kernel has room for, nor than the data fills. */
 static int64_t grid_size(const DlrtGpuTrain *t, CUfunction fn, char *err, size_t errsize) {
@@ -150,9 +157,14 @@ static int64_t grid_size(const DlrtGpuTrain *t, CUfunction fn, char *err, size_t
   if (!ok(cuda.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, t->block, 0),
           "cuOccupancyMaxActiveBlocksPerMultiprocessor", err, errsize))
     return 0;
-  int64_t grid = (int64_t)per_sm * cuda.sms, filled = (t->elements + t->block - 1) / t->block;
+  int64_t per_block = (int64_t)t->block * MIN_ELEMENTS_PER_THREAD;
+  int64_t grid = (t->elements + per_block - 1) / per_block;
+  const char *forced = getenv("DLC_GPU_BLOCKS");
+  if (forced && atoll(forced) > 0)
+    grid = atoll(forced);
+  int64_t resident = (int64_t)per_sm * cuda.sms;
+  grid = grid < resident ? grid : resident;
   grid = grid < t->max_grid ? grid : t->max_grid;
-  grid = grid < filled ? grid : filled;
   return grid < 1 ? 1 : grid;
 }
 
