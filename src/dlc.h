@@ -636,6 +636,7 @@ typedef struct GpuKernel {
   int max_grid;                                  /* most blocks it has scratch for */
   int64_t elements;                              /* the longest vector: no use for more threads */
   int64_t scratch_doubles;
+  int shared_doubles;                            /* shared memory per block */
 } GpuKernel;
 
 /* Compiles the schedule of train a (NULL: none) for arch. Errors go to
@@ -645,12 +646,33 @@ bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Opt
                  const char *arch, GpuKernel *out);
 void gpu_kernel_free(GpuKernel *k);
 
+/* Emulation, for the tests of a machine without a GPU: the same kernel
+ * built for the host CPU (module m, in ctx, for the JIT), with an eighth
+ * parameter, the calling thread's GpuEmuThread, through whose functions it
+ * does what the GPU would (ids, bar.sync, shuffles, fences). */
+typedef struct GpuEmuThread {
+  int32_t (*sreg)(struct GpuEmuThread *self, int32_t which);   /* 0 tid.x, 1 ctaid.x, 2 nctaid.x */
+  void (*bar_sync)(struct GpuEmuThread *self);
+  int32_t (*shfl_bfly)(struct GpuEmuThread *self, int32_t value, int32_t lane_mask);
+  void (*fence)(struct GpuEmuThread *self);
+  double *shared;                                /* this block's shared memory */
+} GpuEmuThread;
+typedef void (*GpuEmuKernel)(void **bufs, int64_t first, int64_t last, double *losses,
+                             double *scratch, int64_t *barrier, int64_t *result,
+                             GpuEmuThread *self);
+LLVMModuleRefDl gpu_emulated(const Program *p, const Schedule *s, const Action *a,
+                             const Optimizer *opt, LLVMContextRefDl ctx, GpuKernel *out);
+
 /* ------------------------------------------------------------------ exec.c */
 
 /* Runs the program's actions in order (prints to out, progress to stderr). */
 bool exec_program(Program *p, FILE *out);
 /* The same, from action `from` on (the REPL runs each statement's own). */
 bool exec_actions(Program *p, const Action *from, FILE *out);
+/* The buffers of a schedule, in the working precision, filled from the
+ * program's params and data (the rest zero); the caller frees each and
+ * the array. */
+void **exec_make_buffers(const Program *p, const Schedule *s);
 /* Runs one train action: compile, JIT, run, copy params back. */
 bool exec_train(Program *p, const Action *a, FILE *out);
 /* `dlc emit ir|grad|llvm|asm` for the program's loss and its first train

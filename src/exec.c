@@ -70,7 +70,7 @@ static bool print_action(Program *p, const Action *a, FILE *out) {
 }
 
 /* Buffers in the working precision, one per schedule slot. */
-static void **make_buffers(const Program *p, const Schedule *s) {
+void **exec_make_buffers(const Program *p, const Schedule *s) {
   void **bufs = calloc((size_t)s->nbufs + 1, sizeof(void *));
   size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
   for (int k = 0; k < s->nbufs; k++) {
@@ -336,7 +336,7 @@ static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
     schedule_free(s);
     return false;
   }
-  void **bufs = make_buffers(p, s);
+  void **bufs = exec_make_buffers(p, s);
   size_t bytes[s->nbufs + 1];
   char copy_back[s->nbufs + 1];
   for (int k = 0; k < s->nbufs; k++) {
@@ -388,7 +388,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
     return false;
   }
   double t1 = now_ms();
-  void **bufs = make_buffers(p, s);
+  void **bufs = exec_make_buffers(p, s);
   int number = train_number(p, a);
   int64_t first_step = 0;
   bool resuming = checkpoint_resume_train(p, &first_step) == number;

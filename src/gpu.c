@@ -87,6 +87,7 @@ typedef struct Gpu {
   const char *libdevice_path;
   LLVMValueRef last_fn;                          /* the module's last function seen */
   bool failed;                                   /* an error was reported */
+  LLVMValueRef emu;                              /* emulated (tests): the GpuEmuThread; else NULL */
 } Gpu;
 
 static LLVMValueRef iconst(Gpu *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
@@ -104,13 +105,50 @@ static LLVMValueRef nvvm(Gpu *g, const char *name, LLVMValueRef *args, int n) {
   return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, NULL, 0), f, args, (unsigned)n, "");
 }
 
-static LLVMValueRef sreg(Gpu *g, const char *name) {
-  char full[64];
-  snprintf(full, sizeof full, "llvm.nvvm.read.ptx.sreg.%s", name);
-  return LLVMBuildZExt(g->b, nvvm(g, full, NULL, 0), g->i64, name);
+/* Emulated, what the GPU does is a call of the function in field k of the
+ * GpuEmuThread (self first, then args). */
+static LLVMValueRef emu_field(Gpu *g, int k) {
+  return LLVMBuildLoad2(g->b, g->ptr, LLVMBuildGEP2(g->b, g->ptr, g->emu, (LLVMValueRef[]){iconst(g, k)}, 1, ""), "");
 }
 
-static void bar_sync(Gpu *g) { nvvm(g, "llvm.nvvm.barrier0", NULL, 0); }
+static LLVMValueRef emu_call(Gpu *g, int k, LLVMTypeRef ret, LLVMValueRef *args, int n) {
+  LLVMTypeRef params[3] = {g->ptr, g->i32, g->i32};
+  LLVMValueRef all[3] = {g->emu, n > 0 ? args[0] : NULL, n > 1 ? args[1] : NULL};
+  LLVMTypeRef fty = LLVMFunctionType(ret, params, (unsigned)n + 1, 0);
+  return LLVMBuildCall2(g->b, fty, emu_field(g, k), all, (unsigned)n + 1, "");
+}
+
+/* A special register: tid.x, ctaid.x or nctaid.x (which: 0, 1, 2). */
+static LLVMValueRef sreg(Gpu *g, const char *name, int which) {
+  char full[64];
+  snprintf(full, sizeof full, "llvm.nvvm.read.ptx.sreg.%s", name);
+  LLVMValueRef v = g->emu ? emu_call(g, 0, g->i32, (LLVMValueRef[]){i32const(g, which)}, 1)
+                          : nvvm(g, full, NULL, 0);
+  return LLVMBuildZExt(g->b, v, g->i64, name);
+}
+
+static void bar_sync(Gpu *g) {
+  if (g->emu)
+    emu_call(g, 1, LLVMVoidTypeInContext(g->ctx), NULL, 0);
+  else
+    nvvm(g, "llvm.nvvm.barrier0", NULL, 0);
+}
+
+/* The value of lane (this lane ^ mask) of the warp. */
+static LLVMValueRef shfl_bfly(Gpu *g, LLVMValueRef v, int mask) {
+  if (g->emu)
+    return emu_call(g, 2, g->i32, (LLVMValueRef[]){v, i32const(g, mask)}, 2);
+  LLVMValueRef args[4] = {i32const(g, -1), v, i32const(g, mask), i32const(g, 31)};
+  return nvvm(g, "llvm.nvvm.shfl.sync.bfly.i32", args, 4);
+}
+
+/* A fence for the whole device (membar.gl). */
+static void fence(Gpu *g) {
+  if (g->emu)
+    emu_call(g, 3, LLVMVoidTypeInContext(g->ctx), NULL, 0);
+  else
+    nvvm(g, "llvm.nvvm.membar.gl", NULL, 0);
+}
 
 static LLVMValueRef icmp(Gpu *g, LLVMIntPredicate pred, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildICmp(g->b, pred, a, b, "");
@@ -150,10 +188,8 @@ static LLVMValueRef warp_sum(Gpu *g, LLVMValueRef v) {
     LLVMValueRef bits = LLVMBuildBitCast(g->b, v, g->i64, "");
     LLVMValueRef half[2] = {LLVMBuildTrunc(g->b, bits, g->i32, ""),
                             LLVMBuildTrunc(g->b, LLVMBuildLShr(g->b, bits, iconst(g, 32), ""), g->i32, "")};
-    for (int k = 0; k < 2; k++) {
-      LLVMValueRef args[4] = {i32const(g, -1), half[k], i32const(g, mask), i32const(g, 31)};
-      half[k] = LLVMBuildZExt(g->b, nvvm(g, "llvm.nvvm.shfl.sync.bfly.i32", args, 4), g->i64, "");
-    }
+    for (int k = 0; k < 2; k++)
+      half[k] = LLVMBuildZExt(g->b, shfl_bfly(g, half[k], mask), g->i64, "");
     LLVMValueRef other = LLVMBuildOr(g->b, half[0], LLVMBuildShl(g->b, half[1], iconst(g, 32), ""), "");
     v = LLVMBuildFAdd(g->b, v, LLVMBuildBitCast(g->b, other, g->dt, ""), "");
   }
@@ -192,7 +228,7 @@ static void grid_sync(Gpu *g) {
   bar_sync(g);
   LLVMValueRef many = icmp(g, LLVMIntUGT, g->nblocks, iconst(g, 1));
   LLVMBasicBlockRef join = begin_if(g, LLVMBuildAnd(g->b, many, is_thread0(g, g->tid), ""), "grid.arrive");
-  nvvm(g, "llvm.nvvm.membar.gl", NULL, 0);
+  fence(g);
   LLVMValueRef k = LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i64, g->arrivals, ""), iconst(g, 1), "");
   LLVMBuildStore(g->b, k, g->arrivals);
   LLVMBuildAtomicRMW(g->b, LLVMAtomicRMWBinOpAdd, g->barrier, iconst(g, 1), LLVMAtomicOrderingMonotonic, 0);
@@ -204,7 +240,7 @@ static void grid_sync(Gpu *g) {
   LLVMSetVolatile(seen, 1);
   LLVMBuildCondBr(g->b, icmp(g, LLVMIntULT, seen, want), wait, done);
   LLVMPositionBuilderAtEnd(g->b, done);
-  nvvm(g, "llvm.nvvm.membar.gl", NULL, 0);
+  fence(g);
   end_if(g, join);
   bar_sync(g);
 }
@@ -484,7 +520,7 @@ static void load_buffers(Gpu *g, LLVMValueRef bufs_arg, LLVMValueRef *globals) {
   const Schedule *s = g->s;
   for (int k = 0; k < s->nbufs; k++) {
     LLVMValueRef slot = gep(g, g->ptr, bufs_arg, iconst(g, k));
-    globals[k] = LLVMBuildAddrSpaceCast(g->b, LLVMBuildLoad2(g->b, g->ptr, slot, ""), g->gptr, "buf");
+    globals[k] = LLVMBuildPointerCast(g->b, LLVMBuildLoad2(g->b, g->ptr, slot, ""), g->gptr, "buf");
     const BufInfo *bi = &s->bufs[k];
     bool scalar = (bi->kind == BUF_PARAM || bi->kind == BUF_STATE) &&
                   g->p->params[bi->index].node->shape.rank == 0;
@@ -505,30 +541,38 @@ static void store_private(Gpu *g, LLVMValueRef *globals) {
 static void build_kernel(Gpu *g) {
   const Program *p = g->p;
   const Schedule *s = g->s;
-  LLVMTypeRef params[7] = {g->ptr, g->i64, g->i64, g->ptr, g->ptr, g->ptr, g->ptr};
-  g->fn = LLVMAddFunction(g->mod, GPU_KERNEL, LLVMFunctionType(LLVMVoidTypeInContext(g->ctx), params, 7, 0));
-  LLVMSetFunctionCallConv(g->fn, LLVMPTXKernelCallConv);
+  bool emulated = g->gptr == g->ptr;
+  LLVMTypeRef params[8] = {g->ptr, g->i64, g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
+  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(g->ctx), params, emulated ? 8 : 7, 0);
+  g->fn = LLVMAddFunction(g->mod, GPU_KERNEL, fty);
   LLVMValueRef first = LLVMGetParam(g->fn, 1), last = LLVMGetParam(g->fn, 2);
   LLVMValueRef losses = LLVMGetParam(g->fn, 3), result = LLVMGetParam(g->fn, 6);
   LLVMTypeRef shared_type = LLVMArrayType(LLVMArrayType(g->dt, GPU_WARPS), (unsigned)g->max_rows);
-  g->shared = LLVMAddGlobalInAddressSpace(g->mod, shared_type, "warp_sums", AS_SHARED);
-  LLVMSetInitializer(g->shared, LLVMGetUndef(shared_type));
-  LLVMSetLinkage(g->shared, LLVMInternalLinkage);
+  if (!emulated) {
+    LLVMSetFunctionCallConv(g->fn, LLVMPTXKernelCallConv);
+    g->shared = LLVMAddGlobalInAddressSpace(g->mod, shared_type, "warp_sums", AS_SHARED);
+    LLVMSetInitializer(g->shared, LLVMGetUndef(shared_type));
+    LLVMSetLinkage(g->shared, LLVMInternalLinkage);
+  }
 
   LLVMBasicBlockRef entry = block_named(g, "entry"), head = block_named(g, "step"),
                     body = block_named(g, "step.body"), finished = block_named(g, "finished"),
                     failed = block_named(g, "nonfinite"), overflow = block_named(g, "update.overflow"),
                     out = block_named(g, "out");
   LLVMPositionBuilderAtEnd(g->b, entry);
-  g->tid = sreg(g, "tid.x");
-  g->block = sreg(g, "ctaid.x");
-  g->nblocks = sreg(g, "nctaid.x");
+  if (emulated) {
+    g->emu = LLVMGetParam(g->fn, 7);
+    g->shared = emu_field(g, 4);
+  }
+  g->tid = sreg(g, "tid.x", 0);
+  g->block = sreg(g, "ctaid.x", 1);
+  g->nblocks = sreg(g, "nctaid.x", 2);
   g->gsize = LLVMBuildMul(g->b, g->nblocks, iconst(g, GPU_BLOCK), "");
   g->gtid = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, g->block, iconst(g, GPU_BLOCK), ""), g->tid, "gtid");
-  g->barrier = LLVMBuildAddrSpaceCast(g->b, LLVMGetParam(g->fn, 5), g->gptr, "");
+  g->barrier = LLVMBuildPointerCast(g->b, LLVMGetParam(g->fn, 5), g->gptr, "");
   g->arrivals = LLVMBuildAlloca(g->b, g->i64, "arrivals");
   LLVMBuildStore(g->b, iconst(g, 0), g->arrivals);
-  LLVMValueRef scratch = LLVMBuildAddrSpaceCast(g->b, LLVMGetParam(g->fn, 4), g->gptr, "");
+  LLVMValueRef scratch = LLVMBuildPointerCast(g->b, LLVMGetParam(g->fn, 4), g->gptr, "");
   LLVMValueRef globals[s->nbufs + 1];
   load_buffers(g, LLVMGetParam(g->fn, 0), globals);
   LLVMBuildBr(g->b, head);
@@ -762,12 +806,52 @@ static char *emit_ptx(Gpu *g, LLVMTargetMachineRef tm) {
   return ptx;
 }
 
+/* The kernel into g->mod; false when an error was reported. Global
+ * memory is address space AS_GLOBAL, or 0 emulated. */
+static bool build_module(Gpu *g, const Optimizer *opt, bool emulated) {
+  if (!check_nodes(g))
+    return false;
+  scratch_layout(g);
+  g->b = LLVMCreateBuilderInContext(g->ctx);
+  g->dt = LLVMDoubleTypeInContext(g->ctx);
+  g->ft = g->p->opts.f64 ? g->dt : LLVMFloatTypeInContext(g->ctx);
+  g->i32 = LLVMInt32TypeInContext(g->ctx);
+  g->i64 = LLVMInt64TypeInContext(g->ctx);
+  g->ptr = LLVMPointerTypeInContext(g->ctx, 0);
+  g->gptr = LLVMPointerTypeInContext(g->ctx, emulated ? 0 : AS_GLOBAL);
+  g->bufs = calloc((size_t)g->s->nbufs + 1, sizeof(LLVMValueRef));
+  g->loop_bad = calloc((size_t)g->s->nloops + 1, sizeof(LLVMValueRef));
+  g->e = emitter_new(g->p, g->s, opt, g->mod, g->b, g->bufs);
+  build_kernel(g);
+  emitter_free(g->e);
+  LLVMDisposeBuilder(g->b);
+  return !g->failed;
+}
+
+/* What launching the kernel takes; and g's memory freed. */
+static void finish(Gpu *g, GpuKernel *out) {
+  const Program *p = g->p;
+  const Schedule *s = g->s;
+  out->block = GPU_BLOCK;
+  out->max_grid = GPU_MAX_GRID;
+  out->shared_doubles = GPU_WARPS * g->max_rows;
+  out->scratch_doubles = 2 * g->scratch_rows * GPU_MAX_GRID + 1;
+  for (int l = 0; l < s->nloops; l++)
+    if (shape_numel(s->loops[l].shape) > out->elements)
+      out->elements = shape_numel(s->loops[l].shape);
+  for (int i = 0; i < p->nparams; i++)
+    if (shape_numel(p->params[i].node->shape) > out->elements)
+      out->elements = shape_numel(p->params[i].node->shape);
+  free(g->bufs);
+  free(g->loop_bad);
+  free(g->loop_region);
+  free(g->update_region);
+}
+
 bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Optimizer *opt,
                  const char *arch, GpuKernel *out) {
-  *out = (GpuKernel){.block = GPU_BLOCK, .max_grid = GPU_MAX_GRID};
+  *out = (GpuKernel){0};
   Gpu g = {.p = p, .s = s, .action = a, .libdevice_path = libdevice_path()};
-  if (!check_nodes(&g))
-    return false;
   FILE *f = fopen(g.libdevice_path, "rb");
   g.libdevice = f != NULL;
   if (f)
@@ -775,47 +859,36 @@ bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Opt
   LLVMTargetMachineRef tm = nvptx_machine(arch, p->diags);
   if (!tm)
     return false;
-  scratch_layout(&g);
   g.ctx = LLVMContextCreate();
   g.mod = LLVMModuleCreateWithNameInContext("dl_gpu", g.ctx);
   LLVMSetTarget(g.mod, GPU_TRIPLE);
   LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
   LLVMSetModuleDataLayout(g.mod, layout);
   LLVMDisposeTargetData(layout);
-  g.b = LLVMCreateBuilderInContext(g.ctx);
-  g.dt = LLVMDoubleTypeInContext(g.ctx);
-  g.ft = p->opts.f64 ? g.dt : LLVMFloatTypeInContext(g.ctx);
-  g.i32 = LLVMInt32TypeInContext(g.ctx);
-  g.i64 = LLVMInt64TypeInContext(g.ctx);
-  g.ptr = LLVMPointerTypeInContext(g.ctx, 0);
-  g.gptr = LLVMPointerTypeInContext(g.ctx, AS_GLOBAL);
-  g.bufs = calloc((size_t)s->nbufs + 1, sizeof(LLVMValueRef));
-  g.loop_bad = calloc((size_t)s->nloops + 1, sizeof(LLVMValueRef));
-  g.e = emitter_new(p, s, opt, g.mod, g.b, g.bufs);
-  build_kernel(&g);
-  emitter_free(g.e);
-  LLVMDisposeBuilder(g.b);
-  g.b = NULL;
-  bool ok = !g.failed;
+  bool ok = build_module(&g, opt, false);
   if (ok) {
     replace_pow(&g);
     ok = link_libdevice(&g, tm, GPU_TRIPLE) && (out->ptx = emit_ptx(&g, tm)) != NULL;
   }
-  out->scratch_doubles = 2 * g.scratch_rows * GPU_MAX_GRID + 1;
-  for (int l = 0; l < s->nloops; l++)
-    out->elements = shape_numel(s->loops[l].shape) > out->elements ? shape_numel(s->loops[l].shape)
-                                                                     : out->elements;
-  for (int i = 0; i < p->nparams; i++)
-    if (shape_numel(p->params[i].node->shape) > out->elements)
-      out->elements = shape_numel(p->params[i].node->shape);
-  free(g.bufs);
-  free(g.loop_bad);
-  free(g.loop_region);
-  free(g.update_region);
+  finish(&g, out);
   LLVMDisposeModule(g.mod);
   LLVMContextDispose(g.ctx);
   LLVMDisposeTargetMachine(tm);
   return ok;
+}
+
+LLVMModuleRefDl gpu_emulated(const Program *p, const Schedule *s, const Action *a,
+                             const Optimizer *opt, LLVMContextRefDl ctx, GpuKernel *out) {
+  *out = (GpuKernel){0};
+  Gpu g = {.p = p, .s = s, .action = a, .libdevice = true, .ctx = ctx};
+  g.mod = LLVMModuleCreateWithNameInContext("dl_gpu_emulated", ctx);
+  bool ok = build_module(&g, opt, true);
+  finish(&g, out);
+  if (!ok) {
+    LLVMDisposeModule(g.mod);
+    return NULL;
+  }
+  return g.mod;
 }
 
 void gpu_kernel_free(GpuKernel *k) {

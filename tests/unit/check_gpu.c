@@ -1,5 +1,5 @@
 /* check_gpu.c — unit tests for src/gpu.c, on any machine (no GPU is
- * needed to compile for one).
+ * needed to compile for one, and the kernel's logic runs emulated).
  *
  * The PTX of the seed has the kernel, as an entry, with the shuffles,
  * barriers and grid-wide atomic of its reductions, for the architecture
@@ -8,9 +8,19 @@
  * libdevice, float32 exp and Adam still compile (our own arithmetic) and
  * sin is reported where it was written. An op the GPU generator does not
  * know is a located error, not a crash.
+ *
+ * Emulated: the same kernel built for this CPU (gpu_emulated), run by a
+ * thread per GPU thread, with bar.sync, warp shuffles and fences done by
+ * pthread barriers, must train as the CPU code does: every step's loss,
+ * the final params, and where a NaN or an overflowing update stops it —
+ * on one block and on several (the grid barrier and the partial sums
+ * across blocks), in one launch and in many (the step parity of scratch,
+ * the params and state carried between launches), in float32 and in
+ * double, with every optimizer.
  */
 #include "unit.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -18,6 +28,8 @@ static const char *const libdevice = "/usr/local/cuda/nvvm/libdevice/libdevice.1
 
 static void teardown(void) {
   unsetenv("DLC_LIBDEVICE");
+  jit_free(fx.prog->jit);                        /* the CPU's, made by exec_train */
+  fx.prog->jit = NULL;
   fx_teardown();
 }
 
@@ -183,6 +195,310 @@ START_TEST(unsupported_op_located) {
 }
 END_TEST
 
+/* ---- the kernel emulated on this CPU */
+
+typedef struct EmuGrid {
+  int nblocks, block, shared_doubles;
+  pthread_barrier_t *block_bar;                  /* [nblocks] */
+  pthread_barrier_t *warp_bar;                   /* [nblocks * warps] */
+  int32_t *lanes;                                /* [2 * nblocks * block]: shuffle slots */
+  double *shared;                                /* [nblocks * shared_doubles] */
+  GpuEmuKernel kernel;
+  void **bufs;
+  int64_t first, last;
+  double *losses, *scratch;
+  int64_t barrier, result;
+} EmuGrid;
+
+typedef struct EmuThread {
+  GpuEmuThread base;
+  EmuGrid *grid;
+  int tid, block;
+  unsigned shuffles;                             /* done so far */
+} EmuThread;
+
+static int32_t emu_sreg(GpuEmuThread *self, int32_t which) {
+  EmuThread *t = (EmuThread *)self;
+  return which == 0 ? t->tid : which == 1 ? t->block : t->grid->nblocks;
+}
+
+static void emu_bar_sync(GpuEmuThread *self) {
+  EmuThread *t = (EmuThread *)self;
+  pthread_barrier_wait(&t->grid->block_bar[t->block]);
+}
+
+/* Through slots that alternate from one shuffle to the next: a lane
+ * writes a slot again two shuffles later, after the barrier of the one
+ * in between, which every reader of the slot reaches only after reading. */
+static int32_t emu_shfl_bfly(GpuEmuThread *self, int32_t v, int32_t mask) {
+  EmuThread *t = (EmuThread *)self;
+  EmuGrid *g = t->grid;
+  int warp = t->tid / 32, lane = t->tid % 32;
+  int32_t *lanes = g->lanes + 2 * (t->block * g->block + warp * 32) + 32 * (t->shuffles++ & 1);
+  lanes[lane] = v;
+  pthread_barrier_wait(&g->warp_bar[t->block * (g->block / 32) + warp]);
+  return lanes[lane ^ mask];
+}
+
+static void emu_fence(GpuEmuThread *self) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+static void *emu_thread(void *arg) {
+  EmuThread *t = arg;
+  EmuGrid *g = t->grid;
+  g->kernel(g->bufs, g->first, g->last, g->losses, g->scratch, &g->barrier, &g->result, &t->base);
+  return NULL;
+}
+
+/* One launch of the grid, a thread per GPU thread. */
+static void emu_launch(EmuGrid *g) {
+  int n = g->nblocks * g->block, warps = g->nblocks * (g->block / 32);
+  EmuThread *ts = calloc((size_t)n, sizeof *ts);
+  pthread_t *th = calloc((size_t)n, sizeof *th);
+  for (int b = 0; b < g->nblocks; b++)
+    pthread_barrier_init(&g->block_bar[b], NULL, (unsigned)g->block);
+  for (int w = 0; w < warps; w++)
+    pthread_barrier_init(&g->warp_bar[w], NULL, 32);
+  g->barrier = 0;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 << 10);
+  for (int k = 0; k < n; k++) {
+    ts[k] = (EmuThread){{emu_sreg, emu_bar_sync, emu_shfl_bfly, emu_fence,
+                         g->shared + (k / g->block) * g->shared_doubles},
+                        g, k % g->block, k / g->block, 0};
+    ck_assert_int_eq(pthread_create(&th[k], &attr, emu_thread, &ts[k]), 0);
+  }
+  for (int k = 0; k < n; k++)
+    pthread_join(th[k], NULL);
+  pthread_attr_destroy(&attr);
+  for (int b = 0; b < g->nblocks; b++)
+    pthread_barrier_destroy(&g->block_bar[b]);
+  for (int w = 0; w < warps; w++)
+    pthread_barrier_destroy(&g->warp_bar[w]);
+  free(ts);
+  free(th);
+}
+
+typedef struct EmuRun {
+  int64_t result;                                /* as TrainFn's, without interrupts */
+  double losses[64];                             /* of steps [0, result's last step] */
+  double params[64];                             /* every param's elements, in order */
+  int nparams;
+} EmuRun;
+
+/* The program's train, emulated on nblocks blocks in launches of `chunk`
+ * steps, as runtime/cuda.c drives the GPU. */
+static EmuRun emu_train(int nblocks, int64_t chunk) {
+  Action *a = train_action();
+  ck_assert_int_le(a->steps, 64);
+  Schedule *s = schedule_train(fx.prog, a->loss, &a->opt);
+  Jit *jit = jit_new(2, &fx.diags);
+  ck_assert_ptr_nonnull(jit);
+  GpuKernel k;
+  LLVMModuleRefDl m = gpu_emulated(fx.prog, s, a, &a->opt, jit_context(jit), &k);
+  ck_assert_ptr_nonnull(m);
+  JitCode *code;
+  double ms[PHASE_COUNT];
+  EmuGrid g = {.nblocks = nblocks, .block = k.block, .shared_doubles = k.shared_doubles};
+  g.kernel = (GpuEmuKernel)jit_add(jit, m, GPU_KERNEL, &fx.diags, ms, &code);
+  ck_assert_ptr_nonnull(g.kernel);
+  g.block_bar = calloc((size_t)nblocks, sizeof(pthread_barrier_t));
+  g.warp_bar = calloc((size_t)nblocks * (size_t)(k.block / 32), sizeof(pthread_barrier_t));
+  g.lanes = calloc(2 * (size_t)nblocks * (size_t)k.block, sizeof(int32_t));
+  g.shared = calloc((size_t)nblocks * (size_t)k.shared_doubles, sizeof(double));
+  g.scratch = calloc((size_t)k.scratch_doubles, sizeof(double));
+  g.bufs = exec_make_buffers(fx.prog, s);
+  EmuRun run = {.result = a->steps};
+  for (int64_t step = 0; step < a->steps; step = g.last) {
+    g.first = step;
+    g.last = step + chunk < a->steps ? step + chunk : a->steps;
+    g.losses = run.losses + step;
+    emu_launch(&g);
+    if (g.result != g.last) {
+      run.result = g.result;
+      break;
+    }
+  }
+  for (int i = 0; i < fx.prog->nparams; i++) {
+    int64_t n = shape_numel(fx.prog->params[i].node->shape);
+    for (int64_t e = 0; e < n; e++) {
+      ck_assert_int_lt(run.nparams, 64);
+      void *buf = g.bufs[s->param_buf[i]];
+      run.params[run.nparams++] = fx.prog->opts.f64 ? ((double *)buf)[e] : ((float *)buf)[e];
+    }
+  }
+  for (int b = 0; b < s->nbufs; b++)
+    free(g.bufs[b]);
+  free(g.bufs);
+  free(g.block_bar);
+  free(g.warp_bar);
+  free(g.lanes);
+  free(g.shared);
+  free(g.scratch);
+  jit_remove(jit, code);
+  jit_free(jit);
+  schedule_free(s);
+  return run;
+}
+
+/* The same train on the CPU (exec_train, log_every = 1) must agree with
+ * the emulated GPU within rtol: the result, every logged loss (up to the
+ * step that stopped), the params after. */
+static void expect_as_cpu(const EmuRun *gpu, double rtol) {
+  Action *a = train_action();
+  a->log_every = 1;
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  bool ok = exec_train(fx.prog, a, f);
+  fclose(f);
+  int64_t logged = gpu->result == a->steps ? a->steps : gpu->result >= 0 ? gpu->result + 1
+                                                                          : -gpu->result;
+  ck_assert_int_eq(ok, gpu->result == a->steps);
+  if (!ok) {
+    char want[64];
+    snprintf(want, sizeof want, "training stopped at step %lld",
+             (long long)(gpu->result >= 0 ? gpu->result : -1 - gpu->result));
+    ck_assert_msg(strstr(first_error(), want), "CPU: '%s'; GPU: '%s'", first_error(), want);
+  }
+  const char *line = out;
+  for (int64_t t = 0; t < logged; t++) {
+    long long step;
+    double loss;
+    ck_assert_msg(line && sscanf(line, "%lld %lf", &step, &loss) == 2, "CPU log: %s", out);
+    ck_assert_int_eq(step, t);
+    ck_assert_msg(close_to(gpu->losses[t], loss, rtol) || (isnan(loss) && isnan(gpu->losses[t])),
+                  "step %lld: GPU loss %.17g, CPU %.17g", step, gpu->losses[t], loss);
+    line = strchr(line, '\n');
+    line = line ? line + 1 : NULL;
+  }
+  ck_assert_msg(!line || !*line, "the CPU logged more: %s", line);
+  int k = 0;
+  for (int i = 0; i < fx.prog->nparams; i++)
+    for (int64_t e = 0; e < shape_numel(fx.prog->params[i].value.shape); e++, k++)
+      ck_assert_msg(close_to(gpu->params[k], fx.prog->params[i].value.v[e], rtol),
+                    "param %s[%lld]: GPU %.17g, CPU %.17g", fx.prog->params[i].name, (long long)e,
+                    gpu->params[k], fx.prog->params[i].value.v[e]);
+  free(out);
+}
+
+/* The seed, shortened: 2000 points, 12 steps. */
+static const char seed12[] = "fn P3(x) = 0.5 * (5 * x^3 - 3 * x)\n"
+                             "  deriv x = 1.5 * (5 * x^2 - 1)\n"
+                             "x = linspace(-pi, pi, 2000)\n"
+                             "y = sin(x)\n"
+                             "param a = 0.0\n"
+                             "param b = -1.0\n"
+                             "param c = 0.0\n"
+                             "param d = 0.3\n"
+                             "loss = sum((a + b * P3(c + d * x) - y)^2)\n"
+                             "train(steps = 12, optimizer = sgd(lr = 5e-6))\n";
+
+START_TEST(emulated_seed_one_block) {
+  fx.prog->opts.f64 = true;
+  compile_text(seed12);
+  EmuRun gpu = emu_train(1, 1024);
+  expect_as_cpu(&gpu, 1e-9);
+}
+END_TEST
+
+/* Three blocks (the grid barrier, partials across blocks), launches of 5
+ * steps (scratch's halves, params carried across launches). */
+START_TEST(emulated_seed_three_blocks_chunks) {
+  fx.prog->opts.f64 = true;
+  compile_text(seed12);
+  EmuRun gpu = emu_train(3, 5);
+  expect_as_cpu(&gpu, 1e-9);
+}
+END_TEST
+
+START_TEST(emulated_seed_f32) {
+  compile_text(seed12);
+  EmuRun gpu = emu_train(2, 1024);
+  expect_as_cpu(&gpu, 1e-4);
+}
+END_TEST
+
+/* Two stages (a mean inside the loss), momentum's state in float32. */
+START_TEST(emulated_centered_momentum) {
+  compile_text("x = linspace(-2, 3, 400)\n"
+               "y = 0.7 + 2 * tanh(0.8 * x)\n"
+               "param a = 1.0\n"
+               "param k = 0.3\n"
+               "y_pred = a * tanh(k * x)\n"
+               "loss = sum((y_pred - mean(y_pred) - (y - mean(y)))^2)\n"
+               "train(steps = 10, optimizer = sgd(lr = 1e-3, momentum = 0.9))\n");
+  EmuRun gpu = emu_train(2, 4);
+  expect_as_cpu(&gpu, 1e-4);
+}
+END_TEST
+
+/* A vector param with Adam: stored gradients, the update's own grid
+ * reduction, per-element state. (Adam magnifies rounding noise in a
+ * gradient that is 0 up to rounding: no param starts at its optimum.) */
+START_TEST(emulated_vector_adam) {
+  fx.prog->opts.f64 = true;
+  compile_text("x = linspace(0, 1, 40)\n"
+               "param w = zeros(40)\n"
+               "param c = 0.1\n"
+               "loss = sum((w + c - x)^2)\n"
+               "train(steps = 12, optimizer = adam(lr = 0.05))\n");
+  EmuRun gpu = emu_train(2, 5);
+  expect_as_cpu(&gpu, 1e-9);
+}
+END_TEST
+
+START_TEST(emulated_rmsprop) {
+  fx.prog->opts.f64 = true;
+  compile_text("x = linspace(0, 1, 300)\n"
+               "param w = 0.1\n"
+               "param b = 0.0\n"
+               "loss = mean((w * x + b - 2 * x)^2)\n"
+               "train(steps = 15, optimizer = rmsprop(lr = 0.01))\n");
+  EmuRun gpu = emu_train(2, 4);
+  expect_as_cpu(&gpu, 1e-9);
+}
+END_TEST
+
+/* sqrt(a) with a going negative: step 2's loss is NaN; the kernel says 2
+ * and a keeps its value from after step 1 (check_codegen's case). */
+START_TEST(emulated_nan_stop) {
+  fx.prog->opts.f64 = true;
+  compile_text("x = ones(4)\n"
+               "param a = 1.0\n"
+               "loss = sum(sqrt(a) * x)\n"
+               "train(steps = 10, optimizer = sgd(lr = 0.25))\n");
+  EmuRun gpu = emu_train(1, 1);
+  ck_assert_int_eq(gpu.result, 2);
+  expect_as_cpu(&gpu, 1e-12);
+}
+END_TEST
+
+/* A stored vector gradient that is not finite: stopped at step 0. */
+START_TEST(emulated_nan_vector_gradient) {
+  compile_text("param w = linspace(0, 1, 5)\n"
+               "param c = 2.0\n"
+               "loss = sum(sqrt(w)) + (c - 1)^2\n"
+               "train(steps = 5, optimizer = adam(lr = 0.1))\n");
+  EmuRun gpu = emu_train(1, 1024);
+  ck_assert_int_eq(gpu.result, 0);
+  expect_as_cpu(&gpu, 1e-6);
+}
+END_TEST
+
+/* An update that would overflow: -1 - 0, nothing applied. */
+START_TEST(emulated_update_overflow) {
+  compile_text("x = linspace(1, 2, 10)\n"
+               "param a = 1.0\n"
+               "param w = ones(3)\n"
+               "loss = sum((a * x)^2) + sum(w^2)\n"
+               "train(steps = 50, optimizer = sgd(lr = 1e38))\n");
+  EmuRun gpu = emu_train(2, 1024);
+  ck_assert_int_eq(gpu.result, -1);
+  expect_as_cpu(&gpu, 1e-6);
+}
+END_TEST
+
 static Suite *gpu_suite(void) {
   Suite *s = suite_create("gpu");
   TCase *tc = tcase_create("kernel");
@@ -198,6 +514,19 @@ static Suite *gpu_suite(void) {
   tcase_add_test(tc, libdevice_linked);
   tcase_add_test(tc, libdevice_missing);
   tcase_add_test(tc, own_exp_and_adam);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("emulated");
+  tcase_add_checked_fixture(tc, fx_setup_f32, teardown);
+  tcase_add_test(tc, emulated_seed_one_block);
+  tcase_add_test(tc, emulated_seed_three_blocks_chunks);
+  tcase_add_test(tc, emulated_seed_f32);
+  tcase_add_test(tc, emulated_centered_momentum);
+  tcase_add_test(tc, emulated_vector_adam);
+  tcase_add_test(tc, emulated_rmsprop);
+  tcase_add_test(tc, emulated_nan_stop);
+  tcase_add_test(tc, emulated_nan_vector_gradient);
+  tcase_add_test(tc, emulated_update_overflow);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("unsupported");
