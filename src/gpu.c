@@ -27,8 +27,8 @@
  * The grid-wide barrier is a counter in global memory that the first
  * thread of each block increments and then waits on; the runtime launches
  * the kernel cooperatively (all blocks resident) and zeroes the counter
- * before each launch. A grid of one block (the small problems) meets at
- * bar.sync alone.
+ * before each launch. A grid of one block (the small problems) needs
+ * neither: its block sums are the totals.
  *
  * Thread 0 writes each step's loss to losses[t - first] (the runtime
  * prints the log lines from them) and, at the end, the scalar params and
@@ -226,8 +226,7 @@ static void block_sum(Gpu *g, LLVMValueRef *v, int n, LLVMValueRef *total) {
  * barrier it waits for k * nblocks of them. */
 static void grid_sync(Gpu *g) {
   bar_sync(g);
-  LLVMValueRef many = icmp(g, LLVMIntUGT, g->nblocks, iconst(g, 1));
-  LLVMBasicBlockRef join = begin_if(g, LLVMBuildAnd(g->b, many, is_thread0(g, g->tid), ""), "grid.arrive");
+  LLVMBasicBlockRef join = begin_if(g, is_thread0(g, g->tid), "grid.arrive");
   fence(g);
   LLVMValueRef k = LLVMBuildAdd(g->b, LLVMBuildLoad2(g->b, g->i64, g->arrivals, ""), iconst(g, 1), "");
   LLVMBuildStore(g->b, k, g->arrivals);
@@ -249,10 +248,15 @@ static void grid_sync(Gpu *g) {
  * thread: block sums published in rows [region, region + n) of this
  * step's scratch, the grid barrier, then every block sums the partials
  * (each thread a strided share, in order; then the block). Partials are
- * read volatile: another block wrote them, and L1 is not coherent. */
+ * read volatile: another block wrote them, and L1 is not coherent. A grid
+ * of one block (a small problem) has its totals after the block sum. */
 static void grid_sum(Gpu *g, int64_t region, LLVMValueRef *v, int n, LLVMValueRef *total) {
-  LLVMValueRef part[n + 1];
+  LLVMValueRef part[n + 1], across[n + 1];
   block_sum(g, v, n, part);
+  LLVMBasicBlockRef one = LLVMGetInsertBlock(g->b), many = block_named(g, "grid.sum"),
+                    summed = block_named(g, "grid.summed");
+  LLVMBuildCondBr(g->b, icmp(g, LLVMIntUGT, g->nblocks, iconst(g, 1)), many, summed);
+  LLVMPositionBuilderAtEnd(g->b, many);
   LLVMBasicBlockRef join = begin_if(g, is_thread0(g, g->tid), "publish");
   for (int r = 0; r < n; r++) {
     LLVMValueRef at = LLVMBuildAdd(g->b, iconst(g, (region + r) * GPU_MAX_GRID), g->block, "");
@@ -282,7 +286,14 @@ static void grid_sum(Gpu *g, int64_t region, LLVMValueRef *v, int n, LLVMValueRe
   for (int r = 0; r < n; r++)
     LLVMAddIncoming(acc[r], (LLVMValueRef[]){dconst(g, 0), next[r]}, (LLVMBasicBlockRef[]){pre, body}, 2);
   LLVMPositionBuilderAtEnd(g->b, done);
-  block_sum(g, acc, n, total);
+  block_sum(g, acc, n, across);
+  LLVMBasicBlockRef from_many = LLVMGetInsertBlock(g->b);
+  LLVMBuildBr(g->b, summed);
+  LLVMPositionBuilderAtEnd(g->b, summed);
+  for (int r = 0; r < n; r++) {
+    total[r] = LLVMBuildPhi(g->b, g->dt, "total");
+    LLVMAddIncoming(total[r], (LLVMValueRef[]){part[r], across[r]}, (LLVMBasicBlockRef[]){one, from_many}, 2);
+  }
 }
 
 /* ---- loops over a vector's elements: i = gtid, gtid + gsize, ... */
