@@ -382,6 +382,16 @@ static void expect_as_cpu(const EmuRun *gpu, double rtol) {
   free(out);
 }
 
+/* The program trained emulated on `blocks` blocks in launches of `chunk`
+ * steps, and then on the CPU: they agree within rtol. */
+static EmuRun emulated_as_cpu(const char *text, bool f64, int blocks, int64_t chunk, double rtol) {
+  fx.prog->opts.f64 = f64;
+  compile_text(text);
+  EmuRun gpu = emu_train(blocks, chunk);
+  expect_as_cpu(&gpu, rtol);
+  return gpu;
+}
+
 /* The seed, shortened: 2000 points, 12 steps. */
 static const char seed12[] = "fn P3(x) = 0.5 * (5 * x^3 - 3 * x)\n"
                              "  deriv x = 1.5 * (5 * x^2 - 1)\n"
@@ -394,42 +404,27 @@ static const char seed12[] = "fn P3(x) = 0.5 * (5 * x^3 - 3 * x)\n"
                              "loss = sum((a + b * P3(c + d * x) - y)^2)\n"
                              "train(steps = 12, optimizer = sgd(lr = 5e-6))\n";
 
-START_TEST(emulated_seed_one_block) {
-  fx.prog->opts.f64 = true;
-  compile_text(seed12);
-  EmuRun gpu = emu_train(1, 1024);
-  expect_as_cpu(&gpu, 1e-9);
-}
+START_TEST(emulated_seed_one_block) { emulated_as_cpu(seed12, true, 1, 1024, 1e-9); }
 END_TEST
 
 /* Three blocks (the grid barrier, partials across blocks), launches of 5
  * steps (scratch's halves, params carried across launches). */
-START_TEST(emulated_seed_three_blocks_chunks) {
-  fx.prog->opts.f64 = true;
-  compile_text(seed12);
-  EmuRun gpu = emu_train(3, 5);
-  expect_as_cpu(&gpu, 1e-9);
-}
+START_TEST(emulated_seed_three_blocks_chunks) { emulated_as_cpu(seed12, true, 3, 5, 1e-9); }
 END_TEST
 
-START_TEST(emulated_seed_f32) {
-  compile_text(seed12);
-  EmuRun gpu = emu_train(2, 1024);
-  expect_as_cpu(&gpu, 1e-4);
-}
+START_TEST(emulated_seed_f32) { emulated_as_cpu(seed12, false, 2, 1024, 1e-4); }
 END_TEST
 
 /* Two stages (a mean inside the loss), momentum's state in float32. */
 START_TEST(emulated_centered_momentum) {
-  compile_text("x = linspace(-2, 3, 400)\n"
-               "y = 0.7 + 2 * tanh(0.8 * x)\n"
-               "param a = 1.0\n"
-               "param k = 0.3\n"
-               "y_pred = a * tanh(k * x)\n"
-               "loss = sum((y_pred - mean(y_pred) - (y - mean(y)))^2)\n"
-               "train(steps = 10, optimizer = sgd(lr = 1e-3, momentum = 0.9))\n");
-  EmuRun gpu = emu_train(2, 4);
-  expect_as_cpu(&gpu, 1e-4);
+  emulated_as_cpu("x = linspace(-2, 3, 400)\n"
+                  "y = 0.7 + 2 * tanh(0.8 * x)\n"
+                  "param a = 1.0\n"
+                  "param k = 0.3\n"
+                  "y_pred = a * tanh(k * x)\n"
+                  "loss = sum((y_pred - mean(y_pred) - (y - mean(y)))^2)\n"
+                  "train(steps = 10, optimizer = sgd(lr = 1e-3, momentum = 0.9))\n",
+                  false, 2, 4, 1e-4);
 }
 END_TEST
 
@@ -437,65 +432,57 @@ END_TEST
  * reduction, per-element state. (Adam magnifies rounding noise in a
  * gradient that is 0 up to rounding: no param starts at its optimum.) */
 START_TEST(emulated_vector_adam) {
-  fx.prog->opts.f64 = true;
-  compile_text("x = linspace(0, 1, 40)\n"
-               "param w = zeros(40)\n"
-               "param c = 0.1\n"
-               "loss = sum((w + c - x)^2)\n"
-               "train(steps = 12, optimizer = adam(lr = 0.05))\n");
-  EmuRun gpu = emu_train(2, 5);
-  expect_as_cpu(&gpu, 1e-9);
+  emulated_as_cpu("x = linspace(0, 1, 40)\n"
+                  "param w = zeros(40)\n"
+                  "param c = 0.1\n"
+                  "loss = sum((w + c - x)^2)\n"
+                  "train(steps = 12, optimizer = adam(lr = 0.05))\n",
+                  true, 2, 5, 1e-9);
 }
 END_TEST
 
 START_TEST(emulated_rmsprop) {
-  fx.prog->opts.f64 = true;
-  compile_text("x = linspace(0, 1, 300)\n"
-               "param w = 0.1\n"
-               "param b = 0.0\n"
-               "loss = mean((w * x + b - 2 * x)^2)\n"
-               "train(steps = 15, optimizer = rmsprop(lr = 0.01))\n");
-  EmuRun gpu = emu_train(2, 4);
-  expect_as_cpu(&gpu, 1e-9);
+  emulated_as_cpu("x = linspace(0, 1, 300)\n"
+                  "param w = 0.1\n"
+                  "param b = 0.0\n"
+                  "loss = mean((w * x + b - 2 * x)^2)\n"
+                  "train(steps = 15, optimizer = rmsprop(lr = 0.01))\n",
+                  true, 2, 4, 1e-9);
 }
 END_TEST
 
 /* sqrt(a) with a going negative: step 2's loss is NaN; the kernel says 2
  * and a keeps its value from after step 1 (check_codegen's case). */
 START_TEST(emulated_nan_stop) {
-  fx.prog->opts.f64 = true;
-  compile_text("x = ones(4)\n"
-               "param a = 1.0\n"
-               "loss = sum(sqrt(a) * x)\n"
-               "train(steps = 10, optimizer = sgd(lr = 0.25))\n");
-  EmuRun gpu = emu_train(1, 1);
+  EmuRun gpu = emulated_as_cpu("x = ones(4)\n"
+                               "param a = 1.0\n"
+                               "loss = sum(sqrt(a) * x)\n"
+                               "train(steps = 10, optimizer = sgd(lr = 0.25))\n",
+                               true, 1, 1, 1e-12);
   ck_assert_int_eq(gpu.result, 2);
-  expect_as_cpu(&gpu, 1e-12);
 }
 END_TEST
 
 /* A stored vector gradient that is not finite: stopped at step 0. */
 START_TEST(emulated_nan_vector_gradient) {
-  compile_text("param w = linspace(0, 1, 5)\n"
-               "param c = 2.0\n"
-               "loss = sum(sqrt(w)) + (c - 1)^2\n"
-               "train(steps = 5, optimizer = adam(lr = 0.1))\n");
-  EmuRun gpu = emu_train(1, 1024);
+  EmuRun gpu = emulated_as_cpu("param w = linspace(0, 1, 5)\n"
+                               "param c = 2.0\n"
+                               "loss = sum(sqrt(w)) + (c - 1)^2\n"
+                               "train(steps = 5, optimizer = adam(lr = 0.1))\n",
+                               false, 1, 1024, 1e-6);
   ck_assert_int_eq(gpu.result, 0);
-  expect_as_cpu(&gpu, 1e-6);
 }
 END_TEST
 
 /* An update that would overflow: -1 - 0, nothing applied. */
 START_TEST(emulated_update_overflow) {
-  compile_text("x = linspace(1, 2, 10)\n"
-               "param a = 1.0\n"
-               "param w = ones(3)\n"
-               "loss = sum((a * x)^2) + sum(w^2)\n"
-               "train(steps = 50, optimizer = sgd(lr = 1e38))\n");
-  EmuRun gpu = emu_train(2, 1024);
+  EmuRun gpu = emulated_as_cpu("x = linspace(1, 2, 10)\n"
+                               "param a = 1.0\n"
+                               "param w = ones(3)\n"
+                               "loss = sum((a * x)^2) + sum(w^2)\n"
+                               "train(steps = 50, optimizer = sgd(lr = 1e38))\n",
+                               false, 2, 1024, 1e-6);
   ck_assert_int_eq(gpu.result, -1);
-  expect_as_cpu(&gpu, 1e-6);
 }
 END_TEST
 
