@@ -9,7 +9,9 @@
  * too old for the PTX) gives a one-line reason.
  *
  * A train copies its buffers to the device once, then launches the kernel
- * for up to DLRT_GPU_CHUNK steps at a time: a grid of more than one block
+ * for up to DLRT_GPU_CHUNK steps at a time (DLC_GPU_CHUNK, fewer, for the
+ * tests and for measuring; DLC_GPU_BLOCKS sets the grid): a grid of more
+ * than one block
  * is launched cooperatively, which guarantees that all its blocks are
  * resident at once, as the kernel's grid-wide barrier needs. Between
  * launches only the chunk's losses come back (for the log lines and the
@@ -199,8 +201,11 @@ int dlrt_gpu_train(const DlrtGpuTrain *t, int64_t *result, char *err, size_t err
          upload(&res, NULL, sizeof(int64_t), err, errsize);
 
   *result = t->steps;
+  const char *chunk_env = getenv("DLC_GPU_CHUNK");
+  int64_t chunk = chunk_env ? atoll(chunk_env) : DLRT_GPU_CHUNK;
+  chunk = chunk < 1 || chunk > DLRT_GPU_CHUNK ? DLRT_GPU_CHUNK : chunk;
   for (int64_t step = t->first_step; good && step < t->steps;) {
-    int64_t last = step + DLRT_GPU_CHUNK < t->steps ? step + DLRT_GPU_CHUNK : t->steps, r = 0;
+    int64_t last = step + chunk < t->steps ? step + chunk : t->steps, r = 0;
     const int64_t zero = 0;
     void *args[] = {&table, &step, &last, &losses, &scratch, &barrier, &res};
     good = ok(cuda.cuMemcpyHtoD_v2(barrier, &zero, sizeof zero), "copying to the GPU", err, errsize) &&
@@ -209,9 +214,13 @@ int dlrt_gpu_train(const DlrtGpuTrain *t, int64_t *result, char *err, size_t err
     /* Steps whose loss was computed: up to the last, or to the one that
      * stopped (its loss is logged, as on the CPU). */
     int64_t upto = r == last ? last : r >= 0 ? r + 1 : -r;
-    good = good && upto >= step && upto <= last &&
-           ok(cuda.cuMemcpyDtoH_v2(chunk_losses, losses, sizeof(double) * (size_t)(upto - step)),
-              "copying from the GPU", err, errsize);
+    if (good && (upto <= step || upto > last)) {
+      snprintf(err, errsize, "the training kernel returned %lld for steps %lld to %lld", (long long)r,
+               (long long)step, (long long)last - 1);
+      good = false;
+    }
+    good = good && ok(cuda.cuMemcpyDtoH_v2(chunk_losses, losses, sizeof(double) * (size_t)(upto - step)),
+                      "copying from the GPU", err, errsize);
     for (int64_t k = step; good && k < upto; k++)
       dlrt_step(t->log, k, chunk_losses[k - step]);
     if (good && r != last) {

@@ -43,6 +43,12 @@
  * what needs no libm call compiles (exp in float32 is codegen's own
  * arithmetic; Adam's powers of beta are computed here by squaring), and
  * the first node that needs one is reported.
+ *
+ * For the tests of machines without a GPU, gpu_emulated builds the same
+ * kernel for the host CPU: global and shared memory in address space 0,
+ * and the few things only a GPU does (its special registers, bar.sync,
+ * warp shuffles, fences) calls through a table the caller passes, which
+ * runs a thread per GPU thread (tests/unit/check_gpu.c).
  */
 #include "dlc.h"
 

@@ -17,9 +17,16 @@
  * across blocks), in one launch and in many (the step parity of scratch,
  * the params and state carried between launches), in float32 and in
  * double, with every optimizer.
+ *
+ * And the whole `--target gpu` path (exec.c, runtime/cuda.c) on a fake
+ * CUDA driver (tests/gpu/fake_cuda.c) whose launches run the emulated
+ * kernel: the same output and diagnostics as the CPU's, the launches of a
+ * chunk of steps each, the cooperative launch of a grid, an interrupt.
  */
 #include "unit.h"
 
+#include <ctype.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -28,6 +35,9 @@ static const char *const libdevice = "/usr/local/cuda/nvvm/libdevice/libdevice.1
 
 static void teardown(void) {
   unsetenv("DLC_LIBDEVICE");
+  unsetenv("DLC_LIBCUDA");
+  unsetenv("DLC_GPU_CHUNK");
+  unsetenv("DLC_GPU_BLOCKS");
   jit_free(fx.prog->jit);                        /* the CPU's, made by exec_train */
   fx.prog->jit = NULL;
   fx_teardown();
@@ -197,17 +207,45 @@ END_TEST
 
 /* ---- the kernel emulated on this CPU */
 
+/* The program's train as an emulated kernel, compiled by the JIT. */
+typedef struct EmuKernel {
+  Schedule *s;
+  GpuKernel info;
+  Jit *jit;
+  JitCode *code;
+  GpuEmuKernel fn;
+} EmuKernel;
+
+static EmuKernel emu_kernel(void) {
+  Action *a = train_action();
+  EmuKernel k = {.s = schedule_train(fx.prog, a->loss, &a->opt), .jit = jit_new(2, &fx.diags)};
+  ck_assert_ptr_nonnull(k.jit);
+  LLVMModuleRefDl m = gpu_emulated(fx.prog, k.s, a, &a->opt, jit_context(k.jit), &k.info);
+  ck_assert_ptr_nonnull(m);
+  double ms[PHASE_COUNT];
+  k.fn = (GpuEmuKernel)jit_add(k.jit, m, GPU_KERNEL, &fx.diags, ms, &k.code);
+  ck_assert_ptr_nonnull(k.fn);
+  return k;
+}
+
+static void emu_kernel_free(EmuKernel *k) {
+  jit_remove(k->jit, k->code);
+  jit_free(k->jit);
+  schedule_free(k->s);
+}
+
+/* One launch's grid: the kernel's arguments, and what emulates the GPU. */
 typedef struct EmuGrid {
-  int nblocks, block, shared_doubles;
+  const EmuKernel *k;
+  int nblocks;
   pthread_barrier_t *block_bar;                  /* [nblocks] */
   pthread_barrier_t *warp_bar;                   /* [nblocks * warps] */
   int32_t *lanes;                                /* [2 * nblocks * block]: shuffle slots */
   double *shared;                                /* [nblocks * shared_doubles] */
-  GpuEmuKernel kernel;
   void **bufs;
   int64_t first, last;
   double *losses, *scratch;
-  int64_t barrier, result;
+  int64_t *barrier, *result;
 } EmuGrid;
 
 typedef struct EmuThread {
@@ -233,10 +271,10 @@ static void emu_bar_sync(GpuEmuThread *self) {
 static int32_t emu_shfl_bfly(GpuEmuThread *self, int32_t v, int32_t mask) {
   EmuThread *t = (EmuThread *)self;
   EmuGrid *g = t->grid;
-  int warp = t->tid / 32, lane = t->tid % 32;
-  int32_t *lanes = g->lanes + 2 * (t->block * g->block + warp * 32) + 32 * (t->shuffles++ & 1);
+  int block = g->k->info.block, warp = t->tid / 32, lane = t->tid % 32;
+  int32_t *lanes = g->lanes + 2 * (t->block * block + warp * 32) + 32 * (t->shuffles++ & 1);
   lanes[lane] = v;
-  pthread_barrier_wait(&g->warp_bar[t->block * (g->block / 32) + warp]);
+  pthread_barrier_wait(&g->warp_bar[t->block * (block / 32) + warp]);
   return lanes[lane ^ mask];
 }
 
@@ -245,27 +283,30 @@ static void emu_fence(GpuEmuThread *self) { __atomic_thread_fence(__ATOMIC_SEQ_C
 static void *emu_thread(void *arg) {
   EmuThread *t = arg;
   EmuGrid *g = t->grid;
-  g->kernel(g->bufs, g->first, g->last, g->losses, g->scratch, &g->barrier, &g->result, &t->base);
+  g->k->fn(g->bufs, g->first, g->last, g->losses, g->scratch, g->barrier, g->result, &t->base);
   return NULL;
 }
 
-/* One launch of the grid, a thread per GPU thread. */
+/* One launch of the grid (its arguments set), a thread per GPU thread. */
 static void emu_launch(EmuGrid *g) {
-  int n = g->nblocks * g->block, warps = g->nblocks * (g->block / 32);
+  int block = g->k->info.block, n = g->nblocks * block, warps = g->nblocks * (block / 32);
+  g->block_bar = calloc((size_t)g->nblocks, sizeof(pthread_barrier_t));
+  g->warp_bar = calloc((size_t)warps, sizeof(pthread_barrier_t));
+  g->lanes = calloc(2 * (size_t)n, sizeof(int32_t));
+  g->shared = calloc((size_t)g->nblocks * (size_t)g->k->info.shared_doubles, sizeof(double));
   EmuThread *ts = calloc((size_t)n, sizeof *ts);
   pthread_t *th = calloc((size_t)n, sizeof *th);
   for (int b = 0; b < g->nblocks; b++)
-    pthread_barrier_init(&g->block_bar[b], NULL, (unsigned)g->block);
+    pthread_barrier_init(&g->block_bar[b], NULL, (unsigned)block);
   for (int w = 0; w < warps; w++)
     pthread_barrier_init(&g->warp_bar[w], NULL, 32);
-  g->barrier = 0;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 256 << 10);
   for (int k = 0; k < n; k++) {
     ts[k] = (EmuThread){{emu_sreg, emu_bar_sync, emu_shfl_bfly, emu_fence,
-                         g->shared + (k / g->block) * g->shared_doubles},
-                        g, k % g->block, k / g->block, 0};
+                         g->shared + (k / block) * g->k->info.shared_doubles},
+                        g, k % block, k / block, 0};
     ck_assert_int_eq(pthread_create(&th[k], &attr, emu_thread, &ts[k]), 0);
   }
   for (int k = 0; k < n; k++)
@@ -275,6 +316,10 @@ static void emu_launch(EmuGrid *g) {
     pthread_barrier_destroy(&g->block_bar[b]);
   for (int w = 0; w < warps; w++)
     pthread_barrier_destroy(&g->warp_bar[w]);
+  free(g->block_bar);
+  free(g->warp_bar);
+  free(g->lanes);
+  free(g->shared);
   free(ts);
   free(th);
 }
@@ -291,31 +336,20 @@ typedef struct EmuRun {
 static EmuRun emu_train(int nblocks, int64_t chunk) {
   Action *a = train_action();
   ck_assert_int_le(a->steps, 64);
-  Schedule *s = schedule_train(fx.prog, a->loss, &a->opt);
-  Jit *jit = jit_new(2, &fx.diags);
-  ck_assert_ptr_nonnull(jit);
-  GpuKernel k;
-  LLVMModuleRefDl m = gpu_emulated(fx.prog, s, a, &a->opt, jit_context(jit), &k);
-  ck_assert_ptr_nonnull(m);
-  JitCode *code;
-  double ms[PHASE_COUNT];
-  EmuGrid g = {.nblocks = nblocks, .block = k.block, .shared_doubles = k.shared_doubles};
-  g.kernel = (GpuEmuKernel)jit_add(jit, m, GPU_KERNEL, &fx.diags, ms, &code);
-  ck_assert_ptr_nonnull(g.kernel);
-  g.block_bar = calloc((size_t)nblocks, sizeof(pthread_barrier_t));
-  g.warp_bar = calloc((size_t)nblocks * (size_t)(k.block / 32), sizeof(pthread_barrier_t));
-  g.lanes = calloc(2 * (size_t)nblocks * (size_t)k.block, sizeof(int32_t));
-  g.shared = calloc((size_t)nblocks * (size_t)k.shared_doubles, sizeof(double));
-  g.scratch = calloc((size_t)k.scratch_doubles, sizeof(double));
-  g.bufs = exec_make_buffers(fx.prog, s);
+  EmuKernel k = emu_kernel();
+  int64_t barrier, result;
+  EmuGrid g = {.k = &k, .nblocks = nblocks, .barrier = &barrier, .result = &result};
+  g.scratch = calloc((size_t)k.info.scratch_doubles, sizeof(double));
+  g.bufs = exec_make_buffers(fx.prog, k.s);
   EmuRun run = {.result = a->steps};
   for (int64_t step = 0; step < a->steps; step = g.last) {
     g.first = step;
     g.last = step + chunk < a->steps ? step + chunk : a->steps;
     g.losses = run.losses + step;
+    barrier = 0;
     emu_launch(&g);
-    if (g.result != g.last) {
-      run.result = g.result;
+    if (result != g.last) {
+      run.result = result;
       break;
     }
   }
@@ -323,21 +357,15 @@ static EmuRun emu_train(int nblocks, int64_t chunk) {
     int64_t n = shape_numel(fx.prog->params[i].node->shape);
     for (int64_t e = 0; e < n; e++) {
       ck_assert_int_lt(run.nparams, 64);
-      void *buf = g.bufs[s->param_buf[i]];
+      void *buf = g.bufs[k.s->param_buf[i]];
       run.params[run.nparams++] = fx.prog->opts.f64 ? ((double *)buf)[e] : ((float *)buf)[e];
     }
   }
-  for (int b = 0; b < s->nbufs; b++)
+  for (int b = 0; b < k.s->nbufs; b++)
     free(g.bufs[b]);
   free(g.bufs);
-  free(g.block_bar);
-  free(g.warp_bar);
-  free(g.lanes);
-  free(g.shared);
   free(g.scratch);
-  jit_remove(jit, code);
-  jit_free(jit);
-  schedule_free(s);
+  emu_kernel_free(&k);
   return run;
 }
 
@@ -486,6 +514,154 @@ START_TEST(emulated_update_overflow) {
 }
 END_TEST
 
+/* ---- the whole --target gpu path, on a fake driver */
+
+static EmuKernel fake_kernel;
+static unsigned fake_grid;                       /* of the last launch */
+
+/* What a launch on the fake driver runs: the emulated kernel, with the
+ * launch's grid and arguments (device pointers are host pointers there). */
+static void fake_launch(unsigned grid, unsigned block, void **args) {
+  ck_assert_int_eq(block, fake_kernel.info.block);
+  fake_grid = grid;
+  EmuGrid g = {.k = &fake_kernel, .nblocks = (int)grid, .bufs = *(void ***)args[0],
+               .first = *(int64_t *)args[1], .last = *(int64_t *)args[2],
+               .losses = *(double **)args[3], .scratch = *(double **)args[4],
+               .barrier = *(int64_t **)args[5], .result = *(int64_t **)args[6]};
+  emu_launch(&g);
+}
+
+/* The program run as `dlc run` runs it: what it prints, then its
+ * diagnostics, one a line (caller frees). */
+static char *run_program(void) {
+  char *out = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&out, &len);
+  exec_program(fx.prog, f);
+  for (int i = 0; i < fx.diags.n; i++)
+    fprintf(f, "diag %d: %s\n", fx.diags.items[i].level, fx.diags.items[i].msg);
+  fclose(f);
+  return out;
+}
+
+/* The same text up to numbers within rtol. */
+static bool same_text(const char *a, const char *b, double rtol) {
+  while (*a && *b) {
+    char *ea, *eb;
+    if ((isdigit((unsigned char)*a) || *a == '-') && (isdigit((unsigned char)*b) || *b == '-')) {
+      double x = strtod(a, &ea), y = strtod(b, &eb);
+      if (ea > a && eb > b) {
+        if (!close_to(x, y, rtol))
+          return false;
+        a = ea;
+        b = eb;
+        continue;
+      }
+    }
+    if (*a++ != *b++)
+      return false;
+  }
+  return *a == *b;
+}
+
+/* Runs the program with --target gpu on the fake driver; returns its
+ * output and the number of launches. */
+static char *run_on_fake_gpu(const char *text, bool f64, int *launches) {
+  setenv("DLC_LIBCUDA", FAKE_CUDA, 1);
+  void *lib = dlopen(FAKE_CUDA, RTLD_NOW);
+  ck_assert_msg(lib != NULL, "%s", dlerror());
+  void (*set_launch)(void (*)(unsigned, unsigned, void **)) = (void (*)(void (*)(unsigned, unsigned, void **)))dlsym(lib, "fake_cuda_set_launch");
+  int *count = dlsym(lib, "fake_cuda_launches");
+  ck_assert(set_launch && count);
+  set_launch(fake_launch);
+  fx.prog->opts.f64 = f64;
+  compile_text(text);
+  fake_kernel = emu_kernel();
+  fx.prog->opts.gpu_arch = "sm_90";
+  int before = *count;
+  char *out = run_program();
+  *launches = *count - before;
+  emu_kernel_free(&fake_kernel);
+  return out;
+}
+
+/* The same program on the CPU, in a fresh fixture, must print the same. */
+static void expect_output_as_cpu(const char *text, bool f64, const char *gpu, double rtol) {
+  teardown();
+  fixture_open(f64);
+  compile_text(text);
+  char *cpu = run_program();
+  ck_assert_msg(same_text(gpu, cpu, rtol), "GPU:\n%s\nCPU:\n%s", gpu, cpu);
+  free(cpu);
+}
+
+static const char seed_logged[] = "fn P3(x) = 0.5 * (5 * x^3 - 3 * x)\n"
+                                   "x = linspace(-pi, pi, 2000)\n"
+                                   "param a = 0.0\n"
+                                   "param b = -1.0\n"
+                                   "param c = 0.0\n"
+                                   "param d = 0.3\n"
+                                   "loss = sum((a + b * P3(c + d * x) - sin(x))^2)\n"
+                                   "train(steps = 12, optimizer = sgd(lr = 5e-6), log_every = 2)\n"
+                                   "print(\"{a} {b} {c} {d}\")\n";
+
+/* Launches of 5 steps: 12 steps are three. */
+START_TEST(runtime_as_cpu) {
+  setenv("DLC_GPU_CHUNK", "5", 1);
+  int launches;
+  char *gpu = run_on_fake_gpu(seed_logged, true, &launches);
+  ck_assert_int_eq(launches, 3);
+  ck_assert_int_eq(fake_grid, 1);                /* 2000 elements: one block */
+  ck_assert_int_eq(fx.diags.nerrors, 0);
+  expect_output_as_cpu(seed_logged, true, gpu, 1e-9);
+  free(gpu);
+}
+END_TEST
+
+/* A grid of two blocks goes by a cooperative launch (the fake refuses
+ * any other for a grid). */
+START_TEST(runtime_grid_cooperative) {
+  setenv("DLC_GPU_BLOCKS", "2", 1);
+  int launches;
+  char *gpu = run_on_fake_gpu(seed_logged, false, &launches);
+  ck_assert_int_eq(launches, 1);
+  ck_assert_int_eq(fake_grid, 2);
+  ck_assert_msg(fx.diags.nerrors == 0, "%s", gpu);
+  expect_output_as_cpu(seed_logged, false, gpu, 1e-4);
+  free(gpu);
+}
+END_TEST
+
+/* A NaN: the same error, the same params in its note, the print after. */
+START_TEST(runtime_nan_as_cpu) {
+  static const char text[] = "x = ones(4)\n"
+                             "param a = 1.0\n"
+                             "loss = sum(sqrt(a) * x)\n"
+                             "train(steps = 10, optimizer = sgd(lr = 0.25), log_every = 1)\n"
+                             "print(\"a = {a}\")\n";
+  int launches;
+  char *gpu = run_on_fake_gpu(text, true, &launches);
+  ck_assert_ptr_nonnull(strstr(gpu, "training stopped at step 2"));
+  expect_output_as_cpu(text, true, gpu, 1e-12);
+  free(gpu);
+}
+END_TEST
+
+/* An interrupt is seen between launches: after the first, 4 steps. */
+START_TEST(runtime_interrupt) {
+  setenv("DLC_GPU_CHUNK", "4", 1);
+  dlrt_interrupt = 1;
+  int launches;
+  char *gpu = run_on_fake_gpu(seed_logged, true, &launches);
+  dlrt_interrupt = 0;
+  ck_assert_int_eq(launches, 1);
+  ck_assert_msg(strstr(gpu, "training interrupted after 4 of 12 steps"), "%s", gpu);
+  ck_assert_ptr_null(strstr(gpu, "\n5 "));       /* no step past the fourth logged */
+  ck_assert_ptr_nonnull(strstr(gpu, "\n3 "));
+  free(gpu);
+}
+END_TEST
+
 static Suite *gpu_suite(void) {
   Suite *s = suite_create("gpu");
   TCase *tc = tcase_create("kernel");
@@ -514,6 +690,14 @@ static Suite *gpu_suite(void) {
   tcase_add_test(tc, emulated_nan_stop);
   tcase_add_test(tc, emulated_nan_vector_gradient);
   tcase_add_test(tc, emulated_update_overflow);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("runtime");
+  tcase_add_checked_fixture(tc, fx_setup_f32, teardown);
+  tcase_add_test(tc, runtime_as_cpu);
+  tcase_add_test(tc, runtime_grid_cooperative);
+  tcase_add_test(tc, runtime_nan_as_cpu);
+  tcase_add_test(tc, runtime_interrupt);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("unsupported");
