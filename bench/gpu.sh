@@ -26,7 +26,7 @@ seed_dl() {
   echo "$tmp/seed_$1_$2.dl"
 }
 
-best_ms() {  # best wall time of REPS runs of: dlc run FILE --target gpu
+best_us() {  # best wall time (µs) of REPS runs of: dlc run FILE --target gpu
   local best=
   for _ in $(seq "$reps"); do
     local t0 t1
@@ -47,17 +47,27 @@ for f in "$root"/examples/*.dl; do
   done
 done
 
+# dlc's µs per step for the seed at N points, by two step counts.
+dlc_per_step() {
+  local t_lo t_hi
+  t_lo=$(best_us "$(seed_dl "$1" "$2")")
+  t_hi=$(best_us "$(seed_dl "$1" "$3")")
+  awk -v a="$t_lo" -v b="$t_hi" -v l="$2" -v h="$3" 'BEGIN { printf "%.3f", (b - a) / (h - l) }'
+}
+
 echo "| N | dlc µs/step | PyTorch eager µs/step | torch.compile µs/step | eager / dlc | compile / dlc |"
 echo "|---|---|---|---|---|---|"
 for spec in "2000 2000 20000" "10000000 200 2000"; do
   set -- $spec
   n=$1 lo=$2 hi=$3
-  t_lo=$(best_ms "$(seed_dl "$n" "$lo")")
-  t_hi=$(best_ms "$(seed_dl "$n" "$hi")")
-  dlc_us=$(awk -v a="$t_lo" -v b="$t_hi" -v l="$lo" -v h="$hi" 'BEGIN { printf "%.3f", (b - a) / (h - l) }')
+  dlc_us=$(dlc_per_step "$n" "$lo" "$hi")
   steps=$(( n > 1000000 ? 200 : 2000 ))
   eager=$(python3 "$root/bench/seed_torch.py" "$n" "$steps" cuda | awk '{ print $2 }')
   compiled=$(python3 "$root/bench/seed_torch.py" "$n" "$steps" cuda-compile | awk '{ print $2 }')
   awk -v n="$n" -v d="$dlc_us" -v e="$eager" -v c="$compiled" \
     'BEGIN { printf "| %d | %.2f | %.2f | %.2f | %.1f | %.1f |\n", n, d, e, c, e / d, c / d }'
 done
+
+# Many steps per launch (the persistent kernel) against one launch a step.
+echo "seed N=2000: $(dlc_per_step 2000 2000 20000) us/step with up to 1024 steps per launch," \
+     "$(DLC_GPU_CHUNK=1 dlc_per_step 2000 2000 20000) with one step per launch"

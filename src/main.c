@@ -16,8 +16,8 @@
 
 static const char usage[] =
     "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu|gpu] [--gpu-arch SM]\n"
-    "               [--threads N]\n"
-    "               [--save FILE.json [--save-every K]] [--resume FILE.json] [--nan-check]\n"
+    "               [--threads N] [--save FILE.json [--save-every K]] [--resume FILE.json]\n"
+    "               [--nan-check]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3] [--gpu-arch SM]\n"
     "       dlc repl [--f64] [-O0..-O3] [--threads N]\n"
