@@ -37,6 +37,10 @@ best_us() {  # best wall time (µs) of REPS runs of: dlc run FILE --target gpu
 }
 
 echo "GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo unknown)"
+"$dlc" run "$root/examples/legendre.dl" --target gpu >/dev/null ||
+  { echo "gpu.sh: $dlc cannot train on a GPU here (above: why)" >&2; exit 1; }
+python3 -c "import torch; assert torch.cuda.is_available()" ||
+  { echo "gpu.sh: PyTorch with CUDA is needed" >&2; exit 1; }
 for f in "$root"/examples/*.dl; do
   for flags in "" --f64; do
     if (cd "$root" && tests/gpu/gpu_test.sh "$dlc" match "$f" $flags >/dev/null); then
