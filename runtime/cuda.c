@@ -111,7 +111,8 @@ static int load_driver(char *err, size_t n) {
 #undef X
   CUresult r = cuda.cuInit(0);
   if (r == CUDA_ERROR_STUB_LIBRARY) {
-    snprintf(err, n, "no CUDA driver: %s is CUDA's stub library, not a driver (no NVIDIA driver is installed)",
+    snprintf(err, n,
+             "no CUDA driver: %s is CUDA's stub library, not a driver (no NVIDIA driver is installed)",
              path);
     return -1;
   }

@@ -345,8 +345,10 @@ static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
   }
   fflush(out);
   DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1};
-  DlrtGpuTrain run = {kernel.ptx, GPU_KERNEL, kernel.block, kernel.max_grid, kernel.elements, s->nbufs,
-                      bufs, bytes, copy_back, kernel.scratch_doubles, 0, a->steps, &log};
+  DlrtGpuTrain run = {.ptx = kernel.ptx, .kernel = GPU_KERNEL, .block = kernel.block,
+                      .max_grid = kernel.max_grid, .elements = kernel.elements, .nbufs = s->nbufs,
+                      .bufs = bufs, .bytes = bytes, .copy_back = copy_back,
+                      .scratch_doubles = kernel.scratch_doubles, .steps = a->steps, .log = &log};
   char err[512];
   int64_t done;
   double t2 = now_ms();

@@ -104,6 +104,10 @@ static LLVMBasicBlockRef block_named(Gpu *g, const char *name) {
   return LLVMAppendBasicBlockInContext(g->ctx, g->fn, name);
 }
 
+static LLVMValueRef gep(Gpu *g, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx) {
+  return LLVMBuildGEP2(g->b, t, base, &idx, 1, "");
+}
+
 /* A call of an NVVM intrinsic that is not overloaded. */
 static LLVMValueRef nvvm(Gpu *g, const char *name, LLVMValueRef *args, int n) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
@@ -114,7 +118,7 @@ static LLVMValueRef nvvm(Gpu *g, const char *name, LLVMValueRef *args, int n) {
 /* Emulated, what the GPU does is a call of the function in field k of the
  * GpuEmuThread (self first, then args). */
 static LLVMValueRef emu_field(Gpu *g, int k) {
-  return LLVMBuildLoad2(g->b, g->ptr, LLVMBuildGEP2(g->b, g->ptr, g->emu, (LLVMValueRef[]){iconst(g, k)}, 1, ""), "");
+  return LLVMBuildLoad2(g->b, g->ptr, gep(g, g->ptr, g->emu, iconst(g, k)), "");
 }
 
 static LLVMValueRef emu_call(Gpu *g, int k, LLVMTypeRef ret, LLVMValueRef *args, int n) {
@@ -176,10 +180,6 @@ static void end_if(Gpu *g, LLVMBasicBlockRef join) {
   LLVMPositionBuilderAtEnd(g->b, join);
 }
 
-static LLVMValueRef gep(Gpu *g, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef idx) {
-  return LLVMBuildGEP2(g->b, t, base, &idx, 1, "");
-}
-
 static LLVMValueRef to_double(Gpu *g, LLVMValueRef v) {
   return LLVMTypeOf(v) == g->dt ? v : LLVMBuildFPExt(g->b, v, g->dt, "");
 }
@@ -221,7 +221,8 @@ static void block_sum(Gpu *g, LLVMValueRef *v, int n, LLVMValueRef *total) {
     LLVMValueRef at = gep(g, row, g->shared, iconst(g, r));
     total[r] = LLVMBuildLoad2(g->b, g->dt, gep(g, g->dt, at, iconst(g, 0)), "");
     for (int w = 1; w < GPU_WARPS; w++)
-      total[r] = LLVMBuildFAdd(g->b, total[r], LLVMBuildLoad2(g->b, g->dt, gep(g, g->dt, at, iconst(g, w)), ""), "");
+      total[r] = LLVMBuildFAdd(g->b, total[r],
+                               LLVMBuildLoad2(g->b, g->dt, gep(g, g->dt, at, iconst(g, w)), ""), "");
   }
   bar_sync(g);                                   /* before the shared array is written again */
 }

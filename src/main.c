@@ -294,7 +294,8 @@ int main(int argc, char **argv) {
   if (gpu && cmd != CMD_RUN)
     return usage_error("%s", "--target gpu goes with dlc run (dlc emit ptx shows the kernel)");
   if (gpu && (opts.save_path || opts.resume_path || opts.threads || opts.nan_check))
-    return usage_error("%s", "--save, --resume, --threads and --nan-check are not supported with --target gpu yet");
+    return usage_error("%s", "--save, --resume, --threads and --nan-check are not supported with "
+                             "--target gpu yet");
   if (opts.gpu_arch && !gpu && !(cmd == CMD_EMIT && strcmp(what, "ptx") == 0))
     return usage_error("%s", "--gpu-arch goes with --target gpu or emit ptx");
   if (gpu && !opts.gpu_arch)

@@ -570,7 +570,8 @@ static char *run_on_fake_gpu(const char *text, bool f64, int *launches) {
   setenv("DLC_LIBCUDA", FAKE_CUDA, 1);
   void *lib = dlopen(FAKE_CUDA, RTLD_NOW);
   ck_assert_msg(lib != NULL, "%s", dlerror());
-  void (*set_launch)(void (*)(unsigned, unsigned, void **)) = (void (*)(void (*)(unsigned, unsigned, void **)))dlsym(lib, "fake_cuda_set_launch");
+  typedef void (*Launch)(unsigned grid, unsigned block, void **args);
+  void (*set_launch)(Launch) = (void (*)(Launch))dlsym(lib, "fake_cuda_set_launch");
   int *count = dlsym(lib, "fake_cuda_launches");
   ck_assert(set_launch && count);
   set_launch(fake_launch);
