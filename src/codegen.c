@@ -947,3 +947,5 @@ LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRef
 }
 
 LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v) { return is_finite(&e->c, v); }
+
+LLVMValueRefDl emitter_exp(NodeEmitter *e, LLVMValueRefDl x) { return emit_exp(&e->c, x); }

@@ -596,6 +596,8 @@ void emitter_begin_update(NodeEmitter *e);
 LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRefDl grad,
                               LLVMValueRefDl *state, bool commit);
 LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v);
+/* e^x in the working type, as codegen computes it (float32: arithmetic). */
+LLVMValueRefDl emitter_exp(NodeEmitter *e, LLVMValueRefDl x);
 
 /* ----------------------------------------------------------------- jit.c */
 

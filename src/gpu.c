@@ -39,13 +39,14 @@
  *
  * Node values and update rules are codegen.c's (the NodeEmitter seam);
  * their libm calls (`sinf`, `log1p`...) become libdevice's `__nv_sinf`...
- * and libdevice is linked in and internalized. Without libdevice, only
- * what needs no libm call compiles (exp in float32 is codegen's own
- * arithmetic; Adam's powers of beta are computed here by squaring), and
- * the first node that needs one is reported.
+ * and libdevice is linked in and internalized. Without libdevice, float32
+ * exp (codegen's own arithmetic), log, sin, cos and tanh (our own, here)
+ * and Adam's powers of beta (by squaring) still compile, and the first
+ * node that needs another libm function is reported.
  *
  * For the tests of machines without a GPU, gpu_emulated builds the same
- * kernel for the host CPU: global and shared memory in address space 0,
+ * kernel for the host CPU (libm standing for libdevice, or our own math
+ * where libdevice is missing): global and shared memory in address space 0,
  * and the few things only a GPU does (its special registers, bar.sync,
  * warp shuffles, fences) calls through a table the caller passes, which
  * runs a thread per GPU thread (tests/unit/check_gpu.c).
@@ -59,6 +60,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -396,6 +398,141 @@ static bool check_nodes(Gpu *g) {
   return ok;
 }
 
+/* ---- our own float32 math, where there is no libdevice: Cephes' (as
+ * codegen's exp is), within a few ulps of libm; sin and cos reduce their
+ * argument in three parts of pi/4 (Cody and Waite), accurate for |x| up to
+ * about 8192, finite beyond. */
+
+typedef LLVMValueRef (*OwnMath)(Gpu *g, LLVMValueRef x);
+
+static LLVMValueRef fconst(Gpu *g, double v) { return LLVMConstReal(g->ft, v); }
+
+static LLVMValueRef mul(Gpu *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(g->b, a, b, ""); }
+static LLVMValueRef add(Gpu *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(g->b, a, b, ""); }
+static LLVMValueRef sub(Gpu *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(g->b, a, b, ""); }
+
+static LLVMValueRef fcmp(Gpu *g, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFCmp(g->b, pred, a, b, "");
+}
+
+/* c[0] x^(n-1) + ... + c[n-1], by Horner's rule. */
+static LLVMValueRef poly(Gpu *g, LLVMValueRef x, const double *c, int n) {
+  LLVMValueRef r = fconst(g, c[0]);
+  for (int k = 1; k < n; k++)
+    r = add(g, mul(g, r, x), fconst(g, c[k]));
+  return r;
+}
+
+/* log x = log m + e log 2, x = m 2^e with m in [sqrt(1/2), sqrt(2)). */
+static LLVMValueRef own_log(Gpu *g, LLVMValueRef x) {
+  static const double c[] = {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1,
+                             -1.2420140846E-1, 1.4249322787E-1, -1.6668057665E-1,
+                             2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1};
+  /* Subnormals scaled into the normal range first. */
+  LLVMValueRef tiny = fcmp(g, LLVMRealOLT, x, fconst(g, 0x1p-126));
+  LLVMValueRef xs = LLVMBuildSelect(g->b, tiny, mul(g, x, fconst(g, 0x1p25)), x, "");
+  LLVMValueRef bits = LLVMBuildBitCast(g->b, xs, g->i32, "");
+  LLVMValueRef e = LLVMBuildSub(g->b, LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, bits, i32const(g, 23), ""),
+                                                   i32const(g, 0xff), ""), i32const(g, 126), "");
+  e = LLVMBuildSub(g->b, e, LLVMBuildSelect(g->b, tiny, i32const(g, 25), i32const(g, 0), ""), "");
+  LLVMValueRef mbits = LLVMBuildOr(g->b, LLVMBuildAnd(g->b, bits, i32const(g, 0x007fffff), ""),
+                                   i32const(g, 0x3f000000), "");
+  LLVMValueRef m = LLVMBuildBitCast(g->b, mbits, g->ft, "");         /* in [0.5, 1) */
+  LLVMValueRef low = fcmp(g, LLVMRealOLT, m, fconst(g, 0.707106781186547524));
+  e = LLVMBuildSub(g->b, e, LLVMBuildZExt(g->b, low, g->i32, ""), "");
+  m = sub(g, LLVMBuildSelect(g->b, low, add(g, m, m), m, ""), fconst(g, 1));
+  LLVMValueRef z = mul(g, m, m), fe = LLVMBuildSIToFP(g->b, e, g->ft, "");
+  LLVMValueRef y = mul(g, mul(g, poly(g, m, c, 9), m), z);
+  y = add(g, y, mul(g, fe, fconst(g, -2.12194440e-4)));
+  y = add(g, y, mul(g, z, fconst(g, -0.5)));
+  LLVMValueRef r = add(g, add(g, m, y), mul(g, fe, fconst(g, 0.693359375)));
+  /* log 0 = -inf, log inf = inf, log of a negative or NaN = NaN. */
+  r = LLVMBuildSelect(g->b, fcmp(g, LLVMRealOEQ, x, fconst(g, 0)), fconst(g, -INFINITY), r, "");
+  r = LLVMBuildSelect(g->b, fcmp(g, LLVMRealOEQ, x, fconst(g, INFINITY)), x, r, "");
+  return LLVMBuildSelect(g->b, fcmp(g, LLVMRealULT, x, fconst(g, 0)), fconst(g, NAN), r, "");
+}
+
+/* sin x (cosine: 0) or cos x (1): |x| = j pi/4 + r with j even and
+ * |r| <= pi/4; the quadrant j/2 (plus one for cos) picks sin r or cos r
+ * and the sign. */
+static LLVMValueRef own_sincos(Gpu *g, LLVMValueRef x, int cosine) {
+  static const double sin_c[] = {-1.9515295891E-4, 8.3321608736E-3, -1.6666654611E-1};
+  static const double cos_c[] = {2.443315711809948E-005, -1.388731625493765E-003,
+                                 4.166664568298827E-002};
+  LLVMValueRef ax = LLVMBuildCall2(g->b, LLVMFunctionType(g->ft, &g->ft, 1, 0),
+                                   LLVMGetIntrinsicDeclaration(g->mod, LLVMLookupIntrinsicID("llvm.fabs", 9),
+                                                               &g->ft, 1), &x, 1, "");
+  LLVMValueRef finite = fcmp(g, LLVMRealOLT, ax, fconst(g, 1e18));   /* j fits an int64 */
+  LLVMValueRef axc = LLVMBuildSelect(g->b, finite, ax, fconst(g, 0), "");
+  LLVMValueRef j = LLVMBuildFPToSI(g->b, mul(g, axc, fconst(g, 1.27323954473516)), g->i64, "");
+  j = LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, j, iconst(g, 1), ""), iconst(g, -2), "");
+  LLVMValueRef y = LLVMBuildSIToFP(g->b, j, g->ft, "");
+  LLVMValueRef r = sub(g, axc, mul(g, y, fconst(g, 0.78515625)));
+  r = sub(g, r, mul(g, y, fconst(g, 2.4187564849853515625e-4)));
+  r = sub(g, r, mul(g, y, fconst(g, 3.77489497744594108e-8)));
+  LLVMValueRef z = mul(g, r, r);
+  LLVMValueRef s = add(g, mul(g, mul(g, poly(g, z, sin_c, 3), z), r), r);
+  LLVMValueRef c = add(g, sub(g, mul(g, mul(g, poly(g, z, cos_c, 3), z), z), mul(g, z, fconst(g, 0.5))),
+                        fconst(g, 1));
+  LLVMValueRef q = LLVMBuildAdd(g->b, LLVMBuildLShr(g->b, j, iconst(g, 1), ""), iconst(g, cosine), "");
+  LLVMValueRef odd = icmp(g, LLVMIntNE, LLVMBuildAnd(g->b, q, iconst(g, 1), ""), iconst(g, 0));
+  LLVMValueRef neg = icmp(g, LLVMIntNE, LLVMBuildAnd(g->b, q, iconst(g, 2), ""), iconst(g, 0));
+  if (!cosine)                                   /* sin is odd */
+    neg = LLVMBuildXor(g->b, neg, fcmp(g, LLVMRealOLT, x, fconst(g, 0)), "");
+  LLVMValueRef v = LLVMBuildSelect(g->b, odd, c, s, "");
+  v = LLVMBuildSelect(g->b, neg, LLVMBuildFNeg(g->b, v, ""), v, "");
+  /* inf and NaN give NaN; beyond 1e18, a value no better than a guess. */
+  return LLVMBuildSelect(g->b, fcmp(g, LLVMRealUNO, sub(g, x, x), fconst(g, 0)), sub(g, x, x), v, "");
+}
+
+static LLVMValueRef own_sin(Gpu *g, LLVMValueRef x) { return own_sincos(g, x, 0); }
+static LLVMValueRef own_cos(Gpu *g, LLVMValueRef x) { return own_sincos(g, x, 1); }
+
+/* tanh x = 1 - 2 / (e^2|x| + 1) with x's sign; below 0.625 a polynomial
+ * (no cancellation). */
+static LLVMValueRef own_tanh(Gpu *g, LLVMValueRef x) {
+  static const double c[] = {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
+                             1.33314422036E-1, -3.33332819422E-1};
+  LLVMValueRef neg = fcmp(g, LLVMRealOLT, x, fconst(g, 0));
+  LLVMValueRef ax = LLVMBuildSelect(g->b, neg, LLVMBuildFNeg(g->b, x, ""), x, "");
+  LLVMValueRef big = sub(g, fconst(g, 1), LLVMBuildFDiv(g->b, fconst(g, 2),
+                                                         add(g, emitter_exp(g->e, add(g, ax, ax)),
+                                                              fconst(g, 1)), ""));
+  big = LLVMBuildSelect(g->b, neg, LLVMBuildFNeg(g->b, big, ""), big, "");
+  LLVMValueRef z = mul(g, x, x);
+  LLVMValueRef small = add(g, mul(g, mul(g, poly(g, z, c, 5), z), x), x);
+  return LLVMBuildSelect(g->b, fcmp(g, LLVMRealOGE, ax, fconst(g, 0.625)), big, small, "");
+}
+
+static const struct {
+  const char *name;
+  OwnMath emit;
+} own_math[] = {{"logf", own_log}, {"sinf", own_sin}, {"cosf", own_cos}, {"tanhf", own_tanh}};
+
+static OwnMath own_math_of(const char *name) {
+  for (size_t k = 0; k < sizeof own_math / sizeof *own_math; k++)
+    if (strcmp(name, own_math[k].name) == 0)
+      return own_math[k].emit;
+  return NULL;
+}
+
+/* Without libdevice: a body for each declared function we have our own
+ * of (inlined by the optimizer). */
+static void define_own_math(Gpu *g) {
+  LLVMBasicBlockRef saved = LLVMGetInsertBlock(g->b);
+  for (LLVMValueRef f = LLVMGetFirstFunction(g->mod); f; f = LLVMGetNextFunction(f)) {
+    size_t len;
+    OwnMath emit = own_math_of(LLVMGetValueName2(f, &len));
+    if (!emit || LLVMCountBasicBlocks(f))
+      continue;
+    LLVMSetLinkage(f, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->ctx, f, "entry"));
+    LLVMBuildRet(g->b, emit(g, LLVMGetParam(f, 0)));
+  }
+  if (saved)
+    LLVMPositionBuilderAtEnd(g->b, saved);
+}
+
 /* n's value, through codegen's rules. A libm function it made codegen
  * declare needs libdevice: without it, the node is reported. */
 static LLVMValueRef gpu_node(Gpu *g, const Node *n, LLVMValueRef idx) {
@@ -405,7 +542,8 @@ static LLVMValueRef gpu_node(Gpu *g, const Node *n, LLVMValueRef idx) {
     g->last_fn = f;
     size_t len;
     const char *name = LLVMGetValueName2(f, &len);
-    if (f == g->fn || strncmp(name, "llvm.", 5) == 0 || g->libdevice || g->failed)
+    if (f == g->fn || strncmp(name, "llvm.", 5) == 0 || g->libdevice || own_math_of(name) ||
+        g->failed)
       continue;
     diag_error(g->p->diags, where_of(g, n),
                "'%s' needs CUDA's libdevice on the GPU (%s), and there is none at %s; set "
@@ -774,6 +912,13 @@ static const char *libdevice_path(void) {
   return env && *env ? env : "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc";
 }
 
+static bool readable(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f)
+    fclose(f);
+  return f != NULL;
+}
+
 static LLVMTargetMachineRef nvptx_machine(const char *arch, Diags *d) {
   LLVMInitializeNVPTXTargetInfo();
   LLVMInitializeNVPTXTarget();
@@ -841,6 +986,8 @@ static bool build_module(Gpu *g, const Optimizer *opt, bool emulated) {
   g->loop_bad = calloc((size_t)g->s->nloops + 1, sizeof(LLVMValueRef));
   g->e = emitter_new(g->p, g->s, opt, g->mod, g->b, g->bufs);
   build_kernel(g);
+  if (!g->libdevice)
+    define_own_math(g);
   emitter_free(g->e);
   LLVMDisposeBuilder(g->b);
   return !g->failed;
@@ -870,10 +1017,7 @@ bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Opt
                  const char *arch, GpuKernel *out) {
   *out = (GpuKernel){0};
   Gpu g = {.p = p, .s = s, .action = a, .libdevice_path = libdevice_path()};
-  FILE *f = fopen(g.libdevice_path, "rb");
-  g.libdevice = f != NULL;
-  if (f)
-    fclose(f);
+  g.libdevice = readable(g.libdevice_path);
   LLVMTargetMachineRef tm = nvptx_machine(arch, p->diags);
   if (!tm)
     return false;
@@ -898,7 +1042,9 @@ bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Opt
 LLVMModuleRefDl gpu_emulated(const Program *p, const Schedule *s, const Action *a,
                              const Optimizer *opt, LLVMContextRefDl ctx, GpuKernel *out) {
   *out = (GpuKernel){0};
-  Gpu g = {.p = p, .s = s, .action = a, .libdevice = true, .ctx = ctx};
+  /* The host's libm stands for libdevice, where that is found. */
+  Gpu g = {.p = p, .s = s, .action = a, .libdevice_path = libdevice_path(), .ctx = ctx};
+  g.libdevice = readable(g.libdevice_path);
   g.mod = LLVMModuleCreateWithNameInContext("dl_gpu_emulated", ctx);
   bool ok = build_module(&g, opt, true);
   finish(&g, out);
