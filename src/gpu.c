@@ -95,7 +95,8 @@ typedef struct Gpu {
   const char *libdevice_path;
   LLVMValueRef last_fn;                          /* the module's last function seen */
   bool failed;                                   /* an error was reported */
-  LLVMValueRef emu;                              /* emulated (tests): the GpuEmuThread; else NULL */
+  bool emulated;                                 /* for the host (gpu_emulated) */
+  LLVMValueRef emu;                              /* emulated: the kernel's GpuEmuThread */
 } Gpu;
 
 static LLVMValueRef iconst(Gpu *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
@@ -697,7 +698,7 @@ static void store_private(Gpu *g, LLVMValueRef *globals) {
 static void build_kernel(Gpu *g) {
   const Program *p = g->p;
   const Schedule *s = g->s;
-  bool emulated = g->gptr == g->ptr;
+  bool emulated = g->emulated;
   LLVMTypeRef params[8] = {g->ptr, g->i64, g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
   LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(g->ctx), params, emulated ? 8 : 7, 0);
   g->fn = LLVMAddFunction(g->mod, GPU_KERNEL, fty);
@@ -972,6 +973,7 @@ static char *emit_ptx(Gpu *g, LLVMTargetMachineRef tm) {
 /* The kernel into g->mod; false when an error was reported. Global
  * memory is address space AS_GLOBAL, or 0 emulated. */
 static bool build_module(Gpu *g, const Optimizer *opt, bool emulated) {
+  g->emulated = emulated;
   if (!check_nodes(g))
     return false;
   scratch_layout(g);
