@@ -167,4 +167,47 @@ void dlrt_team_barrier(DlrtTeam *team);
 /* The number of processors this process may run on. */
 int dlrt_cpu_count(void);
 
+/* ---- the GPU (cuda.c): CUDA's driver API, loaded at run time
+ *
+ * Nothing is linked against CUDA: the driver is dlopen'ed (DLC_LIBCUDA when
+ * set, else libcuda.so.1) on first use. */
+
+/* Loads the driver and makes device 0's primary context current, once per
+ * process. 0; or -1 with a one-line reason in err (no driver, CUDA's stub
+ * library, no GPU), the same reason on every later call. */
+int dlrt_cuda_init(char *err, size_t errsize);
+
+/* One train on the GPU: a kernel compiled for it (the compiler's gpu.c)
+ *
+ *   kernel(void **bufs, int64_t first, int64_t last, double *losses,
+ *          double *scratch, int64_t *barrier, int64_t *result)
+ *
+ * runs steps [first, last) and writes each step's loss to losses[t - first]
+ * and to *result: last, or t when step t's loss or a gradient was not
+ * finite, or -1 - t when step t's update would have made a param so. */
+typedef struct DlrtGpuTrain {
+  const char *ptx, *kernel;                      /* the module (NUL-terminated) and the kernel's name */
+  int block;                                     /* threads per block */
+  int max_grid;                                  /* most blocks the kernel can take */
+  int64_t elements;                              /* the longest vector: no more threads than it needs */
+  int nbufs;
+  void **bufs;                                   /* host copies, in the program's precision */
+  const size_t *bytes;                           /* of each */
+  const char *copy_back;                         /* per buffer: copied back after (the params) */
+  int64_t scratch_doubles;
+  int64_t first_step, steps;
+  DlrtLog *log;                                  /* dlrt_step is called for every step's loss */
+} DlrtGpuTrain;
+
+/* Steps per launch, at most: between launches the losses come back and
+ * dlrt_interrupt is looked at. */
+enum { DLRT_GPU_CHUNK = 1024 };
+
+/* Copies the buffers to the device once, launches the kernel for chunks
+ * of steps until all are done or one stops, and copies the losses and the
+ * buffers marked copy_back to the host. *result: as TrainFn's in the
+ * compiler (steps; t; -1 - t; steps + 1 + k when dlrt_interrupt stopped
+ * it after k steps). 0, or -1 with a one-line reason in err. */
+int dlrt_gpu_train(const DlrtGpuTrain *t, int64_t *result, char *err, size_t errsize);
+
 #endif

@@ -579,11 +579,7 @@ static void emit_loop(Cg *c, int loop_index) {
   LLVMValueRef bad = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
 
   Node *roots[nred + nst + 1];
-  for (int r = 0; r < nred; r++)
-    roots[r] = l->reductions.items[r]->args[0];
-  for (int s = 0; s < nst; s++)
-    roots[nred + s] = l->stores.items[s];
-  NodeList order = loop_order(c, roots, nred + nst, l->stage);
+  NodeList order = loop_order(c, roots, loop_roots(l, roots), l->stage);
   nodemap_free(&c->elem);
   c->loop_shape = l->shape;
   for (int i = 0; i < order.n; i++) {
@@ -1097,6 +1093,13 @@ static void scratch_layout(Cg *c) {
   }
 }
 
+static void set_types(Cg *c) {
+  c->dt = LLVMDoubleTypeInContext(c->ctx);
+  c->ft = c->p->opts.f64 ? c->dt : LLVMFloatTypeInContext(c->ctx);
+  c->i64 = LLVMInt64TypeInContext(c->ctx);
+  c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
+}
+
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
                               LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
                               int64_t *scratch_doubles) {
@@ -1105,10 +1108,7 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   *scratch_doubles = 2 * c.scratch_size;
   c.mod = LLVMModuleCreateWithNameInContext("dl_train", ctx);
   c.b = LLVMCreateBuilderInContext(ctx);
-  c.dt = LLVMDoubleTypeInContext(ctx);
-  c.ft = p->opts.f64 ? c.dt : LLVMFloatTypeInContext(ctx);
-  c.i64 = LLVMInt64TypeInContext(ctx);
-  c.ptr = LLVMPointerTypeInContext(ctx, 0);
+  set_types(&c);
 
   LLVMTypeRef params[9] = {c.ptr, c.i64, c.ptr, c.i64, c.i64, c.ptr, c.ptr, c.i64, c.ptr};
   c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 9, 0));
@@ -1228,3 +1228,68 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMDisposeBuilder(c.b);
   return c.mod;
 }
+
+/* ---- the seam gpu.c generates through: this file's node values and
+ * optimizer rules, emitted into a function another code generator builds,
+ * over buffers it chose. No libmvec variants are named (vector_bits 0):
+ * libm calls stay plain calls of `sinf`, `exp`..., for that generator to
+ * resolve. */
+
+struct NodeEmitter {
+  Cg c;
+  Step st;
+};
+
+NodeEmitter *emitter_new(const Program *p, const Schedule *s, const Optimizer *opt,
+                         LLVMModuleRefDl mod, LLVMBuilderRefDl b, LLVMValueRefDl *bufs) {
+  NodeEmitter *e = calloc(1, sizeof *e);
+  e->c = (Cg){.p = p, .s = s, .opt = opt, .ctx = LLVMGetModuleContext(mod), .mod = mod, .b = b,
+              .bufs = bufs};
+  set_types(&e->c);
+  return e;
+}
+
+void emitter_free(NodeEmitter *e) {
+  nodemap_free(&e->c.scalar);
+  nodemap_free(&e->c.elem);
+  free(e);
+}
+
+LLVMValueRefDl emitter_node(NodeEmitter *e, const Node *n, LLVMValueRefDl idx) {
+  e->c.idx = idx;
+  int ready, slot = schedule_buffer(e->c.s, n, &ready);
+  LLVMValueRef v;
+  if (slot >= 0 && n->shape.rank > 0) {          /* a vector in a buffer: its element idx */
+    e->c.loop_shape = n->shape;
+    v = load_held(&e->c, n, slot);
+  } else {
+    v = emit_node(&e->c, n);
+  }
+  nodemap_put(n->shape.rank ? &e->c.elem : &e->c.scalar, n, v);
+  return v;
+}
+
+LLVMValueRefDl emitter_value(NodeEmitter *e, const Node *n) { return value_of(&e->c, n); }
+
+void emitter_define(NodeEmitter *e, const Node *n, LLVMValueRefDl v) { nodemap_put(&e->c.scalar, n, v); }
+
+void emitter_begin_step(NodeEmitter *e, LLVMValueRefDl t) {
+  nodemap_free(&e->c.scalar);
+  e->st = (Step){.t = t};
+}
+
+void emitter_begin_loop(NodeEmitter *e) { nodemap_free(&e->c.elem); }
+
+void emitter_begin_update(NodeEmitter *e) {
+  if (e->c.opt->kind == OPT_ADAM)
+    adam_step_terms(&e->c, &e->st);
+}
+
+LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRefDl grad,
+                              LLVMValueRefDl *state, bool commit) {
+  return update_value(&e->c, &e->st, param, grad, state, commit);
+}
+
+LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v) { return is_finite(&e->c, v); }
+
+LLVMValueRefDl emitter_exp(NodeEmitter *e, LLVMValueRefDl x) { return emit_exp(&e->c, x); }

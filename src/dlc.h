@@ -6,6 +6,7 @@
  *   source text -> lexer.l/parser.y (AST) -> sema.c (checked IR program)
  *   -> diff.c (gradients) -> simplify.c -> schedule.c (fused loops)
  *   -> codegen.c (LLVM IR) -> jit.c (ORC) -> exec.c (runs the statements)
+ *   (or, with --target gpu, -> gpu.c (PTX) -> runtime/cuda.c (the device))
  *
  * Conventions: every phase reports problems by appending to a Diags and
  * returning; nothing but main.c decides the exit status. AST, IR and
@@ -433,6 +434,7 @@ typedef struct Options {
   int64_t save_every;                            /* --save-every K steps; 0: at the end only */
   bool nan_check;                                /* --nan-check: say where a NaN came from */
   const char *resume_path;                       /* --resume */
+  const char *gpu_arch;                          /* --target gpu: sm_80, sm_90...; NULL: the CPU */
 } Options;
 
 enum { MAX_THREADS = 256 };
@@ -584,6 +586,9 @@ void schedule_free(Schedule *s);
 int schedule_buffer(const Schedule *s, const Node *n, int *ready);
 /* Computed as a kernel over whole tensors, not element by element. */
 bool schedule_is_kernel(const Node *n);
+/* What loop l computes per element: its reductions' arguments, then its
+ * stores, into roots (room for both); returns how many. */
+int loop_roots(const Loop *l, Node **roots);
 
 /* ------------------------------------------------------------- codegen.c */
 
@@ -617,6 +622,38 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
                               LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
                               int64_t *scratch_doubles);
 
+/* The seam gpu.c generates through: the values of a schedule's nodes and
+ * the optimizer's update, emitted by this file's rules into a function
+ * another code generator builds (its builder's current block), over its
+ * own buffers: bufs[k] is where buffer k of the schedule is, a scalar's
+ * possibly a private copy. */
+typedef struct LLVMOpaqueBuilder *LLVMBuilderRefDl;
+typedef struct LLVMOpaqueValue *LLVMValueRefDl;
+typedef struct NodeEmitter NodeEmitter;
+NodeEmitter *emitter_new(const Program *p, const Schedule *s, const Optimizer *opt,
+                         LLVMModuleRefDl mod, LLVMBuilderRefDl b, LLVMValueRefDl *bufs);
+void emitter_free(NodeEmitter *e);
+/* Step t begins: scalar values of the last step are forgotten. */
+void emitter_begin_step(NodeEmitter *e, LLVMValueRefDl t);
+/* A fused loop begins: element values of the last loop are forgotten. */
+void emitter_begin_loop(NodeEmitter *e);
+/* n's value (at element idx, for a vector) from its arguments' values,
+ * emitted and remembered; emitter_value finds it again. */
+LLVMValueRefDl emitter_node(NodeEmitter *e, const Node *n, LLVMValueRefDl idx);
+LLVMValueRefDl emitter_value(NodeEmitter *e, const Node *n);
+/* n's value is v (a reduction's total, computed by the caller). */
+void emitter_define(NodeEmitter *e, const Node *n, LLVMValueRefDl v);
+/* Before the updates of a step: its per-step terms (Adam's bias
+ * corrections). Then one param's (element's) new value from its value and
+ * gradient; state[k] points to its optimizer state, stored only with
+ * commit. */
+void emitter_begin_update(NodeEmitter *e);
+LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRefDl grad,
+                              LLVMValueRefDl *state, bool commit);
+LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v);
+/* e^x in the working type, as codegen computes it (float32: arithmetic). */
+LLVMValueRefDl emitter_exp(NodeEmitter *e, LLVMValueRefDl x);
+
 /* ----------------------------------------------------------------- jit.c */
 
 typedef struct Jit Jit;
@@ -638,12 +675,61 @@ void jit_remove(Jit *j, JitCode *code);
  * m and disposes of it. */
 char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d);
 
+/* ------------------------------------------------------------------- gpu.c */
+
+#define GPU_TRIPLE "nvptx64-nvidia-cuda"
+#define GPU_KERNEL "dl_steps"                    /* the kernel's name in the PTX */
+#define GPU_DEFAULT_ARCH "sm_90"
+/* The architectures --gpu-arch takes: those LLVM 19 builds for that have
+ * every instruction the kernel uses (min.NaN, from sm_80 on). */
+#define GPU_ARCHS "sm_80, sm_86, sm_87, sm_89, sm_90, sm_90a"
+
+/* A train compiled for the GPU: PTX with one kernel, GPU_KERNEL, that runs
+ * steps [first, last) of it in one launch (see gpu.c for its parameters
+ * and result), and what launching it takes. */
+typedef struct GpuKernel {
+  char *ptx;                                     /* NUL-terminated, malloc'd */
+  int block;                                     /* threads per block */
+  int max_grid;                                  /* most blocks it has scratch for */
+  int64_t elements;                              /* the longest vector: no use for more threads */
+  int64_t scratch_doubles;
+  int shared_doubles;                            /* shared memory per block */
+} GpuKernel;
+
+/* Compiles the schedule of train a (NULL: none) for arch. Errors go to
+ * p->diags: an op the GPU generator does not know, or one that needs
+ * CUDA's libdevice where there is none. */
+bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Optimizer *opt,
+                 const char *arch, GpuKernel *out);
+void gpu_kernel_free(GpuKernel *k);
+
+/* Emulation, for the tests of a machine without a GPU: the same kernel
+ * built for the host CPU (module m, in ctx, for the JIT), with an eighth
+ * parameter, the calling thread's GpuEmuThread, through whose functions it
+ * does what the GPU would (ids, bar.sync, shuffles, fences). */
+typedef struct GpuEmuThread {
+  int32_t (*sreg)(struct GpuEmuThread *self, int32_t which);   /* 0 tid.x, 1 ctaid.x, 2 nctaid.x */
+  void (*bar_sync)(struct GpuEmuThread *self);
+  int32_t (*shfl_bfly)(struct GpuEmuThread *self, int32_t value, int32_t lane_mask);
+  void (*fence)(struct GpuEmuThread *self);
+  double *shared;                                /* this block's shared memory */
+} GpuEmuThread;
+typedef void (*GpuEmuKernel)(void **bufs, int64_t first, int64_t last, double *losses,
+                             double *scratch, int64_t *barrier, int64_t *result,
+                             GpuEmuThread *self);
+LLVMModuleRefDl gpu_emulated(const Program *p, const Schedule *s, const Action *a,
+                             const Optimizer *opt, LLVMContextRefDl ctx, GpuKernel *out);
+
 /* ------------------------------------------------------------------ exec.c */
 
 /* Runs the program's actions in order (prints to out, progress to stderr). */
 bool exec_program(Program *p, FILE *out);
 /* The same, from action `from` on (the REPL runs each statement's own). */
 bool exec_actions(Program *p, const Action *from, FILE *out);
+/* The buffers of a schedule, in the working precision, filled from the
+ * program's params and data (the rest zero); the caller frees each and
+ * the array. */
+void **exec_make_buffers(const Program *p, const Schedule *s);
 /* Runs one train action: compile, JIT, run, copy params back. */
 bool exec_train(Program *p, const Action *a, FILE *out);
 /* `dlc emit ir|grad|llvm|asm` for the program's loss and its first train

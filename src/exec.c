@@ -92,7 +92,7 @@ static bool print_action(Program *p, const Action *a, FILE *out) {
 }
 
 /* Buffers in the working precision, one per schedule slot. */
-static void **make_buffers(const Program *p, const Schedule *s) {
+void **exec_make_buffers(const Program *p, const Schedule *s) {
   void **bufs = calloc((size_t)s->nbufs + 1, sizeof(void *));
   size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
   for (int k = 0; k < s->nbufs; k++) {
@@ -324,6 +324,30 @@ static int64_t steps_done(const Action *a, int64_t r) {
   return r > a->steps ? r - a->steps - 1 : r < 0 ? -1 - r : r;
 }
 
+/* What the end of a train says: a warning for a diverging loss or an
+ * interrupt, or the error of a NaN. */
+static bool train_outcome(Program *p, const Action *a, const DlrtLog *log, int64_t done, int64_t steps) {
+  if (log->diverged_step >= 0) {
+    char from[48], to[48];
+    dlrt_format(from, sizeof from, log->first_loss, p->opts.f64);
+    dlrt_format(to, sizeof to, log->diverged_loss, p->opts.f64);
+    diag_add(p->diags, DIAG_WARNING, a->span,
+             "the loss went from %s to %s in %lld steps: is the learning rate too large?", from, to,
+             (long long)(log->diverged_step - log->first_step));
+  }
+  if (done > steps) {
+    diag_add(p->diags, DIAG_WARNING, a->span,
+             "training interrupted after %lld of %lld steps; the params keep their values",
+             (long long)(done - steps - 1), (long long)steps);
+    return true;
+  }
+  if (done != steps) {
+    report_nonfinite(p, a, done);
+    return false;
+  }
+  return true;
+}
+
 /* ---- minibatches */
 
 /* A train function compiled for one batch size. */
@@ -370,7 +394,7 @@ static bool compile_batch(Program *p, const Action *a, Node *const *full, int nf
   bt->fn = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms, &bt->code);
   if (!bt->fn)
     return false;
-  bt->bufs = make_buffers(p, bt->s);
+  bt->bufs = exec_make_buffers(p, bt->s);
   bt->dst = calloc((size_t)nfull + 1, sizeof(void *));
   for (int k = 0; k < nfull; k++) {
     int slot = bt->s->data_buf[leaves[k]->slot];
@@ -518,22 +542,62 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
   free(batches.order);
   p->ms[PHASE_TRAIN] += t3 - t2;
   p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
-  if (!ok)
+  return ok && train_outcome(p, a, &log, done, steps);
+}
+
+
+/* --target gpu: the train compiled by gpu.c and run by the runtime's
+ * cuda.c; the buffers go to the device once, the params come back. */
+static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
+  if (a->batch > 0) {
+    diag_error(p->diags, a->span, "minibatches are not supported with --target gpu yet");
     return false;
-  if (done > steps) {
-    diag_add(p->diags, DIAG_WARNING, a->span,
-             "training interrupted after %lld of %lld steps (minibatches); the params keep their values",
-             (long long)(done - steps - 1), (long long)steps);
-    return true;
   }
-  if (done != steps) {
-    report_nonfinite(p, a, done);
+  Schedule *s = schedule_train(p, a->loss, &a->opt);
+  GpuKernel kernel;
+  double t0 = now_ms();
+  bool ok = gpu_compile(p, s, a, &a->opt, p->opts.gpu_arch, &kernel);
+  double t1 = now_ms();
+  p->ms[PHASE_JIT] += t1 - t0;
+  if (!ok) {
+    schedule_free(s);
     return false;
   }
-  return true;
+  void **bufs = exec_make_buffers(p, s);
+  size_t bytes[s->nbufs + 1];
+  char copy_back[s->nbufs + 1];
+  for (int k = 0; k < s->nbufs; k++) {
+    bytes[k] = (size_t)s->bufs[k].numel * (p->opts.f64 ? sizeof(double) : sizeof(float));
+    copy_back[k] = s->bufs[k].kind == BUF_PARAM;
+  }
+  fflush(out);
+  DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1};
+  DlrtGpuTrain run = {.ptx = kernel.ptx, .kernel = GPU_KERNEL, .block = kernel.block,
+                      .max_grid = kernel.max_grid, .elements = kernel.elements, .nbufs = s->nbufs,
+                      .bufs = bufs, .bytes = bytes, .copy_back = copy_back,
+                      .scratch_doubles = kernel.scratch_doubles, .steps = a->steps, .log = &log};
+  char err[512];
+  int64_t done;
+  double t2 = now_ms();
+  ok = dlrt_gpu_train(&run, &done, err, sizeof err) == 0;
+  double t3 = now_ms();
+  if (ok)
+    copy_params_back(p, s, bufs);
+  else
+    diag_error(p->diags, (Span){0}, "%s", err);
+  for (int k = 0; k < s->nbufs; k++)
+    free(bufs[k]);
+  free(bufs);
+  gpu_kernel_free(&kernel);
+  schedule_free(s);
+  p->ms[PHASE_TRAIN] += t3 - t2;
+  p->ms[PHASE_DATA] += t2 - t1;
+  return ok && train_outcome(p, a, &log, done, a->steps);
 }
 
 bool exec_train(Program *p, const Action *a, FILE *out) {
+  if (p->opts.gpu_arch)
+    return exec_train_gpu(p, a, out);
   if (a->batch > 0) {
     if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
       return false;
@@ -558,7 +622,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
     return false;
   }
   double t1 = now_ms();
-  void **bufs = make_buffers(p, s);
+  void **bufs = exec_make_buffers(p, s);
   int number = train_number(p, a);
   int64_t first_step = 0;
   bool resuming = checkpoint_resume_train(p, &first_step) == number;
@@ -587,31 +651,13 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
     checkpoint_save(p, p->opts.save_path, &(Checkpoint){number, a, a->steps, steps_done(a, done), s, bufs, 0});
   if (resuming)
     checkpoint_free(p);                          /* resumed: the next trains start afresh */
-  if (log.diverged_step >= 0) {
-    char from[48], to[48];
-    dlrt_format(from, sizeof from, log.first_loss, p->opts.f64);
-    dlrt_format(to, sizeof to, log.diverged_loss, p->opts.f64);
-    diag_add(p->diags, DIAG_WARNING, a->span,
-             "the loss went from %s to %s in %lld steps: is the learning rate too large?", from, to,
-             (long long)(log.diverged_step - first_step));
-  }
   for (int k = 0; k < s->nbufs; k++)
     free(bufs[k]);
   free(bufs);
   p->ms[PHASE_TRAIN] += t3 - t2;
   p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
   schedule_free(s);
-  if (done > a->steps) {
-    diag_add(p->diags, DIAG_WARNING, a->span,
-             "training interrupted after %lld of %lld steps; the params keep their values",
-             (long long)(done - a->steps - 1), (long long)a->steps);
-    return true;
-  }
-  if (done != a->steps) {
-    report_nonfinite(p, a, done);
-    return false;
-  }
-  return true;
+  return train_outcome(p, a, &log, done, a->steps);
 }
 
 bool exec_program(Program *p, FILE *out) { return exec_actions(p, p->actions, out); }
@@ -720,6 +766,12 @@ bool exec_emit(Program *p, const char *what, FILE *out) {
     }
     fprintf(out, "; %d stage%s, %d loop%s, %d kernel%s per step\n", s->nstages, s->nstages == 1 ? "" : "s",
             s->nloops, s->nloops == 1 ? "" : "s", s->nkernels, s->nkernels == 1 ? "" : "s");
+  } else if (strcmp(what, "ptx") == 0) {
+    GpuKernel kernel;
+    ok = gpu_compile(p, s, a, opt, p->opts.gpu_arch ? p->opts.gpu_arch : GPU_DEFAULT_ARCH, &kernel);
+    if (ok)
+      fputs(kernel.ptx, out);
+    gpu_kernel_free(&kernel);
   } else {
     if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags))) {
       schedule_free(s);

@@ -15,10 +15,11 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu] [--threads N]\n"
-    "               [--save FILE.json [--save-every K]] [--resume FILE.json] [--nan-check]\n"
+    "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu|gpu] [--gpu-arch SM]\n"
+    "               [--threads N] [--save FILE.json [--save-every K]] [--resume FILE.json]\n"
+    "               [--nan-check]\n"
     "       dlc check FILE.dl [--f64]\n"
-    "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3]\n"
+    "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3] [--gpu-arch SM]\n"
     "       dlc repl [--f64] [-O0..-O3] [--threads N]\n"
     "       dlc --help | --version\n"
     "\n"
@@ -32,6 +33,7 @@ static const char usage[] =
     "         grad    each param's simplified gradient formula\n"
     "         llvm    the optimized LLVM IR of the training loop\n"
     "         asm     its machine code for this CPU\n"
+    "         ptx     the training kernel for the GPU (NVIDIA PTX; any machine)\n"
     "  repl   an interactive session (also `dlc` alone on a terminal);\n"
     "         :help there lists its commands\n"
     "\n"
@@ -39,7 +41,10 @@ static const char usage[] =
     "  --f64      compute in double precision (default: float32)\n"
     "  -O0..-O3   LLVM optimization level (default: -O2)\n"
     "  --time     print the time of each phase to stderr\n"
-    "  --target   cpu (the default; the GPU target is not built yet)\n"
+    "  --target   cpu (the default), or gpu: train on an NVIDIA GPU (CUDA's\n"
+    "             driver, loaded at run time)\n"
+    "  --gpu-arch the GPU architecture to compile for (default sm_90): one of\n"
+    "             " GPU_ARCHS "\n"
     "  --threads  training threads (default: one per core for large data,\n"
     "             one for small; the results are the same for any count)\n"
     "  --save     write the params and the optimizer state to a JSON file when\n"
@@ -51,7 +56,7 @@ static const char usage[] =
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
 
-static const char *const emit_kinds[] = {"tokens", "ast", "ir", "grad", "llvm", "asm"};
+static const char *const emit_kinds[] = {"tokens", "ast", "ir", "grad", "llvm", "asm", "ptx"};
 
 static int usage_error(const char *fmt, const char *arg) {
   fputs("dlc: ", stderr);
@@ -87,8 +92,22 @@ static void catch_stop_signals(void) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
+static bool known_gpu_arch(const char *arch) {
+  static const char *const archs[] = {"sm_80", "sm_86", "sm_87", "sm_89", "sm_90", "sm_90a"};
+  for (size_t k = 0; k < sizeof archs / sizeof *archs; k++)
+    if (strcmp(arch, archs[k]) == 0)
+      return true;
+  return false;
+}
+
 /* Runs the pipeline on one file. */
 static int compile_and_run(Command cmd, const char *what, const char *path, Options opts) {
+  /* --target gpu without a GPU: one line, before anything else runs. */
+  char why[512];
+  if (cmd == CMD_RUN && opts.gpu_arch && dlrt_cuda_init(why, sizeof why) != 0) {
+    fprintf(stderr, "dlc: error: %s\n", why);
+    return 1;
+  }
   Arena *arena = arena_new();
   Diags diags = {0};
   Program *prog = NULL;
@@ -214,6 +233,7 @@ int main(int argc, char **argv) {
 
   Options opts = {.opt_level = 2};
   const char *what = NULL, *path = NULL;
+  bool gpu = false;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--f64") == 0)
@@ -225,10 +245,13 @@ int main(int argc, char **argv) {
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
       opts.opt_level = a[2] - '0';
     else if (strcmp(a, "--target") == 0) {
-      if (++i == argc)
-        return usage_error("%s needs a value: cpu", a);
-      if (strcmp(argv[i], "cpu") != 0)
-        return usage_error("--target %s: only the cpu target is built so far", argv[i]);
+      if (++i == argc || (strcmp(argv[i], "cpu") != 0 && strcmp(argv[i], "gpu") != 0))
+        return usage_error("%s", "--target needs a value: cpu or gpu");
+      gpu = strcmp(argv[i], "gpu") == 0;
+    } else if (strcmp(a, "--gpu-arch") == 0) {
+      if (++i == argc || !known_gpu_arch(argv[i]))
+        return usage_error("--gpu-arch needs one of %s", GPU_ARCHS);
+      opts.gpu_arch = argv[i];
     } else if (strcmp(a, "--threads") == 0) {
       char *end;
       long n = ++i == argc ? 0 : strtol(argv[i], &end, 10);
@@ -264,10 +287,19 @@ int main(int argc, char **argv) {
     for (size_t k = 0; what && k < sizeof emit_kinds / sizeof *emit_kinds; k++)
       known |= strcmp(what, emit_kinds[k]) == 0;
     if (!what)
-      return usage_error("%s", "emit needs WHAT: tokens, ast, ir, grad, llvm or asm");
+      return usage_error("%s", "emit needs WHAT: tokens, ast, ir, grad, llvm, asm or ptx");
     if (!known)
-      return usage_error("emit %s: WHAT is one of tokens, ast, ir, grad, llvm, asm", what);
+      return usage_error("emit %s: WHAT is one of tokens, ast, ir, grad, llvm, asm, ptx", what);
   }
+  if (gpu && cmd != CMD_RUN)
+    return usage_error("%s", "--target gpu goes with dlc run (dlc emit ptx shows the kernel)");
+  if (gpu && (opts.save_path || opts.resume_path || opts.threads || opts.nan_check))
+    return usage_error("%s", "--save, --resume, --threads and --nan-check are not supported with "
+                             "--target gpu yet");
+  if (opts.gpu_arch && !gpu && !(cmd == CMD_EMIT && strcmp(what, "ptx") == 0))
+    return usage_error("%s", "--gpu-arch goes with --target gpu or emit ptx");
+  if (gpu && !opts.gpu_arch)
+    opts.gpu_arch = GPU_DEFAULT_ARCH;
   if (opts.save_every && !opts.save_path)
     return usage_error("%s", "--save-every needs --save FILE.json");
   if ((opts.save_path || opts.resume_path) && cmd != CMD_RUN)

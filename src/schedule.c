@@ -317,3 +317,12 @@ void schedule_free(Schedule *s) {
   free(s->data_buf);
   free(s);
 }
+
+int loop_roots(const Loop *l, Node **roots) {
+  int nred = l->reductions.n;
+  for (int r = 0; r < nred; r++)
+    roots[r] = l->reductions.items[r]->args[0];
+  for (int k = 0; k < l->stores.n; k++)
+    roots[nred + k] = l->stores.items[k];
+  return nred + l->stores.n;
+}

@@ -31,14 +31,6 @@ static void setup_f64_O0(void) {
 
 /* ---- running */
 
-static Action *train_action(void) {
-  for (Action *a = fx.prog->actions; a; a = a->next)
-    if (a->kind == ACT_TRAIN)
-      return a;
-  ck_abort_msg("the program has no train");
-  return NULL;
-}
-
 /* Runs the program's actions; *out gets what they printed (caller frees). */
 static bool run(char **out) {
   size_t len = 0;

@@ -135,6 +135,15 @@ static inline void compile_named(const char *name, const char *text) {
   ck_assert_msg(ok, "the test program does not compile:\n%s", text);
 }
 
+/* The program's first train. */
+static inline Action *train_action(void) {
+  for (Action *a = fx.prog->actions; a; a = a->next)
+    if (a->kind == ACT_TRAIN)
+      return a;
+  ck_abort_msg("the program has no train");
+  return NULL;
+}
+
 static inline int param_index(const char *name) {
   for (int i = 0; i < fx.prog->nparams; i++)
     if (strcmp(fx.prog->params[i].name, name) == 0)
