@@ -582,6 +582,14 @@ static Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr 
   int f64 = s->p->opts.f64;
   Expr *n_expr = b->kind == B_LINSPACE ? args[2] : args[0];
   Expr *cols_expr = b->kind == B_FILL ? args[2] : b->kind == B_LINSPACE || b->kind == B_EYE ? NULL : args[1];
+  Expr *value_expr = args[1];
+  bool positional = true;
+  for (const Arg *a = call->args; a; a = a->next)
+    positional &= a->name == NULL;
+  if (b->kind == B_FILL && positional && args[2]) {   /* fill(r, c, value), as zeros(r, c) */
+    cols_expr = args[1];
+    value_expr = args[2];
+  }
   Expr *seed_expr = b->kind == B_RAND || b->kind == B_RANDN ? args[2] : NULL;
   int64_t n, cols = 1, seed = 0;
   if (!constant_int(s, n_expr, cols_expr ? "the number of rows" : "the length", 1, MAX_ELEMENTS, &n))
@@ -594,7 +602,7 @@ static Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr 
   if (b->kind == B_LINSPACE && (!constant_scalar(s, args[0], NULL, "linspace's start", &start) ||
                                 !constant_scalar(s, args[1], NULL, "linspace's stop", &stop)))
     return NULL;
-  if (b->kind == B_FILL && !constant_scalar(s, args[1], NULL, "the fill value", &value))
+  if (b->kind == B_FILL && !constant_scalar(s, value_expr, NULL, "the fill value", &value))
     return NULL;
   if (seed_expr && !constant_int(s, seed_expr, "the seed", 0, 9007199254740992.0, &seed))
     return NULL;
