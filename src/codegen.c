@@ -457,17 +457,18 @@ static void blocks_begin(Cg *c, Blocks *k, int64_t n) {
  * remainder loop: for a vector of one block, a loop of constant trip
  * count, that is less machine code to compile (about 1.5 ms of the seed's
  * 20) and as fast. Over many blocks the masks would cost every iteration. */
-static void fold_tail(Cg *c, LLVMValueRef latch) {
+static void loop_hint(Cg *c, LLVMValueRef latch, const char *key, bool value) {
   LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
-  const char *key = "llvm.loop.vectorize.predicate.enable";
   LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, key, strlen(key)),
-                           LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 1, 0))};
+                           LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(c->ctx), value, 0))};
   LLVMMetadataRef pred = LLVMMDNodeInContext2(c->ctx, kv, 2);
   LLVMMetadataRef ops[2] = {tmp, pred};
   LLVMMetadataRef loop = LLVMMDNodeInContext2(c->ctx, ops, 2);
   LLVMMetadataReplaceAllUsesWith(tmp, loop);
   LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, loop));
 }
+
+static void fold_tail(Cg *c, LLVMValueRef latch) { loop_hint(c, latch, "llvm.loop.vectorize.predicate.enable", true); }
 
 /* Closes the element loop; leaves the builder in block.done, before its
  * branch, for the block's results. Returns the last block of the element
@@ -629,14 +630,21 @@ static void emit_loop(Cg *c, int loop_index) {
 /* A counted loop `for (i = lo; i < hi; i++)`: for_begin leaves the
  * builder in the body, after the phi of i; for_end closes it and leaves
  * the builder after the loop, returning the body's last block (for the
- * caller's phis, whose first incoming block is f->pre). */
+ * caller's phis, whose first incoming block is f->pre). Only the loops
+ * that gain from it are vectorized (vectorize set): the vectorizer's code
+ * for the others (copies, the short loops of small matrices) cost a third
+ * of the compile time of the examples, for no faster step. */
+enum { MIN_VECTOR_TRIP = 16 };                  /* shorter loops stay scalar */
+
 typedef struct For {
   LLVMBasicBlockRef pre, body, done;
   LLVMValueRef i;
+  bool vectorize;                                /* set before for_end: else a scalar loop */
 } For;
 
 static LLVMValueRef for_begin(Cg *c, For *f, LLVMValueRef lo, LLVMValueRef hi) {
   f->pre = LLVMGetInsertBlock(c->b);
+  f->vectorize = false;
   f->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "for");
   f->done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "for.done");
   LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), f->body, f->done);
@@ -649,7 +657,9 @@ static LLVMValueRef for_begin(Cg *c, For *f, LLVMValueRef lo, LLVMValueRef hi) {
 static LLVMBasicBlockRef for_end(Cg *c, For *f, LLVMValueRef hi) {
   LLVMValueRef next = LLVMBuildAdd(c->b, f->i, iconst(c, 1), "");
   LLVMBasicBlockRef last = LLVMGetInsertBlock(c->b);
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, hi, ""), f->body, f->done);
+  LLVMValueRef br = LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, hi, ""), f->body, f->done);
+  if (!f->vectorize)
+    loop_hint(c, br, "llvm.loop.vectorize.enable", false);
   LLVMAddIncoming(f->i, &next, &last, 1);
   LLVMPositionBuilderAtEnd(c->b, f->done);
   return last;
@@ -729,6 +739,7 @@ static void emit_matmul(Cg *c, const Node *n, int out) {
     LLVMValueRef acc = LLVMBuildPhi(c->b, c->ft, "dot");
     LLVMValueRef prod = arith(c, LLVMFMul, load_at(c, sa, at2(c, i, inner, k)), load_at(c, sb, k));
     LLVMValueRef next = with_flags(LLVMBuildFAdd(c->b, acc, prod, ""), LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+    fk.vectorize = inner >= MIN_VECTOR_TRIP;
     LLVMBasicBlockRef last = for_end(c, &fk, iconst(c, inner));
     add_incoming(acc, fconst(c, 0), fk.pre, next, last);
     LLVMValueRef dot = LLVMBuildPhi(c->b, c->ft, "");
@@ -746,6 +757,7 @@ static void emit_matmul(Cg *c, const Node *n, int out) {
   LLVMValueRef at = at2(c, i, cols, j2);
   LLVMValueRef prod = arith(c, LLVMFMul, aik, load_at(c, sb, at2(c, k, cols, j2)));
   store_at(c, out, at, arith(c, LLVMFAdd, load_at(c, out, at), prod));
+  fj2.vectorize = cols >= MIN_VECTOR_TRIP;
   for_end(c, &fj2, iconst(c, cols));
   for_end(c, &fk, iconst(c, inner));
   for_end(c, &fi, hi);
@@ -839,6 +851,7 @@ static void emit_axis(Cg *c, const Node *n, int out) {
     LLVMValueRef j2 = for_begin(c, &fj2, lo, hi);
     LLVMValueRef acc = load_at(c, out, j2), unused = NULL;
     store_at(c, out, j2, reduce_step(c, op, acc, load_at(c, sa, at2(c, i, cols, j2)), i, &unused));
+    fj2.vectorize = cols >= MIN_VECTOR_TRIP;
     for_end(c, &fj2, hi);
     for_end(c, &fi, iconst(c, rows));
     return;
@@ -853,6 +866,7 @@ static void emit_axis(Cg *c, const Node *n, int out) {
   LLVMValueRef best = op == OP_ARGMAX ? LLVMBuildPhi(c->b, c->ft, "best") : NULL, best_next = best;
   LLVMValueRef x = load_at(c, sa, along_rows ? at2(c, o, cols, k) : at2(c, k, cols, o));
   LLVMValueRef next = reduce_step(c, op, acc, x, k, &best_next);
+  fk.vectorize = op != OP_ARGMAX && (along_rows ? cols : rows) >= MIN_VECTOR_TRIP;
   LLVMBasicBlockRef last = for_end(c, &fk, iconst(c, along_rows ? cols : rows));
   (void)pre;
   add_incoming(acc, init, fk.pre, next, last);
