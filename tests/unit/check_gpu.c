@@ -753,6 +753,35 @@ START_TEST(own_math_trains_as_cpu) {
 }
 END_TEST
 
+/* ---- matrices: kernels between the loops */
+
+/* A classifier of 3 classes: a tanh layer of 8 units (and a scalar
+ * param, private to each thread, in it), then log_softmax;
+ * plus a penalty on a slice of W (SLICE, and PAD in its gradient), the
+ * max of each column of V (RMAX down the columns) and a transpose. Its
+ * products (60 x 4 x 8) are small enough for the CPU's loops. */
+static const char classifier[] = "x = linspace(-1, 1, 60)\n"
+                                 "X = stack(x, x^2, sin(3 * x), cos(2 * x))\n"
+                                 "labels = (x > -0.3) + (x > 0.4)\n"
+                                 "param W = randn(4, 8, seed = 1) * 0.5\n"
+                                 "param b = zeros(8)\n"
+                                 "param V = randn(8, 3, seed = 2) * 0.5\n"
+                                 "param c = zeros(3)\n"
+                                 "param s = 1.0\n"
+                                 "Z = tanh(s * (X @ W) + b) @ V + c\n"
+                                 "loss = -mean(sum(onehot(labels, 3) * log_softmax(Z, axis = 1), axis = 1))"
+                                 " + 0.01 * sum(W[0:2, :]^2) + 0.01 * sum(max(V, axis = 0))"
+                                 " + 0.001 * sum(transpose(V) @ b)\n"
+                                 "train(steps = 10, optimizer = adam(lr = 0.05))\n";
+
+START_TEST(emulated_classifier_one_block) { emulated_as_cpu(classifier, false, 1, 1024, 2e-4); }
+END_TEST
+
+/* Several blocks (kernels split over the grid, the barriers after them),
+ * launches of 4 steps, double. */
+START_TEST(emulated_classifier_blocks_f64) { emulated_as_cpu(classifier, true, 2, 4, 1e-9); }
+END_TEST
+
 static Suite *gpu_suite(void) {
   Suite *s = suite_create("gpu");
   TCase *tc = tcase_create("kernel");
@@ -781,6 +810,8 @@ static Suite *gpu_suite(void) {
   tcase_add_test(tc, emulated_nan_stop);
   tcase_add_test(tc, emulated_nan_vector_gradient);
   tcase_add_test(tc, emulated_update_overflow);
+  tcase_add_test(tc, emulated_classifier_one_block);
+  tcase_add_test(tc, emulated_classifier_blocks_f64);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("own_math");
