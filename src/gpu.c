@@ -30,6 +30,16 @@
  * before each launch. A grid of one block (the small problems) needs
  * neither: its block sums are the totals.
  *
+ * Matrix work (the schedule's kernels: products, transposes, axis
+ * reductions, slices and pads) runs after the loops of its stage, a
+ * thread per element of its result (grid-stride as the loops), each sum
+ * in order by codegen's element rules, so its values do not depend on the
+ * grid; a grid barrier follows, and the loops of later stages load its
+ * buffer with codegen's broadcasting. The loops' stores that kernels read
+ * are visible to them after the grid sum that ends each loop. With
+ * kernels, one more barrier ends each step: a kernel reads elements of a
+ * param that other threads update.
+ *
  * Thread 0 writes each step's loss to losses[t - first] (the runtime
  * prints the log lines from them) and, at the end, the scalar params and
  * their state back to their buffers and the result to *result, with the
