@@ -286,6 +286,11 @@ static LLVMValueRef buf_elem_ptr(Cg *c, int buf, LLVMValueRef idx) {
   return LLVMBuildGEP2(c->b, c->ft, c->bufs[buf], &idx, 1, "");
 }
 
+static int slot_of(Cg *c, const Node *n) {
+  int ready;
+  return schedule_buffer(c->s, n, &ready);
+}
+
 /* Element c->idx of the current loop, of a node held in buffer `slot`
  * (schedule.c), under broadcasting: a row repeats down a matrix, a
  * column across it. */
@@ -542,25 +547,10 @@ static void combine(Cg *c, Blocks *k, int64_t region, int nrows, LLVMValueRef *t
   LLVMPositionBuilderAtEnd(c->b, done);
 }
 
-/* What a loop of a stage computes for its roots: not scalars (they come
- * from the preludes); nodes held in a buffer ready by then are loaded, not
- * computed from their arguments. */
-typedef struct LoopStage {
-  const Schedule *s;
-  int stage;
-} LoopStage;
-
-static int loop_leaf(const Node *n, void *ctx) {
-  const LoopStage *l = ctx;
-  int ready;
-  if (n->shape.rank == 0)
-    return -1;
-  return schedule_buffer(l->s, n, &ready) >= 0 && ready <= l->stage;
-}
-
-static NodeList loop_order(Cg *c, Node *const *roots, int nroots, int stage) {
-  LoopStage l = {c->s, stage};
-  return ir_topo_until(roots, nroots, loop_leaf, &l);
+/* Element c->idx of m, in a loop over c->loop_shape: loaded when the
+ * loop loads it, else computed from its arguments' elements. */
+static LLVMValueRef loop_value(Cg *c, const Loop *l, const Node *m) {
+  return loop_loads(c->s, l, m) ? load_held(c, m, slot_of(c, m)) : emit_node(c, m);
 }
 
 /* One fused loop: every vector node its reductions and stores need, per
@@ -580,14 +570,12 @@ static void emit_loop(Cg *c, int loop_index) {
   LLVMValueRef bad = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
 
   Node *roots[nred + nst + 1];
-  NodeList order = loop_order(c, roots, loop_roots(l, roots), l->stage);
+  int nroots;
+  NodeList order = loop_order(c->s, l, roots, &nroots);
   nodemap_free(&c->elem);
   c->loop_shape = l->shape;
-  for (int i = 0; i < order.n; i++) {
-    const Node *m = order.items[i];
-    int ready, slot = schedule_buffer(c->s, m, &ready);
-    nodemap_put(&c->elem, m, slot >= 0 && ready <= l->stage ? load_held(c, m, slot) : emit_node(c, m));
-  }
+  for (int i = 0; i < order.n; i++)
+    nodemap_put(&c->elem, order.items[i], loop_value(c, l, order.items[i]));
   nodelist_free(&order);
 
   for (int r = 0; r < nred; r++)
@@ -685,11 +673,6 @@ static void store_at(Cg *c, int slot, LLVMValueRef idx, LLVMValueRef v) {
   LLVMBuildStore(c->b, v, buf_elem_ptr(c, slot, idx));
 }
 
-static int slot_of(Cg *c, const Node *n) {
-  int ready;
-  return schedule_buffer(c->s, n, &ready);
-}
-
 /* Products of at least this many multiply-adds go to OpenBLAS (when it
  * is there): measured, it wins from 16 x 16 x 16 on (bench/README.md). */
 enum { BLAS_MIN_MACS = 4096 };
@@ -697,6 +680,26 @@ enum { BLAS_MIN_MACS = 4096 };
 bool codegen_uses_blas(const Node *n) {
   int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(n->args[0]->shape);
   return n->op == OP_MATMUL && cols > 1 && rows * cols * inner >= BLAS_MIN_MACS && dlrt_blas();
+}
+
+/* Element (i, j) of A @ B: the sum over k of A[i, k] B[k, j], in order
+ * of k but split into vector lanes (reassociated, as the loops'
+ * reductions). */
+static LLVMValueRef dot(Cg *c, const Node *n, LLVMValueRef i, LLVMValueRef j) {
+  const Node *a = n->args[0];
+  int sa = slot_of(c, a), sb = slot_of(c, n->args[1]);
+  int64_t cols = shape_cols(n->shape), inner = shape_cols(a->shape);
+  For fk;
+  LLVMValueRef k = for_begin(c, &fk, iconst(c, 0), iconst(c, inner));
+  LLVMValueRef acc = LLVMBuildPhi(c->b, c->ft, "dot");
+  LLVMValueRef prod = arith(c, LLVMFMul, load_at(c, sa, at2(c, i, inner, k)), load_at(c, sb, at2(c, k, cols, j)));
+  LLVMValueRef next = with_flags(LLVMBuildFAdd(c->b, acc, prod, ""), LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
+  fk.vectorize = inner >= MIN_VECTOR_TRIP;
+  LLVMBasicBlockRef last = for_end(c, &fk, iconst(c, inner));
+  add_incoming(acc, fconst(c, 0), fk.pre, next, last);
+  LLVMValueRef sum = LLVMBuildPhi(c->b, c->ft, "");
+  add_incoming(sum, fconst(c, 0), fk.pre, next, last);
+  return sum;
 }
 
 /* C = A @ B: by OpenBLAS; else row by row: C[i, :] = sum over k of
@@ -733,18 +736,7 @@ static void emit_matmul(Cg *c, const Node *n, int out) {
   For fi, fj, fk, fj2;
   LLVMValueRef i = for_begin(c, &fi, lo, hi);
   if (cols == 1) {
-    /* A matrix times a column: a dot product per row, its sum split into
-     * vector lanes (reassociated, as the loops' reductions). */
-    LLVMValueRef k = for_begin(c, &fk, zero, iconst(c, inner));
-    LLVMValueRef acc = LLVMBuildPhi(c->b, c->ft, "dot");
-    LLVMValueRef prod = arith(c, LLVMFMul, load_at(c, sa, at2(c, i, inner, k)), load_at(c, sb, k));
-    LLVMValueRef next = with_flags(LLVMBuildFAdd(c->b, acc, prod, ""), LLVMFastMathAllowReassoc | LLVMFastMathAllowContract);
-    fk.vectorize = inner >= MIN_VECTOR_TRIP;
-    LLVMBasicBlockRef last = for_end(c, &fk, iconst(c, inner));
-    add_incoming(acc, fconst(c, 0), fk.pre, next, last);
-    LLVMValueRef dot = LLVMBuildPhi(c->b, c->ft, "");
-    add_incoming(dot, fconst(c, 0), fk.pre, next, last);
-    store_at(c, out, i, dot);
+    store_at(c, out, i, dot(c, n, i, zero));
     for_end(c, &fi, hi);
     return;
   }
@@ -763,47 +755,22 @@ static void emit_matmul(Cg *c, const Node *n, int out) {
   for_end(c, &fi, hi);
 }
 
-/* out[j, i] = a[i, j], by rows of out. */
-static void emit_transpose(Cg *c, const Node *n, int out) {
-  int sa = slot_of(c, n->args[0]);
-  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape);
-  LLVMValueRef lo, hi;
-  share(c, rows, &lo, &hi);
-  For fi, fj;
-  LLVMValueRef i = for_begin(c, &fi, lo, hi);
-  LLVMValueRef j = for_begin(c, &fj, iconst(c, 0), iconst(c, cols));
-  store_at(c, out, at2(c, i, cols, j), load_at(c, sa, at2(c, j, rows, i)));
-  for_end(c, &fj, iconst(c, cols));
-  for_end(c, &fi, hi);
-}
-
-/* SLICE: out = a's block at pos; PAD: out = zeros with a at pos. By rows
- * of out. */
-static void emit_block(Cg *c, const Node *n, int out) {
+/* Element (i, j) of SLICE (a's block at pos) or PAD (zeros with a at
+ * pos). */
+static LLVMValueRef block_element(Cg *c, const Node *n, LLVMValueRef i, LLVMValueRef j) {
   const Node *a = n->args[0];
   int sa = slot_of(c, a);
-  bool pad = n->op == OP_PAD;
-  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), acols = shape_cols(a->shape);
-  LLVMValueRef lo, hi, r0 = iconst(c, n->pos[0]), c0 = iconst(c, n->pos[1]);
-  share(c, rows, &lo, &hi);
-  For fi, fj;
-  LLVMValueRef i = for_begin(c, &fi, lo, hi);
-  LLVMValueRef j = for_begin(c, &fj, iconst(c, 0), iconst(c, cols));
-  LLVMValueRef v;
-  if (!pad) {
-    v = load_at(c, sa, at2(c, LLVMBuildAdd(c->b, i, r0, ""), acols, LLVMBuildAdd(c->b, j, c0, "")));
-  } else {
-    /* Inside the block: 0 <= i - r0 < rows of a, 0 <= j - c0 < its columns
-     * (unsigned compares); the load is of a clamped index. */
-    LLVMValueRef ai = LLVMBuildSub(c->b, i, r0, ""), aj = LLVMBuildSub(c->b, j, c0, "");
-    LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntULT, ai, iconst(c, shape_rows(a->shape)), ""),
-                                   LLVMBuildICmp(c->b, LLVMIntULT, aj, iconst(c, acols), ""), "");
-    LLVMValueRef idx = LLVMBuildSelect(c->b, in, at2(c, ai, acols, aj), iconst(c, 0), "");
-    v = LLVMBuildSelect(c->b, in, load_at(c, sa, idx), fconst(c, 0), "");
-  }
-  store_at(c, out, at2(c, i, cols, j), v);
-  for_end(c, &fj, iconst(c, cols));
-  for_end(c, &fi, hi);
+  int64_t acols = shape_cols(a->shape);
+  LLVMValueRef r0 = iconst(c, n->pos[0]), c0 = iconst(c, n->pos[1]);
+  if (n->op == OP_SLICE)
+    return load_at(c, sa, at2(c, LLVMBuildAdd(c->b, i, r0, ""), acols, LLVMBuildAdd(c->b, j, c0, "")));
+  /* Inside the block: 0 <= i - r0 < rows of a, 0 <= j - c0 < its columns
+   * (unsigned compares); the load is of a clamped index. */
+  LLVMValueRef ai = LLVMBuildSub(c->b, i, r0, ""), aj = LLVMBuildSub(c->b, j, c0, "");
+  LLVMValueRef in = LLVMBuildAnd(c->b, LLVMBuildICmp(c->b, LLVMIntULT, ai, iconst(c, shape_rows(a->shape)), ""),
+                                 LLVMBuildICmp(c->b, LLVMIntULT, aj, iconst(c, acols), ""), "");
+  LLVMValueRef idx = LLVMBuildSelect(c->b, in, at2(c, ai, acols, aj), iconst(c, 0), "");
+  return LLVMBuildSelect(c->b, in, load_at(c, sa, idx), fconst(c, 0), "");
 }
 
 /* The running value of a reduction (sum, max, min, argmax) after x, the
@@ -828,25 +795,50 @@ static LLVMValueRef reduce_step(Cg *c, Op op, LLVMValueRef acc, LLVMValueRef x, 
   }
 }
 
-/* A reduction of one axis of a matrix. Along a row (axis 1), each row's
- * result accumulates in a register; down the columns (axis 0), in the
- * output row, for this thread's share of the columns (argmax: a column at
- * a time). */
+/* Element o of a reduction of one axis of a matrix: of row o (axis 1) or
+ * of column o (axis 0), in order along it. */
+static LLVMValueRef axis_element(Cg *c, const Node *n, LLVMValueRef o) {
+  const Node *a = n->args[0];
+  int sa = slot_of(c, a);
+  int64_t rows = shape_rows(a->shape), cols = shape_cols(a->shape);
+  bool along_rows = n->slot == 1;
+  LLVMValueRef first = load_at(c, sa, along_rows ? at2(c, o, cols, iconst(c, 0)) : o);
+  LLVMValueRef init = n->op == OP_RSUM || n->op == OP_ARGMAX ? fconst(c, 0) : first;
+  For fk;
+  LLVMValueRef k = for_begin(c, &fk, iconst(c, 0), iconst(c, along_rows ? cols : rows));
+  LLVMValueRef acc = LLVMBuildPhi(c->b, c->ft, "acc");
+  LLVMValueRef best = n->op == OP_ARGMAX ? LLVMBuildPhi(c->b, c->ft, "best") : NULL, best_next = best;
+  LLVMValueRef x = load_at(c, sa, along_rows ? at2(c, o, cols, k) : at2(c, k, cols, o));
+  LLVMValueRef next = reduce_step(c, n->op, acc, x, k, &best_next);
+  fk.vectorize = n->op != OP_ARGMAX && along_rows && cols >= MIN_VECTOR_TRIP;
+  LLVMBasicBlockRef last = for_end(c, &fk, iconst(c, along_rows ? cols : rows));
+  add_incoming(acc, init, fk.pre, next, last);
+  if (best)
+    add_incoming(best, first, fk.pre, best_next, last);
+  /* The loop ran at least once (a row is never empty): its last value. */
+  LLVMValueRef result = LLVMBuildPhi(c->b, c->ft, "");
+  add_incoming(result, next, last, init, fk.pre);
+  return result;
+}
+
+/* A reduction of one axis of a matrix. Down the columns (axis 0, but for
+ * argmax), the output row accumulates in memory, for this thread's share
+ * of the columns, the inner loop along the rows of the matrix
+ * (vectorized); else a register per result element. */
 static void emit_axis(Cg *c, const Node *n, int out) {
   const Node *a = n->args[0];
   int sa = slot_of(c, a);
   int64_t rows = shape_rows(a->shape), cols = shape_cols(a->shape);
   Op op = n->op;
-  LLVMValueRef lo, hi, zero = iconst(c, 0);
+  LLVMValueRef lo, hi;
   bool along_rows = n->slot == 1;
   share(c, along_rows ? rows : cols, &lo, &hi);
+  For fo;
   if (!along_rows && op != OP_ARGMAX) {
-    /* Down the columns: the output row starts as the first row, then each
-     * further row joins it, the inner loop along the row (vectorized). */
-    For fj, fi, fj2;
-    LLVMValueRef j = for_begin(c, &fj, lo, hi);
+    For fi, fj2;
+    LLVMValueRef j = for_begin(c, &fo, lo, hi);
     store_at(c, out, j, op == OP_RSUM ? fconst(c, 0) : load_at(c, sa, j));
-    for_end(c, &fj, hi);
+    for_end(c, &fo, hi);
     LLVMValueRef i = for_begin(c, &fi, iconst(c, 0), iconst(c, rows));
     LLVMValueRef j2 = for_begin(c, &fj2, lo, hi);
     LLVMValueRef acc = load_at(c, out, j2), unused = NULL;
@@ -856,36 +848,41 @@ static void emit_axis(Cg *c, const Node *n, int out) {
     for_end(c, &fi, iconst(c, rows));
     return;
   }
-  For fo, fk;
   LLVMValueRef o = for_begin(c, &fo, lo, hi);
-  LLVMValueRef first = load_at(c, sa, along_rows ? at2(c, o, cols, zero) : o);
-  LLVMValueRef init = op == OP_RSUM ? fconst(c, 0) : op == OP_ARGMAX ? fconst(c, 0) : first;
-  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-  LLVMValueRef k = for_begin(c, &fk, zero, iconst(c, along_rows ? cols : rows));
-  LLVMValueRef acc = LLVMBuildPhi(c->b, c->ft, "acc");
-  LLVMValueRef best = op == OP_ARGMAX ? LLVMBuildPhi(c->b, c->ft, "best") : NULL, best_next = best;
-  LLVMValueRef x = load_at(c, sa, along_rows ? at2(c, o, cols, k) : at2(c, k, cols, o));
-  LLVMValueRef next = reduce_step(c, op, acc, x, k, &best_next);
-  fk.vectorize = op != OP_ARGMAX && (along_rows ? cols : rows) >= MIN_VECTOR_TRIP;
-  LLVMBasicBlockRef last = for_end(c, &fk, iconst(c, along_rows ? cols : rows));
-  (void)pre;
-  add_incoming(acc, init, fk.pre, next, last);
-  if (best)
-    add_incoming(best, first, fk.pre, best_next, last);
-  /* The loop ran at least once (a row is never empty): its last value. */
-  LLVMValueRef result = LLVMBuildPhi(c->b, c->ft, "");
-  LLVMAddIncoming(result, &next, &last, 1);
-  LLVMAddIncoming(result, &init, &fk.pre, 1);
-  store_at(c, out, o, result);
+  store_at(c, out, o, axis_element(c, n, o));
   for_end(c, &fo, hi);
+}
+
+/* Element (i, j) of kernel n's result, computed alone from its
+ * arguments' buffers (each sum in order). */
+static LLVMValueRef kernel_element(Cg *c, const Node *n, LLVMValueRef i, LLVMValueRef j) {
+  switch (n->op) {
+  case OP_MATMUL: return dot(c, n, i, j);
+  case OP_TRANSPOSE: return load_at(c, slot_of(c, n->args[0]), at2(c, j, shape_rows(n->shape), i));
+  case OP_SLICE: case OP_PAD: return block_element(c, n, i, j);
+  default: return axis_element(c, n, n->slot == 1 ? i : j);
+  }
+}
+
+/* A kernel whose elements are computed alone (TRANSPOSE, SLICE, PAD), by
+ * rows of its result. */
+static void emit_by_rows(Cg *c, const Node *n, int out) {
+  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape);
+  LLVMValueRef lo, hi;
+  share(c, rows, &lo, &hi);
+  For fi, fj;
+  LLVMValueRef i = for_begin(c, &fi, lo, hi);
+  LLVMValueRef j = for_begin(c, &fj, iconst(c, 0), iconst(c, cols));
+  store_at(c, out, at2(c, i, cols, j), kernel_element(c, n, i, j));
+  for_end(c, &fj, iconst(c, cols));
+  for_end(c, &fi, hi);
 }
 
 static void emit_kernel(Cg *c, const Node *n) {
   int out = slot_of(c, n);
   switch (n->op) {
   case OP_MATMUL: emit_matmul(c, n, out); break;
-  case OP_TRANSPOSE: emit_transpose(c, n, out); break;
-  case OP_SLICE: case OP_PAD: emit_block(c, n, out); break;
+  case OP_TRANSPOSE: case OP_SLICE: case OP_PAD: emit_by_rows(c, n, out); break;
   default: emit_axis(c, n, out); break;
   }
 }
@@ -1252,6 +1249,7 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
 struct NodeEmitter {
   Cg c;
   Step st;
+  const Loop *loop;                              /* the loop being emitted */
 };
 
 NodeEmitter *emitter_new(const Program *p, const Schedule *s, const Optimizer *opt,
@@ -1271,16 +1269,14 @@ void emitter_free(NodeEmitter *e) {
 
 LLVMValueRefDl emitter_node(NodeEmitter *e, const Node *n, LLVMValueRefDl idx) {
   e->c.idx = idx;
-  int ready, slot = schedule_buffer(e->c.s, n, &ready);
-  LLVMValueRef v;
-  if (slot >= 0 && n->shape.rank > 0) {          /* a vector in a buffer: its element idx */
-    e->c.loop_shape = n->shape;
-    v = load_held(&e->c, n, slot);
-  } else {
-    v = emit_node(&e->c, n);
-  }
+  LLVMValueRef v = n->shape.rank ? loop_value(&e->c, e->loop, n) : emit_node(&e->c, n);
   nodemap_put(n->shape.rank ? &e->c.elem : &e->c.scalar, n, v);
   return v;
+}
+
+LLVMValueRefDl emitter_kernel_element(NodeEmitter *e, const Node *n, LLVMValueRefDl row, LLVMValueRefDl col) {
+  e->c.fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(e->c.b));   /* where its loops go */
+  return kernel_element(&e->c, n, row, col);
 }
 
 LLVMValueRefDl emitter_value(NodeEmitter *e, const Node *n) { return value_of(&e->c, n); }
@@ -1292,7 +1288,11 @@ void emitter_begin_step(NodeEmitter *e, LLVMValueRefDl t) {
   e->st = (Step){.t = t};
 }
 
-void emitter_begin_loop(NodeEmitter *e) { nodemap_free(&e->c.elem); }
+void emitter_begin_loop(NodeEmitter *e, const Loop *l) {
+  nodemap_free(&e->c.elem);
+  e->c.loop_shape = l->shape;
+  e->loop = l;
+}
 
 void emitter_begin_update(NodeEmitter *e) {
   if (e->c.opt->kind == OPT_ADAM)

@@ -589,6 +589,11 @@ bool schedule_is_kernel(const Node *n);
 /* What loop l computes per element: its reductions' arguments, then its
  * stores, into roots (room for both); returns how many. */
 int loop_roots(const Loop *l, Node **roots);
+/* The vector nodes loop l computes per element, in topological order, for
+ * its roots (loop_roots, *nroots of them): held nodes ready by its stage
+ * are leaves, which it loads (loop_loads) rather than computes. */
+NodeList loop_order(const Schedule *s, const Loop *l, Node **roots, int *nroots);
+bool loop_loads(const Schedule *s, const Loop *l, const Node *n);
 
 /* ------------------------------------------------------------- codegen.c */
 
@@ -635,11 +640,15 @@ NodeEmitter *emitter_new(const Program *p, const Schedule *s, const Optimizer *o
 void emitter_free(NodeEmitter *e);
 /* Step t begins: scalar values of the last step are forgotten. */
 void emitter_begin_step(NodeEmitter *e, LLVMValueRefDl t);
-/* A fused loop begins: element values of the last loop are forgotten. */
-void emitter_begin_loop(NodeEmitter *e);
-/* n's value (at element idx, for a vector) from its arguments' values,
+/* Loop l begins: element values of the last loop are forgotten. */
+void emitter_begin_loop(NodeEmitter *e, const Loop *l);
+/* n's value (at element idx of loop l's shape, for a vector) from its
+ * arguments' values, or loaded when l loads it (with broadcasting),
  * emitted and remembered; emitter_value finds it again. */
 LLVMValueRefDl emitter_node(NodeEmitter *e, const Node *n, LLVMValueRefDl idx);
+/* Element (row, col) of kernel n's result (schedule_is_kernel), from its
+ * arguments' buffers, each sum in order. */
+LLVMValueRefDl emitter_kernel_element(NodeEmitter *e, const Node *n, LLVMValueRefDl row, LLVMValueRefDl col);
 LLVMValueRefDl emitter_value(NodeEmitter *e, const Node *n);
 /* n's value is v (a reduction's total, computed by the caller). */
 void emitter_define(NodeEmitter *e, const Node *n, LLVMValueRefDl v);

@@ -30,6 +30,16 @@
  * before each launch. A grid of one block (the small problems) needs
  * neither: its block sums are the totals.
  *
+ * Matrix work (the schedule's kernels: products, transposes, axis
+ * reductions, slices and pads) runs after the loops of its stage, a
+ * thread per element of its result (grid-stride as the loops), each sum
+ * in order by codegen's element rules, so its values do not depend on the
+ * grid; a grid barrier follows, and the loops of later stages load its
+ * buffer with codegen's broadcasting. The loops' stores that kernels read
+ * are visible to them after the grid sum that ends each loop. With
+ * kernels, one more barrier ends each step: a kernel reads elements of a
+ * param that other threads update.
+ *
  * Thread 0 writes each step's loss to losses[t - first] (the runtime
  * prints the log lines from them) and, at the end, the scalar params and
  * their state back to their buffers and the result to *result, with the
@@ -358,22 +368,8 @@ static LLVMValueRef add_nonfinite(Gpu *g, LLVMValueRef bad, LLVMValueRef v) {
 
 /* ---- nodes */
 
-/* Which ops this generator knows: those of the vector language. The
- * schedule may plan others (matrix work, later): they are reported. */
-static bool op_supported(Op op) {
-  switch (op) {
-  case OP_CONST: case OP_PARAM: case OP_DATA:
-  case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_NEG: case OP_POW:
-  case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE: case OP_WHERE:
-  case OP_SIN: case OP_COS: case OP_TAN: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_TANH:
-  case OP_SIGMOID: case OP_ABS: case OP_SIGN: case OP_LOG1P: case OP_EXPM1: case OP_ATAN:
-  case OP_RELU: case OP_SOFTPLUS: case OP_MIN: case OP_MAX: case OP_SUM: case OP_MEAN:
-  case OP_BROADCAST:
-    return true;
-  default:
-    return false;
-  }
-}
+/* Which ops this generator knows: all that a lowered schedule has. */
+static bool op_supported(Op op) { return op != OP_VAR && op != OP_FNCALL; }
 
 /* Where to report a node: where it was written, else at the train. */
 static Span where_of(const Gpu *g, const Node *n) {
@@ -389,9 +385,9 @@ static bool check_nodes(Gpu *g) {
   bool ok = true;
   for (int k = 0; k < order.n && ok; k++) {
     const Node *n = order.items[k];
-    if (!op_supported(n->op) || n->shape.rank > 1) {
-      diag_error(g->p->diags, where_of(g, n), "'%s'%s is not supported with --target gpu yet",
-                 op_info[n->op].spelling, n->shape.rank > 1 ? " of a matrix" : "");
+    if (!op_supported(n->op)) {
+      diag_error(g->p->diags, where_of(g, n), "'%s' is not supported with --target gpu yet",
+                 op_info[n->op].spelling);
       ok = false;
     }
   }
@@ -555,7 +551,9 @@ static LLVMValueRef gpu_node(Gpu *g, const Node *n, LLVMValueRef idx) {
 }
 
 /* One fused loop of the schedule: its reductions summed over the grid,
- * its vector outputs stored, and a finite flag for those. */
+ * its vector outputs stored, and a finite flag for the gradients among
+ * them. The grid sum's barrier makes the stores visible to the kernels
+ * after the loop. */
 static void gpu_loop(Gpu *g, int index) {
   const Loop *l = &g->s->loops[index];
   int nred = l->reductions.n, nst = l->stores.n, rows = nred + (nst > 0);
@@ -569,11 +567,11 @@ static void gpu_loop(Gpu *g, int index) {
   elements_begin(g, &k, numel, init, rows);
 
   Node *roots[nred + nst + 1];
-  NodeList order = ir_topo(roots, loop_roots(l, roots));
-  emitter_begin_loop(g->e);
+  int nroots;
+  NodeList order = loop_order(g->s, l, roots, &nroots);
+  emitter_begin_loop(g->e, l);
   for (int i = 0; i < order.n; i++)
-    if (order.items[i]->shape.rank > 0)
-      gpu_node(g, order.items[i], k.i);
+    gpu_node(g, order.items[i], k.i);
   nodelist_free(&order);
   for (int r = 0; r < nred; r++)
     next[r] = LLVMBuildFAdd(g->b, k.carried[r], emitter_value(g->e, roots[r]), "");
@@ -582,7 +580,8 @@ static void gpu_loop(Gpu *g, int index) {
   for (int s = 0; s < nst; s++) {
     LLVMValueRef v = emitter_value(g->e, l->stores.items[s]);
     LLVMBuildStore(g->b, v, gep(g, g->ft, g->bufs[l->store_slots[s]], k.i));
-    next[nred] = add_nonfinite(g, next[nred], v);
+    if (g->s->bufs[l->store_slots[s]].kind == BUF_GRAD)   /* (a kernel's input shows in the loss) */
+      next[nred] = add_nonfinite(g, next[nred], v);
   }
   LLVMValueRef final[rows + 1], wide[rows + 1], total[rows + 1];
   elements_end(g, &k, next, final);
@@ -597,6 +596,47 @@ static void gpu_loop(Gpu *g, int index) {
     emitter_define(g->e, red, g->ft == g->dt ? v : LLVMBuildFPTrunc(g->b, v, g->ft, ""));
   }
   g->loop_bad[index] = nst ? total[nred] : NULL;
+}
+
+/* Every thread of the grid waits for the others here. */
+static void grid_barrier(Gpu *g) {
+  LLVMBasicBlockRef many = block_named(g, "grid.barrier"), one = block_named(g, "block.barrier"),
+                    done = block_named(g, "barrier.done");
+  LLVMBuildCondBr(g->b, icmp(g, LLVMIntUGT, g->nblocks, iconst(g, 1)), many, one);
+  LLVMPositionBuilderAtEnd(g->b, many);
+  grid_sync(g);
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, one);
+  bar_sync(g);
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
+/* A kernel of the schedule (a product, a transpose...): a thread per
+ * element of its result, whose sums are in order (codegen's rules), so
+ * the result does not depend on the grid. */
+static void gpu_kernel(Gpu *g, const Node *n) {
+  int ready, out = schedule_buffer(g->s, n, &ready);
+  LLVMValueRef cols = iconst(g, shape_cols(n->shape));
+  Elements k;
+  elements_begin(g, &k, shape_numel(n->shape), NULL, 0);
+  LLVMValueRef v = emitter_kernel_element(g->e, n, LLVMBuildUDiv(g->b, k.i, cols, ""),
+                                          LLVMBuildURem(g->b, k.i, cols, ""));
+  LLVMBuildStore(g->b, v, gep(g, g->ft, g->bufs[out], k.i));
+  elements_end(g, &k, NULL, NULL);
+}
+
+/* The kernels of stage st, then a barrier: the stages after read their
+ * results. */
+static void gpu_kernels(Gpu *g, int st) {
+  bool any = false;
+  for (int k = 0; k < g->s->nkernels; k++)
+    if (g->s->kernels[k].stage == st) {
+      gpu_kernel(g, g->s->kernels[k].node);
+      any = true;
+    }
+  if (any)
+    grid_barrier(g);
 }
 
 /* ---- the update */
@@ -752,6 +792,7 @@ static void build_kernel(Gpu *g) {
     for (int l = 0; l < s->nloops; l++)
       if (s->loops[l].stage == st)
         gpu_loop(g, l);
+    gpu_kernels(g, st);
   }
   LLVMValueRef loss = emitter_value(g->e, s->loss);
   LLVMBasicBlockRef join = begin_if(g, is_thread0(g, g->gtid), "report");
@@ -772,6 +813,8 @@ static void build_kernel(Gpu *g) {
   LLVMBuildCondBr(g->b, gpu_update(g, false), commit, overflow);
   LLVMPositionBuilderAtEnd(g->b, commit);
   gpu_update(g, true);
+  if (s->nkernels)                               /* kernels read other threads' params */
+    grid_barrier(g);
   LLVMValueRef t1 = LLVMBuildAdd(g->b, t, iconst(g, 1), "");
   LLVMAddIncoming(t, (LLVMValueRef[]){first, t1}, (LLVMBasicBlockRef[]){entry, LLVMGetInsertBlock(g->b)}, 2);
   LLVMBuildBr(g->b, head);
@@ -1009,6 +1052,9 @@ static void finish(Gpu *g, GpuKernel *out) {
   for (int i = 0; i < p->nparams; i++)
     if (shape_numel(p->params[i].node->shape) > out->elements)
       out->elements = shape_numel(p->params[i].node->shape);
+  for (int k = 0; k < s->nkernels; k++)
+    if (shape_numel(s->kernels[k].node->shape) > out->elements)
+      out->elements = shape_numel(s->kernels[k].node->shape);
   free(g->bufs);
   free(g->loop_bad);
   free(g->loop_region);

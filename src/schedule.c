@@ -326,3 +326,26 @@ int loop_roots(const Loop *l, Node **roots) {
     roots[nred + k] = l->stores.items[k];
   return nred + l->stores.n;
 }
+
+bool loop_loads(const Schedule *s, const Loop *l, const Node *n) {
+  int ready;
+  return schedule_buffer(s, n, &ready) >= 0 && ready <= l->stage;
+}
+
+/* What a loop computes for its roots: not scalars (they come from the
+ * preludes), nor the arguments of what it loads. */
+typedef struct LoopAt {
+  const Schedule *s;
+  const Loop *l;
+} LoopAt;
+
+static int loop_leaf(const Node *n, void *ctx) {
+  const LoopAt *at = ctx;
+  return n->shape.rank == 0 ? -1 : loop_loads(at->s, at->l, n);
+}
+
+NodeList loop_order(const Schedule *s, const Loop *l, Node **roots, int *nroots) {
+  *nroots = loop_roots(l, roots);
+  LoopAt at = {s, l};
+  return ir_topo_until(roots, *nroots, loop_leaf, &at);
+}

@@ -17,12 +17,15 @@
  * on one block and on several (the grid barrier and the partial sums
  * across blocks), in one launch and in many (the step parity of scratch,
  * the params and state carried between launches), in float32 and in
- * double, with every optimizer.
+ * double, with every optimizer; and a matrix classifier, whose kernels
+ * (products, a transpose, an axis max, a slice and its pad) run between
+ * the loops.
  *
  * And the whole `--target gpu` path (exec.c, runtime/cuda.c) on a fake
  * CUDA driver (tests/gpu/fake_cuda.c) whose launches run the emulated
  * kernel: the same output and diagnostics as the CPU's, the launches of a
- * chunk of steps each, the cooperative launch of a grid, an interrupt.
+ * chunk of steps each, the cooperative launch of a grid, an interrupt, the
+ * matrix classifier.
  */
 #include "unit.h"
 
@@ -753,6 +756,52 @@ START_TEST(own_math_trains_as_cpu) {
 }
 END_TEST
 
+/* ---- matrices: kernels between the loops */
+
+/* A classifier of 3 classes: a tanh layer of 8 units (and a scalar
+ * param, private to each thread, in it), then log_softmax;
+ * plus a penalty on a slice of W (SLICE, and PAD in its gradient), the
+ * max of each column of V (RMAX down the columns) and a transpose. Its
+ * products (60 x 4 x 8) are small enough for the CPU's loops. */
+#define CLASSIFIER \
+  "x = linspace(-1, 1, 60)\n" \
+  "X = stack(x, x^2, sin(3 * x), cos(2 * x))\n" \
+  "labels = (x > -0.3) + (x > 0.4)\n" \
+  "param W = randn(4, 8, seed = 1) * 0.5\n" \
+  "param b = zeros(8)\n" \
+  "param V = randn(8, 3, seed = 2) * 0.5\n" \
+  "param c = zeros(3)\n" \
+  "param s = 1.0\n" \
+  "Z = tanh(s * (X @ W) + b) @ V + c\n" \
+  "loss = -mean(sum(onehot(labels, 3) * log_softmax(Z, axis = 1), axis = 1))" \
+  " + 0.01 * sum(W[0:2, :]^2) + 0.01 * sum(max(V, axis = 0))" \
+  " + 0.001 * sum(transpose(V) @ b)\n" \
+  "train(steps = 10, optimizer = adam(lr = 0.05))\n"
+static const char classifier[] = CLASSIFIER;
+
+START_TEST(emulated_classifier_one_block) { emulated_as_cpu(classifier, false, 1, 1024, 2e-4); }
+END_TEST
+
+/* Several blocks (kernels split over the grid, the barriers after them),
+ * launches of 4 steps, double. */
+START_TEST(emulated_classifier_blocks_f64) { emulated_as_cpu(classifier, true, 2, 4, 1e-9); }
+END_TEST
+
+/* A matrix model on the fake driver: its kernels' buffers (BUF_TEMP) go
+ * to the device too; launches of 3 steps on two blocks. */
+START_TEST(runtime_classifier_as_cpu) {
+  static const char text[] = CLASSIFIER "print(\"{W[1, 2]} {V[7, 0]} {b} {c} {s}\")\n";
+  setenv("DLC_GPU_CHUNK", "3", 1);
+  setenv("DLC_GPU_BLOCKS", "2", 1);
+  int launches;
+  char *gpu = run_on_fake_gpu(text, true, &launches);
+  ck_assert_int_eq(launches, 4);
+  ck_assert_msg(fx.diags.nerrors == 0, "%s", gpu);
+  expect_output_as_cpu(text, true, gpu, 1e-9);
+  free(gpu);
+}
+END_TEST
+
 static Suite *gpu_suite(void) {
   Suite *s = suite_create("gpu");
   TCase *tc = tcase_create("kernel");
@@ -781,6 +830,8 @@ static Suite *gpu_suite(void) {
   tcase_add_test(tc, emulated_nan_stop);
   tcase_add_test(tc, emulated_nan_vector_gradient);
   tcase_add_test(tc, emulated_update_overflow);
+  tcase_add_test(tc, emulated_classifier_one_block);
+  tcase_add_test(tc, emulated_classifier_blocks_f64);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("own_math");
@@ -797,6 +848,7 @@ static Suite *gpu_suite(void) {
   tcase_add_test(tc, runtime_as_cpu);
   tcase_add_test(tc, runtime_grid_cooperative);
   tcase_add_test(tc, runtime_nan_as_cpu);
+  tcase_add_test(tc, runtime_classifier_as_cpu);
   tcase_add_test(tc, runtime_interrupt);
   suite_add_tcase(s, tc);
 
