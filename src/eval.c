@@ -150,15 +150,23 @@ static bool eval_one(Eval *e, Node *n) {
     memcpy(t->v, arg_value(e, n, 0)->v, sizeof(double) * (size_t)count);
     return true;
   case OP_MATMUL: {
+    /* In double (OpenBLAS's dgemm where it is loaded: a product of the
+     * 256-unit layers is too slow as a plain loop), then rounded. */
     const Tensor *a = arg_value(e, n, 0), *b = arg_value(e, n, 1);
     int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
-    for (int64_t i = 0; i < rows; i++)
-      for (int64_t j = 0; j < cols; j++) {
-        double s = 0;
+    const DlrtBlas *blas = dlrt_blas();
+    if (blas && rows * cols * inner >= 4096 && rows < INT32_MAX && cols < INT32_MAX && inner < INT32_MAX) {
+      blas->dgemm(DLRT_CBLAS_ROW_MAJOR, DLRT_CBLAS_NO_TRANS, DLRT_CBLAS_NO_TRANS, (int)rows, (int)cols,
+                  (int)inner, 1, a->v, (int)inner, b->v, (int)cols, 0, t->v, (int)cols);
+    } else {
+      memset(t->v, 0, sizeof(double) * (size_t)count);
+      for (int64_t i = 0; i < rows; i++)                  /* row by row: b's rows in order */
         for (int64_t k = 0; k < inner; k++)
-          s += a->v[i * inner + k] * b->v[k * cols + j];
-        t->v[i * cols + j] = dlrt_round(s, f64);
-      }
+          for (int64_t j = 0; j < cols; j++)
+            t->v[i * cols + j] += a->v[i * inner + k] * b->v[k * cols + j];
+    }
+    for (int64_t k = 0; k < count; k++)
+      t->v[k] = dlrt_round(t->v[k], f64);
     return true;
   }
   case OP_TRANSPOSE: {
