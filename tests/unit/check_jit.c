@@ -266,94 +266,71 @@ START_TEST(loop_calls_libmvec_but_not_for_exp) {
 }
 END_TEST
 
-/* The inline float32 exp, as the training loop computes it, against the
- * double exp rounded to float: at most 2 ulp from the smallest subnormal
- * result to the largest finite one, exact at 0, and 0 far below. One
- * step of sgd(lr = 1) on `sum(w * exp(x + a))` from w = 0 stores
- * w = -exp(x + 0) for every x. */
-START_TEST(inline_exp_accuracy) {
+/* An inline float32 function f, as the training loop computes it: one
+ * step of sgd(lr = 1) on `sum(w * f(x + a))` from w = 0 stores w = -f(x)
+ * for every x of 2^20 from lo to hi, the first of them replaced by
+ * `edges`. Returns the stored values (the caller frees them) after
+ * checking each within 2 ulp of the double function rounded to float. */
+static double *inline_values(const char *name, double (*want)(double), double lo, double hi,
+                             const double *edges, int nedges) {
   enum { N = 1 << 20 };
   Arena *a = arena_new();
   Diags d = {0};
   char text[256];
   snprintf(text, sizeof text,
-           "x = linspace(-103.9, 88.7, %d)\n"
+           "x = linspace(%.17g, %.17g, %d)\n"
            "param w = zeros(%d)\n"
            "param a = 0.0\n"
-           "loss = sum(w * exp(x + a))\n"
-           "train(steps = 1, optimizer = sgd(lr = 1))\n", N, N);
+           "loss = sum(w * %s(x + a))\n"
+           "train(steps = 1, optimizer = sgd(lr = 1))\n", lo, hi, N, N, name);
   Program *p = compile_f32(a, &d, text);
   double *x = NULL;
   for (int i = 0; i < p->ndata; i++)
     if (strcmp(p->data[i].name, "x") == 0)
       x = p->data[i].value.v;
   ck_assert_ptr_nonnull(x);
-  static const double edges[] = {0.0, -0.0, 1e-30, -1e-30, -200, -1e30, 88.72, -87.3, -87.34, -103.97,
-                                 1.0, -1.0, 0.5, 0.34657359, -0.34657359, 10.5, -10.5};
-  for (size_t k = 0; k < sizeof edges / sizeof *edges; k++)
+  for (int k = 0; k < nedges; k++)
     x[k] = (float)edges[k];
   char *out = NULL;
   ck_assert(run_program(p, &out));
-  const double *w = p->params[0].value.v;
+  double *got = malloc(sizeof(double) * N);
   int64_t worst = 0;
   int worst_at = 0;
   for (int i = 0; i < N; i++) {
-    double want = (float)exp(x[i]);
-    int64_t e = ulps(-w[i], want, 0);
+    got[i] = -p->params[0].value.v[i];
+    int64_t e = ulps(got[i], (float)want(x[i]), 0);
     if (e > worst)
       worst = e, worst_at = i;
   }
-  ck_assert_msg(worst <= 2, "exp(%.9g) = %.9g, libm %.9g: %lld ulp", x[worst_at], -w[worst_at],
-                (float)exp(x[worst_at]), (long long)worst);
-  ck_assert_double_eq(-w[0], 1);
-  ck_assert_double_eq(-w[1], 1);
-  ck_assert_double_eq(-w[4], 0);
-  ck_assert_double_eq(-w[5], 0);
+  ck_assert_msg(worst <= 2, "%s(%.9g) = %.9g, libm %.9g: %lld ulp", name, x[worst_at], got[worst_at],
+                (float)want(x[worst_at]), (long long)worst);
   free(out);
   free_program(p, &d, a);
+  return got;
+}
+
+/* exp: from the smallest subnormal result to the largest finite one,
+ * exact at 0, and 0 far below. */
+START_TEST(inline_exp_accuracy) {
+  static const double edges[] = {0.0, -0.0, 1e-30, -1e-30, -200, -1e30, 88.72, -87.3, -87.34, -103.97,
+                                 1.0, -1.0, 0.5, 0.34657359, -0.34657359, 10.5, -10.5};
+  double *y = inline_values("exp", exp, -103.9, 88.7, edges, sizeof edges / sizeof *edges);
+  ck_assert_double_eq(y[0], 1);
+  ck_assert_double_eq(y[1], 1);
+  ck_assert_double_eq(y[4], 0);
+  ck_assert_double_eq(y[5], 0);
+  free(y);
 }
 END_TEST
 
-/* The inline float32 tanh likewise: one step of sgd(lr = 1) on
- * `sum(w * tanh(x + a))` stores w = -tanh(x), within 2 ulp of the double
- * tanh rounded to float, over the whole range (both branches of it, the
- * switch at 0.5625, the subnormals, saturation at +-1). */
+/* tanh: both branches (the switch at 0.5625), the subnormals, saturation
+ * at +-1. */
 START_TEST(inline_tanh_accuracy) {
-  enum { N = 1 << 20 };
-  Arena *a = arena_new();
-  Diags d = {0};
-  char text[256];
-  snprintf(text, sizeof text,
-           "x = linspace(-12, 12, %d)\n"
-           "param w = zeros(%d)\n"
-           "param a = 0.0\n"
-           "loss = sum(w * tanh(x + a))\n"
-           "train(steps = 1, optimizer = sgd(lr = 1))\n", N, N);
-  Program *p = compile_f32(a, &d, text);
-  double *x = NULL;
-  for (int i = 0; i < p->ndata; i++)
-    if (strcmp(p->data[i].name, "x") == 0)
-      x = p->data[i].value.v;
-  ck_assert_ptr_nonnull(x);
   static const double edges[] = {0.0, -0.0, 1e-30, -1e-40, 0.5625, -0.5625, 0.56250006, 100, -100, 9.01};
-  for (size_t k = 0; k < sizeof edges / sizeof *edges; k++)
-    x[k] = (float)edges[k];
-  char *out = NULL;
-  ck_assert(run_program(p, &out));
-  const double *w = p->params[0].value.v;
-  int64_t worst = 0;
-  int worst_at = 0;
-  for (int i = 0; i < N; i++) {
-    int64_t e = ulps(-w[i], (float)tanh(x[i]), 0);
-    if (e > worst)
-      worst = e, worst_at = i;
-  }
-  ck_assert_msg(worst <= 2, "tanh(%.9g) = %.9g, libm %.9g: %lld ulp", x[worst_at], -w[worst_at],
-                (float)tanh(x[worst_at]), (long long)worst);
-  ck_assert_double_eq(-w[7], 1);
-  ck_assert_double_eq(-w[8], -1);
-  free(out);
-  free_program(p, &d, a);
+  double *y = inline_values("tanh", tanh, -12, 12, edges, sizeof edges / sizeof *edges);
+  ck_assert_double_eq(y[7], 1);
+  ck_assert_double_eq(y[8], -1);
+  free(y);
 }
 END_TEST
 
