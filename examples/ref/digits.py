@@ -14,7 +14,9 @@ import csv, os, sys, torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e", "ref"))
-from rng import Xoshiro, randn
+from rng import randn
+
+import minibatch
 
 torch.set_num_threads(1)
 dtype = torch.double if "--f64" in sys.argv else torch.float
@@ -34,13 +36,6 @@ def param(t):
 def randn_mat(r, c, seed):
     return torch.tensor(randn(r * c, seed=seed), dtype=dtype).reshape(r, c)
 
-
-def shuffled(g, n):  # one epoch's order: Fisher-Yates on the identity
-    order = list(range(n))
-    for i in range(n - 1, 0, -1):
-        j = int(((g.next() >> 11) * 2.0**-53) * (i + 1))
-        order[i], order[j] = order[j], order[i]
-    return order
 
 
 D = load_csv(CSV)                                         # 1797 x 65
@@ -69,20 +64,7 @@ def accuracy(X, y):
 
 
 opt = torch.optim.Adam([W1, b1, W2, b2], lr=0.01, betas=(0.9, 0.999), eps=1e-8)
-N, B = Xtrain.shape[0], 64
-g = Xoshiro(7)
-for epoch in range(20):
-    order = torch.tensor(shuffled(g, N))
-    losses = []
-    for start in range(0, N, B):
-        idx = order[start:start + B]
-        opt.zero_grad()
-        loss = loss_fn(Xtrain[idx], onehot[idx])
-        losses.append(loss.item())
-        loss.backward()
-        opt.step()
-    if epoch % 5 == 4:
-        print(epoch, torch.tensor(sum(losses) / len(losses), dtype=dtype).item())
+minibatch.train(opt, loss_fn, [Xtrain, onehot], epochs=20, batch=64, shuffle=7, log_every=5, dtype=dtype)
 
 with torch.no_grad():
     print(f"train accuracy {accuracy(Xtrain, ytrain).item()}")

@@ -14,7 +14,7 @@ import csv, os, sys, torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e", "ref"))
-from rng import Xoshiro
+import minibatch
 
 torch.set_num_threads(1)
 dtype = torch.double if "--f64" in sys.argv else torch.float
@@ -32,13 +32,6 @@ def load_csv(path, columns):
 def param(t):
     return t.detach().clone().requires_grad_(True)
 
-
-def shuffled(g, n):  # one epoch's order: Fisher-Yates on the identity
-    order = list(range(n))
-    for i in range(n - 1, 0, -1):
-        j = int(((g.next() >> 11) * 2.0**-53) * (i + 1))
-        order[i], order[j] = order[j], order[i]
-    return order
 
 
 X = load_csv(CSV, ["sepal_length", "sepal_width", "petal_length", "petal_width"])
@@ -63,20 +56,7 @@ def loss_fn(Xs, onehot):
 
 
 opt = torch.optim.SGD([W, b], lr=0.1)
-N, B = Xs.shape[0], 16
-g = Xoshiro(1)
-for epoch in range(50):
-    order = torch.tensor(shuffled(g, N))
-    losses = []
-    for start in range(0, N, B):
-        idx = order[start:start + B]
-        opt.zero_grad()
-        loss = loss_fn(Xs[idx], onehot[idx])
-        losses.append(loss.item())
-        loss.backward()
-        opt.step()
-    if epoch % 10 == 9:
-        print(epoch, torch.tensor(sum(losses) / len(losses), dtype=dtype).item())
+minibatch.train(opt, loss_fn, [Xs, onehot], epochs=50, batch=16, shuffle=1, log_every=10, dtype=dtype)
 
 with torch.no_grad():
     pred = torch.argmax(logits_of(Xs), dim=1).to(dtype)
