@@ -193,7 +193,7 @@ typedef struct DlrtGpuTrain {
   int nbufs;
   void **bufs;                                   /* host copies, in the program's precision */
   const size_t *bytes;                           /* of each */
-  const char *copy_back;                         /* per buffer: copied back after (the params) */
+  const char *copy_back;                         /* per buffer: copied back after (params, state) */
   int64_t scratch_doubles;
   int64_t first_step, steps;
   DlrtLog *log;                                  /* dlrt_step is called for every step's loss */

@@ -350,18 +350,39 @@ static bool train_outcome(Program *p, const Action *a, const DlrtLog *log, int64
 
 /* ---- minibatches */
 
-/* A train function compiled for one batch size. */
+/* A train compiled for one batch size: a function for the CPU, or a
+ * kernel for the GPU (--target gpu). */
 typedef struct BatchTrain {
   Schedule *s;
-  TrainFn fn;
+  TrainFn fn;                                    /* the CPU's */
   JitCode *code;
   int64_t scratch;
+  GpuKernel kernel;                              /* the GPU's (ptx NULL on the CPU) */
   void **bufs;
   void **dst;                                    /* [ntensors]: its batch buffers */
 } BatchTrain;
 
+/* The schedule's train function for the CPU, through the JIT. */
+static bool compile_batch_cpu(Program *p, const Action *a, BatchTrain *bt) {
+  char name[32];
+  snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);
+  double t0 = now_ms();
+  LLVMModuleRefDl m = codegen_train(p, bt->s, &a->opt, jit_context(p->jit), name, jit_vector_bits(p->jit),
+                                    &bt->scratch);
+  p->ms[PHASE_IR] += now_ms() - t0;
+  bt->fn = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms, &bt->code);
+  return bt->fn != NULL;
+}
+
+static bool compile_batch_gpu(Program *p, const Action *a, BatchTrain *bt) {
+  double t0 = now_ms();
+  bool ok = gpu_compile(p, bt->s, a, &a->opt, p->opts.gpu_arch, &bt->kernel);
+  p->ms[PHASE_JIT] += now_ms() - t0;
+  return ok;
+}
+
 /* The loss on batches of `rows` rows: each batched data leaf replaced by a
- * leaf of that many rows, compiled. */
+ * leaf of that many rows, compiled for the target. */
 static bool compile_batch(Program *p, const Action *a, Node *const *full, int nfull, int64_t rows,
                           BatchTrain *bt) {
   Node *leaves[nfull + 1];
@@ -385,14 +406,7 @@ static bool compile_batch(Program *p, const Action *a, Node *const *full, int nf
   }
   bt->s = schedule_train(p, loss, &a->opt);
   bt->s->batched = true;
-  char name[32];
-  snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);
-  double t0 = now_ms();
-  LLVMModuleRefDl m = codegen_train(p, bt->s, &a->opt, jit_context(p->jit), name, jit_vector_bits(p->jit),
-                                    &bt->scratch);
-  p->ms[PHASE_IR] += now_ms() - t0;
-  bt->fn = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms, &bt->code);
-  if (!bt->fn)
+  if (!(p->opts.gpu_arch ? compile_batch_gpu(p, a, bt) : compile_batch_cpu(p, a, bt)))
     return false;
   bt->bufs = exec_make_buffers(p, bt->s);
   bt->dst = calloc((size_t)nfull + 1, sizeof(void *));
@@ -437,9 +451,60 @@ static int64_t train_steps(const Action *a) {
   return a->epochs ? a->epochs * nb : a->steps;
 }
 
+/* Steps [first, end) of a kernel on the GPU, from the host buffers and
+ * back into them: the params, and with `state` their optimizer state too.
+ * *done as TrainFn's result; false with the error reported. */
+static bool gpu_steps(Program *p, const Schedule *s, const GpuKernel *k, void **bufs, bool state,
+                      int64_t first, int64_t end, DlrtLog *log, int64_t *done) {
+  size_t bytes[s->nbufs + 1];
+  char copy_back[s->nbufs + 1];
+  for (int b = 0; b < s->nbufs; b++) {
+    bytes[b] = (size_t)s->bufs[b].numel * (p->opts.f64 ? sizeof(double) : sizeof(float));
+    copy_back[b] = s->bufs[b].kind == BUF_PARAM || (state && s->bufs[b].kind == BUF_STATE);
+  }
+  DlrtGpuTrain run = {.ptx = k->ptx, .kernel = GPU_KERNEL, .block = k->block, .max_grid = k->max_grid,
+                      .elements = k->elements, .nbufs = s->nbufs, .bufs = bufs, .bytes = bytes,
+                      .copy_back = copy_back, .scratch_doubles = k->scratch_doubles,
+                      .first_step = first, .steps = end, .log = log};
+  char err[512];
+  if (dlrt_gpu_train(&run, done, err, sizeof err) == 0)
+    return true;
+  diag_error(p->diags, (Span){0}, "%s", err);
+  return false;
+}
+
+/* Steps [t, end) of one batch size, *r as TrainFn's result. On the CPU,
+ * one call of its function, which gathers each step's batch itself. On
+ * the GPU, a launch per step: the host gathers the batch first (the
+ * kernel has no dlrt_batch), and the params and their state come back
+ * after, as the next launch, of either batch size, uploads them again.
+ * False when the GPU failed (reported). */
+static bool run_batch_steps(Program *p, const Action *a, BatchTrain *bt, DlrtLog *log, TrainSaver *saver,
+                            int64_t t, int64_t end, int64_t *r) {
+  if (!bt->kernel.ptx) {
+    TrainRun run = {.fn = bt->fn, .a = a, .first_step = t, .end = end, .saver = saver, .log = log};
+    *r = run_team(p, bt->s, run, bt->bufs, thread_count(p, bt->s), bt->scratch);
+    return true;
+  }
+  for (; t < end; t++) {
+    dlrt_batch(log, t);
+    if (!gpu_steps(p, bt->s, &bt->kernel, bt->bufs, true, t, t + 1, log, r))
+      return false;
+    if (*r != t + 1)
+      return true;
+    if (dlrt_interrupt && t + 1 < end) {
+      *r = end + 1 + (t + 1);                    /* as the CPU function says it */
+      return true;
+    }
+  }
+  *r = end;
+  return true;
+}
+
 /* train(..., batch = B): epochs of minibatches. Full batches and the
  * smaller last one (when B does not divide the rows) are two compiled
- * functions that share the params and the optimizer state. */
+ * trains (functions, or GPU kernels) that share the params and the
+ * optimizer state. */
 static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
   Node *full[count_nodes(a->loss) + 1];
   int nfull;
@@ -506,8 +571,11 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
     int64_t end = which ? t + 1 : ntrains == 2 ? t - t % nb + nb - 1 : steps;
     end = end < steps ? end : steps;
     batches.dst = bt[which].dst;
-    TrainRun run = {.fn = bt[which].fn, .a = a, .first_step = t, .end = end, .saver = &saver.base, .log = &log};
-    int64_t r = run_team(p, bt[which].s, run, bt[which].bufs, thread_count(p, bt[which].s), bt[which].scratch);
+    int64_t r;
+    if (!run_batch_steps(p, a, &bt[which], &log, &saver.base, t, end, &r)) {
+      ok = false;
+      break;
+    }
     if (r != end) {
       done = r > end ? steps + 1 + (r - end - 1) : r;   /* as one call of all steps would say */
       break;
@@ -535,6 +603,7 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
         free(bt[k].bufs[b]);
     free(bt[k].bufs);
     free(bt[k].dst);
+    gpu_kernel_free(&bt[k].kernel);
     schedule_free(bt[k].s);
   }
   for (int m = 0; m < nfull; m++)
@@ -549,10 +618,6 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
 /* --target gpu: the train compiled by gpu.c and run by the runtime's
  * cuda.c; the buffers go to the device once, the params come back. */
 static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
-  if (a->batch > 0) {
-    diag_error(p->diags, a->span, "minibatches are not supported with --target gpu yet");
-    return false;
-  }
   Schedule *s = schedule_train(p, a->loss, &a->opt);
   GpuKernel kernel;
   double t0 = now_ms();
@@ -564,27 +629,14 @@ static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
     return false;
   }
   void **bufs = exec_make_buffers(p, s);
-  size_t bytes[s->nbufs + 1];
-  char copy_back[s->nbufs + 1];
-  for (int k = 0; k < s->nbufs; k++) {
-    bytes[k] = (size_t)s->bufs[k].numel * (p->opts.f64 ? sizeof(double) : sizeof(float));
-    copy_back[k] = s->bufs[k].kind == BUF_PARAM;
-  }
   fflush(out);
   DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1};
-  DlrtGpuTrain run = {.ptx = kernel.ptx, .kernel = GPU_KERNEL, .block = kernel.block,
-                      .max_grid = kernel.max_grid, .elements = kernel.elements, .nbufs = s->nbufs,
-                      .bufs = bufs, .bytes = bytes, .copy_back = copy_back,
-                      .scratch_doubles = kernel.scratch_doubles, .steps = a->steps, .log = &log};
-  char err[512];
   int64_t done;
   double t2 = now_ms();
-  ok = dlrt_gpu_train(&run, &done, err, sizeof err) == 0;
+  ok = gpu_steps(p, s, &kernel, bufs, false, 0, a->steps, &log, &done);
   double t3 = now_ms();
   if (ok)
     copy_params_back(p, s, bufs);
-  else
-    diag_error(p->diags, (Span){0}, "%s", err);
   for (int k = 0; k < s->nbufs; k++)
     free(bufs[k]);
   free(bufs);
@@ -596,13 +648,13 @@ static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
 }
 
 bool exec_train(Program *p, const Action *a, FILE *out) {
-  if (p->opts.gpu_arch)
-    return exec_train_gpu(p, a, out);
   if (a->batch > 0) {
-    if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
+    if (!p->opts.gpu_arch && !p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
       return false;
     return exec_train_batches(p, a, out);
   }
+  if (p->opts.gpu_arch)
+    return exec_train_gpu(p, a, out);
   double tj = now_ms();
   if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
     return false;

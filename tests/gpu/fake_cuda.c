@@ -2,16 +2,17 @@
  *
  * The runtime (runtime/cuda.c) loads it as it would libcuda.so.1 (through
  * DLC_LIBCUDA) and drives it as a GPU: memory is host memory, a device
- * pointer a host pointer; a module is accepted when it has the kernel; a
- * launch calls the function the test set with fake_cuda_set_launch (which
- * runs the kernel emulated, tests/unit/check_gpu.c) with the launch's
- * grid and arguments. A device of two multiprocessors, two blocks each.
+ * pointer a host pointer; a module is accepted when it has the kernel, and
+ * it and its function are the image it was loaded from; a launch calls the
+ * function the test set with fake_cuda_set_launch (which runs the kernel
+ * emulated, tests/unit/check_gpu.c) with that image, the launch's grid and
+ * arguments. A device of two multiprocessors, two blocks each.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*FakeLaunch)(unsigned grid, unsigned block, void **args);
+typedef void (*FakeLaunch)(const char *image, unsigned grid, unsigned block, void **args);
 
 static FakeLaunch launcher;
 int fake_cuda_launches;                          /* launches so far */
@@ -46,12 +47,12 @@ int cuCtxSetCurrent(void *ctx) { return SUCCESS; }
 int cuCtxSynchronize(void) { return SUCCESS; }
 
 int cuModuleLoadData(void **mod, const void *image) {
-  *mod = strstr(image, ".entry dl_steps(") ? &launcher : NULL;
+  *mod = strstr(image, ".entry dl_steps(") ? (void *)image : NULL;
   return *mod ? SUCCESS : INVALID_IMAGE;
 }
 
 int cuModuleGetFunction(void **fn, void *mod, const char *name) {
-  *fn = &launcher;
+  *fn = mod;
   return SUCCESS;
 }
 
@@ -82,20 +83,20 @@ int cuMemcpyDtoH_v2(void *to, uint64_t from, size_t bytes) {
   return SUCCESS;
 }
 
-static int launch(unsigned grid, unsigned block, void **args) {
+static int launch(void *fn, unsigned grid, unsigned block, void **args) {
   if (!launcher)
     return LAUNCH_FAILED;
   fake_cuda_launches++;
-  launcher(grid, block, args);
+  launcher(fn, grid, block, args);
   return SUCCESS;
 }
 
 int cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                    unsigned bz, unsigned shared, void *stream, void **args, void **extra) {
-  return gx == 1 ? launch(gx, bx, args) : LAUNCH_FAILED;   /* a grid needs a cooperative launch */
+  return gx == 1 ? launch(fn, gx, bx, args) : LAUNCH_FAILED;   /* a grid needs a cooperative launch */
 }
 
 int cuLaunchCooperativeKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                               unsigned by, unsigned bz, unsigned shared, void *stream, void **args) {
-  return launch(gx, bx, args);
+  return launch(fn, gx, bx, args);
 }

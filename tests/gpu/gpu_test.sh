@@ -14,8 +14,7 @@
 #                                        prints what `dlc run` prints, numbers
 #                                        within float32 tolerance (rtol 1e-3,
 #                                        atol 1e-5; 1e-9 with --f64); skipped,
-#                                        77, where there is no GPU or the
-#                                        program trains on minibatches
+#                                        77, where there is no GPU
 #
 # CUDA_HOME (default /usr/local/cuda) says where CUDA is.
 set -u
@@ -66,9 +65,6 @@ case $mode in
     rc=$?
     if [ $rc -ne 0 ] && grep -q "^dlc: error: no CUDA" "$tmp/err"; then
       echo "no GPU: skipped"; exit 77
-    fi
-    if [ $rc -ne 0 ] && grep -q "minibatches are not supported with --target gpu" "$tmp/err"; then
-      echo "minibatches train on the CPU only: skipped"; exit 77
     fi
     [ $rc -eq 0 ] || fail "dlc run --target gpu exited with $rc"
     "$dlc" run "$file" $flags >"$tmp/cpu" 2>/dev/null || fail "dlc run on the CPU failed"

@@ -224,24 +224,33 @@ END_TEST
 
 /* ---- the kernel emulated on this CPU */
 
-/* The program's train as an emulated kernel, compiled by the JIT. */
+/* A train as an emulated kernel, compiled by the JIT. */
 typedef struct EmuKernel {
-  Schedule *s;
+  Schedule *s;                                   /* owned; NULL: the caller's */
   GpuKernel info;
   Jit *jit;
   JitCode *code;
   GpuEmuKernel fn;
 } EmuKernel;
 
-static EmuKernel emu_kernel(void) {
-  Action *a = train_action();
-  EmuKernel k = {.s = schedule_train(fx.prog, a->loss, &a->opt), .jit = jit_new(2, &fx.diags)};
+/* Schedule s of train a, emulated (k.s left NULL). */
+static EmuKernel emu_kernel_of(const Schedule *s, const Action *a) {
+  EmuKernel k = {.jit = jit_new(2, &fx.diags)};
   ck_assert_ptr_nonnull(k.jit);
-  LLVMModuleRefDl m = gpu_emulated(fx.prog, k.s, a, &a->opt, jit_context(k.jit), &k.info);
+  LLVMModuleRefDl m = gpu_emulated(fx.prog, s, a, &a->opt, jit_context(k.jit), &k.info);
   ck_assert_ptr_nonnull(m);
   double ms[PHASE_COUNT];
   k.fn = (GpuEmuKernel)jit_add(k.jit, m, GPU_KERNEL, &fx.diags, ms, &k.code);
   ck_assert_ptr_nonnull(k.fn);
+  return k;
+}
+
+/* The program's train, emulated. */
+static EmuKernel emu_kernel(void) {
+  Action *a = train_action();
+  Schedule *s = schedule_train(fx.prog, a->loss, &a->opt);
+  EmuKernel k = emu_kernel_of(s, a);
+  k.s = s;
   return k;
 }
 
@@ -533,15 +542,50 @@ END_TEST
 
 /* ---- the whole --target gpu path, on a fake driver */
 
-static EmuKernel fake_kernel;
+/* The kernels exec.c compiled during a run on the fake driver, each with
+ * its emulation (of the same schedule: the same buffers). */
+enum { MAX_FAKE_KERNELS = 8 };
+static struct {
+  const char *ptx;
+  EmuKernel emu;
+} fake_kernels[MAX_FAKE_KERNELS];
+static int nfake_kernels;
+static bool faking;                              /* a run on the fake driver is on */
 static unsigned fake_grid;                       /* of the last launch */
+
+/* check_gpu is linked with --wrap=gpu_compile: exec.c's calls come here,
+ * and so the launches of a minibatch train, of two kernels, each find
+ * their own emulation. */
+bool __real_gpu_compile(const Program *p, const Schedule *s, const Action *a, const Optimizer *opt,
+                        const char *arch, GpuKernel *out);
+bool __wrap_gpu_compile(const Program *p, const Schedule *s, const Action *a, const Optimizer *opt,
+                        const char *arch, GpuKernel *out) {
+  bool ok = __real_gpu_compile(p, s, a, opt, arch, out);
+  if (ok && faking) {
+    ck_assert_int_lt(nfake_kernels, MAX_FAKE_KERNELS);
+    fake_kernels[nfake_kernels].ptx = out->ptx;
+    fake_kernels[nfake_kernels++].emu = emu_kernel_of(s, a);
+  }
+  return ok;
+}
+
+/* The emulation of the kernel whose PTX a module was loaded from (the
+ * latest: a freed PTX's address may come again). */
+static const EmuKernel *fake_kernel_of(const char *image) {
+  for (int k = nfake_kernels - 1; k >= 0; k--)
+    if (fake_kernels[k].ptx == image)
+      return &fake_kernels[k].emu;
+  ck_abort_msg("a launch of a kernel gpu_compile did not make");
+  return NULL;
+}
 
 /* What a launch on the fake driver runs: the emulated kernel, with the
  * launch's grid and arguments (device pointers are host pointers there). */
-static void fake_launch(unsigned grid, unsigned block, void **args) {
-  ck_assert_int_eq(block, fake_kernel.info.block);
+static void fake_launch(const char *image, unsigned grid, unsigned block, void **args) {
+  const EmuKernel *k = fake_kernel_of(image);
+  ck_assert_int_eq(block, k->info.block);
   fake_grid = grid;
-  EmuGrid g = {.k = &fake_kernel, .nblocks = (int)grid, .bufs = *(void ***)args[0],
+  EmuGrid g = {.k = k, .nblocks = (int)grid, .bufs = *(void ***)args[0],
                .first = *(int64_t *)args[1], .last = *(int64_t *)args[2],
                .losses = *(double **)args[3], .scratch = *(double **)args[4],
                .barrier = *(int64_t **)args[5], .result = *(int64_t **)args[6]};
@@ -587,19 +631,21 @@ static char *run_on_fake_gpu(const char *text, bool f64, int *launches) {
   setenv("DLC_LIBCUDA", FAKE_CUDA, 1);
   void *lib = dlopen(FAKE_CUDA, RTLD_NOW);
   ck_assert_msg(lib != NULL, "%s", dlerror());
-  typedef void (*Launch)(unsigned grid, unsigned block, void **args);
+  typedef void (*Launch)(const char *image, unsigned grid, unsigned block, void **args);
   void (*set_launch)(Launch) = (void (*)(Launch))dlsym(lib, "fake_cuda_set_launch");
   int *count = dlsym(lib, "fake_cuda_launches");
   ck_assert(set_launch && count);
   set_launch(fake_launch);
   fx.prog->opts.f64 = f64;
   compile_text(text);
-  fake_kernel = emu_kernel();
   fx.prog->opts.gpu_arch = "sm_90";
   int before = *count;
+  faking = true;
   char *out = run_program();
+  faking = false;
   *launches = *count - before;
-  emu_kernel_free(&fake_kernel);
+  for (; nfake_kernels > 0; nfake_kernels--)
+    emu_kernel_free(&fake_kernels[nfake_kernels - 1].emu);
   return out;
 }
 
@@ -802,6 +848,33 @@ START_TEST(runtime_classifier_as_cpu) {
 }
 END_TEST
 
+/* Minibatches: 30 rows in batches of 8 (the last of 6 rows, its own
+ * kernel), reshuffled every epoch, Adam, a matrix param and a scalar one
+ * (private to each GPU thread, back from thread 0 after every launch): a
+ * launch per step, each epoch's mean loss and the params as the CPU's. */
+START_TEST(runtime_minibatches_as_cpu) {
+  static const char text[] = "x = linspace(-1, 1, 30)\n"
+                             "X = stack(x, x^2, sin(3 * x))\n"
+                             "labels = (x > -0.3) + (x > 0.4)\n"
+                             "param W = randn(3, 3, seed = 1) * 0.5\n"
+                             "param b = zeros(3)\n"
+                             "param s = 1.0\n"
+                             "Z = s * (X @ W) + b\n"
+                             "loss = -mean(sum(onehot(labels, 3) * log_softmax(Z, axis = 1), axis = 1))\n"
+                             "train(epochs = 5, batch = 8, shuffle = 3, optimizer = adam(lr = 0.05),"
+                             " log_every = 1)\n"
+                             "print(\"{W} {b} {s}\")\n";
+  setenv("DLC_GPU_BLOCKS", "2", 1);
+  int launches;
+  char *gpu = run_on_fake_gpu(text, true, &launches);
+  ck_assert_int_eq(launches, 5 * 4);
+  ck_assert_msg(fx.diags.nerrors == 0, "%s", gpu);
+  ck_assert_msg(count(gpu, "\n") == 6, "%s", gpu);   /* five epochs, the print */
+  expect_output_as_cpu(text, true, gpu, 1e-9);
+  free(gpu);
+}
+END_TEST
+
 static Suite *gpu_suite(void) {
   Suite *s = suite_create("gpu");
   TCase *tc = tcase_create("kernel");
@@ -850,6 +923,7 @@ static Suite *gpu_suite(void) {
   tcase_add_test(tc, runtime_nan_as_cpu);
   tcase_add_test(tc, runtime_classifier_as_cpu);
   tcase_add_test(tc, runtime_interrupt);
+  tcase_add_test(tc, runtime_minibatches_as_cpu);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("unsupported");
