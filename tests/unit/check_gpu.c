@@ -25,7 +25,7 @@
  * CUDA driver (tests/gpu/fake_cuda.c) whose launches run the emulated
  * kernel: the same output and diagnostics as the CPU's, the launches of a
  * chunk of steps each, the cooperative launch of a grid, an interrupt, the
- * matrix classifier.
+ * matrix classifier, and minibatches (two kernels, a launch per step).
  */
 #include "unit.h"
 
