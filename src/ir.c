@@ -437,13 +437,39 @@ static const char *leaf_name(const Node *n, const Program *p) {
 
 /* The binding power a node prints with: how tightly it holds together. */
 static int print_prec(const Node *n) {
-  while (n->op == OP_BROADCAST)
+  /* What prints in place of a node: its argument, for these (but a
+   * constant matrix prints as fill(...)). */
+  while (n->op == OP_RESHAPE || n->op == OP_NOGRAD ||
+         (n->op == OP_BROADCAST && !(n->shape.rank == 2 && n->args[0]->op == OP_CONST)))
     n = n->args[0];
   if (n->op == OP_CONST)
     return n->num < 0 || signbit(n->num) ? op_info[OP_NEG].prec : 9;
   if (op_info[n->op].kind == K_INFIX || op_info[n->op].kind == K_PREFIX)
     return op_info[n->op].prec;
   return 9;
+}
+
+static void format_arg(Buf *b, const Node *child, const Program *p, int min_prec);
+
+/* The argument of a matrix op, whose shape the reader must see: a
+ * broadcast to a matrix (elsewhere implicit) reads `fill(r, c, 1) * x`, a
+ * vector made a column `stack(v)`. */
+static void format_matrix_arg(Buf *b, const Node *n, const Program *p, int min_prec) {
+  if (n->op == OP_RESHAPE && n->args[0]->shape.rank == 1 && n->shape.rank == 2 && n->shape.dim[1] == 1) {
+    buf_puts(b, "stack(");                       /* a vector as a column */
+    ir_format(b, n->args[0], p);
+    buf_puts(b, ")");
+    return;
+  }
+  if (n->op != OP_BROADCAST || n->shape.rank != 2 || n->args[0]->op == OP_CONST) {
+    format_arg(b, n, p, min_prec);
+    return;
+  }
+  bool parens = op_info[OP_MUL].prec < min_prec;
+  buf_printf(b, "%sfill(%lld, %lld, 1) * ", parens ? "(" : "", (long long)n->shape.dim[0],
+             (long long)n->shape.dim[1]);
+  format_arg(b, n->args[0], p, op_info[OP_MUL].prec + 1);
+  buf_puts(b, parens ? ")" : "");
 }
 
 static void format_arg(Buf *b, const Node *child, const Program *p, int min_prec) {
@@ -474,12 +500,37 @@ void ir_format(Buf *b, const Node *n, const Program *p) {
     return;
   }
   case OP_BROADCAST:
+    /* A constant matrix (a gradient's seed, in a product) shows its shape. */
+    if (n->shape.rank == 2 && n->args[0]->op == OP_CONST) {
+      dlrt_format(num, sizeof num, n->args[0]->num, 1);
+      buf_printf(b, "fill(%lld, %lld, %s)", (long long)n->shape.dim[0], (long long)n->shape.dim[1], num);
+      return;
+    }
+    ir_format(b, n->args[0], p);
+    return;
   case OP_RESHAPE:
+    /* matrix @ vector, vector @ matrix: the product of NumPy's shapes. */
+    if (n->shape.rank == 1 && n->args[0]->op == OP_MATMUL) {
+      const Node *mm = n->args[0];
+      for (int i = 0; i < 2; i++) {
+        const Node *x = mm->args[i];
+        bool vector = x->op == OP_RESHAPE && x->args[0]->shape.rank == 1;
+        if (i)
+          buf_puts(b, " @ ");
+        if (vector)
+          format_arg(b, x->args[0], p, op_info[OP_MATMUL].prec + i);
+        else
+          format_matrix_arg(b, x, p, op_info[OP_MATMUL].prec + i);
+      }
+      return;
+    }
+    ir_format(b, n->args[0], p);
+    return;
   case OP_NOGRAD:
     ir_format(b, n->args[0], p);
     return;
   case OP_TRANSPOSE:
-    format_arg(b, n->args[0], p, 9);
+    format_matrix_arg(b, n->args[0], p, 9);
     buf_puts(b, "'");
     return;
   case OP_SLICE:
@@ -514,9 +565,10 @@ void ir_format(Buf *b, const Node *n, const Program *p) {
     while (rhs->op == OP_BROADCAST)
       rhs = rhs->args[0];
     bool associative = (n->op == OP_ADD || n->op == OP_MUL) && rhs->op == n->op;
-    format_arg(b, n->args[0], p, info->prec + right_assoc);
+    void (*arg)(Buf *, const Node *, const Program *, int) = n->op == OP_MATMUL ? format_matrix_arg : format_arg;
+    arg(b, n->args[0], p, info->prec + right_assoc);
     buf_printf(b, n->op == OP_POW ? "%s" : " %s ", info->spelling);
-    format_arg(b, n->args[1], p, info->prec + !right_assoc - associative);
+    arg(b, n->args[1], p, info->prec + !right_assoc - associative);
     return;
   }
   case K_PREFIX:
