@@ -87,6 +87,10 @@ typedef struct DlrtBlas {
   DlrtDgemm dgemm;
 } DlrtBlas;
 enum { DLRT_CBLAS_ROW_MAJOR = 101, DLRT_CBLAS_NO_TRANS = 111 };
+/* Products of at least this many multiply-adds go to OpenBLAS when it is
+ * there (compiled code and the interpreter): measured, it wins from
+ * 16 x 16 x 16 on (bench/README.md). */
+enum { DLRT_BLAS_MIN_MACS = 4096 };
 
 /* The library, loaded on first call and set to one thread (dlc's team
  * does the threading); NULL where there is none, or with DLC_NO_BLAS set. */

@@ -673,13 +673,9 @@ static void store_at(Cg *c, int slot, LLVMValueRef idx, LLVMValueRef v) {
   LLVMBuildStore(c->b, v, buf_elem_ptr(c, slot, idx));
 }
 
-/* Products of at least this many multiply-adds go to OpenBLAS (when it
- * is there): measured, it wins from 16 x 16 x 16 on (bench/README.md). */
-enum { BLAS_MIN_MACS = 4096 };
-
 bool codegen_uses_blas(const Node *n) {
   int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(n->args[0]->shape);
-  return n->op == OP_MATMUL && cols > 1 && rows * cols * inner >= BLAS_MIN_MACS && dlrt_blas();
+  return n->op == OP_MATMUL && cols > 1 && rows * cols * inner >= DLRT_BLAS_MIN_MACS && dlrt_blas();
 }
 
 /* Element (i, j) of A @ B: the sum over k of A[i, k] B[k, j], in order
@@ -709,8 +705,6 @@ static void emit_matmul(Cg *c, const Node *n, int out) {
   const Node *a = n->args[0], *b = n->args[1];
   int sa = slot_of(c, a), sb = slot_of(c, b);
   int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
-  LLVMValueRef lo, hi, zero = iconst(c, 0);
-  share(c, rows, &lo, &hi);
   if (codegen_uses_blas(n)) {
     /* OpenBLAS, on thread 0 for the whole product: its sums are then in
      * one order whatever the number of threads. */
@@ -720,19 +714,24 @@ static void emit_matmul(Cg *c, const Node *n, int out) {
     LLVMPositionBuilderAtEnd(c->b, call);
     LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
     LLVMTypeRef types[14] = {i32, i32, i32, i32, i32, i32, c->ft, c->ptr, i32, c->ptr, i32, c->ft, c->ptr, i32};
-    LLVMValueRef I[6];
-    int64_t ints[6] = {DLRT_CBLAS_ROW_MAJOR, DLRT_CBLAS_NO_TRANS, DLRT_CBLAS_NO_TRANS, rows, cols, inner};
-    for (int k = 0; k < 6; k++)
-      I[k] = LLVMConstInt(i32, (unsigned long long)ints[k], 0);
-    LLVMValueRef args[14] = {I[0], I[1], I[2], I[3], I[4], I[5], fconst(c, 1), c->bufs[sa],
-                             LLVMConstInt(i32, (unsigned long long)inner, 0), c->bufs[sb],
-                             LLVMConstInt(i32, (unsigned long long)cols, 0), fconst(c, 0), c->bufs[out],
-                             LLVMConstInt(i32, (unsigned long long)cols, 0)};
+    /* order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc */
+    int64_t ints[14] = {DLRT_CBLAS_ROW_MAJOR, DLRT_CBLAS_NO_TRANS, DLRT_CBLAS_NO_TRANS, rows, cols, inner,
+                        0, 0, inner, 0, cols, 0, 0, cols};
+    LLVMValueRef args[14];
+    for (int k = 0; k < 14; k++)
+      args[k] = LLVMConstInt(i32, (unsigned long long)ints[k], 0);
+    args[6] = fconst(c, 1);
+    args[7] = c->bufs[sa];
+    args[9] = c->bufs[sb];
+    args[11] = fconst(c, 0);
+    args[12] = c->bufs[out];
     call_runtime(c, c->p->opts.f64 ? "cblas_dgemm" : "cblas_sgemm", types, args, 14);
     LLVMBuildBr(c->b, go);
     LLVMPositionBuilderAtEnd(c->b, go);
     return;
   }
+  LLVMValueRef lo, hi, zero = iconst(c, 0);
+  share(c, rows, &lo, &hi);
   For fi, fj, fk, fj2;
   LLVMValueRef i = for_begin(c, &fi, lo, hi);
   if (cols == 1) {

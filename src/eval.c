@@ -155,7 +155,7 @@ static bool eval_one(Eval *e, Node *n) {
     const Tensor *a = arg_value(e, n, 0), *b = arg_value(e, n, 1);
     int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
     const DlrtBlas *blas = dlrt_blas();
-    if (blas && rows * cols * inner >= 4096 && rows < INT32_MAX && cols < INT32_MAX && inner < INT32_MAX) {
+    if (blas && rows * cols * inner >= DLRT_BLAS_MIN_MACS && rows < INT32_MAX && cols < INT32_MAX && inner < INT32_MAX) {
       blas->dgemm(DLRT_CBLAS_ROW_MAJOR, DLRT_CBLAS_NO_TRANS, DLRT_CBLAS_NO_TRANS, (int)rows, (int)cols,
                   (int)inner, 1, a->v, (int)inner, b->v, (int)cols, 0, t->v, (int)cols);
     } else {
