@@ -440,15 +440,20 @@ static int64_t batched_data(const Action *a, Node **full, int *nfull) {
   return n;
 }
 
+/* Batches of at most a->batch rows of n, and how many to an epoch. */
+static int64_t batches_per_epoch(const Action *a, int64_t n, int64_t *batch) {
+  *batch = a->batch < n ? a->batch : n;
+  return *batch > 0 ? (n + *batch - 1) / *batch : 1;
+}
+
 /* The steps of a train: with minibatches, a step per batch. */
 static int64_t train_steps(const Action *a) {
-  if (a->batch <= 0)
+  if (a->batch <= 0 || !a->epochs)
     return a->steps;
   Node *full[count_nodes(a->loss) + 1];
   int nfull;
-  int64_t n = batched_data(a, full, &nfull), batch = a->batch < n ? a->batch : n;
-  int64_t nb = n > 1 ? (n + batch - 1) / batch : 1;
-  return a->epochs ? a->epochs * nb : a->steps;
+  int64_t batch;
+  return a->epochs * batches_per_epoch(a, batched_data(a, full, &nfull), &batch);
 }
 
 /* Steps [first, end) of a kernel on the GPU, from the host buffers and
@@ -513,8 +518,8 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
     diag_error(p->diags, a->span, "batch: the loss reads no data with rows to split into minibatches");
     return false;
   }
-  int64_t batch = a->batch < n ? a->batch : n, nb = (n + batch - 1) / batch, last = n - (nb - 1) * batch;
-  int64_t steps = train_steps(a);
+  int64_t batch, nb = batches_per_epoch(a, n, &batch), last = n - (nb - 1) * batch;
+  int64_t steps = a->epochs ? a->epochs * nb : a->steps;
 
   BatchTrain bt[2] = {{0}};
   int ntrains = last == batch ? 1 : 2;
