@@ -1204,6 +1204,10 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMBuildCondBr(c.b, emit_update(&c, &st, false), commit, overflow);
   LLVMPositionBuilderAtEnd(c.b, commit);
   emit_update(&c, &st, true);
+  /* A thread updates only its share of a vector param: where the next
+   * step reads other elements of one, the team meets first. */
+  if (s->params_shared)
+    team_barrier(&c);
   emit_save(&c, t1, steps, saver);
   /* Interrupted: stop after this step, having done t + 1 of them. */
   LLVMBasicBlockRef interrupted = LLVMAppendBasicBlockInContext(ctx, c.fn, "interrupted");

@@ -157,10 +157,12 @@ static Node *d_matmul(Graph *g, Node *n, int i, Node *adj) {
 }
 static Node *d_transpose(Graph *g, Node *n, int i, Node *adj) { return U1(TRANSPOSE, adj); }
 static Node *d_rsum(Graph *g, Node *n, int i, Node *adj) { return ir_broadcast(g, adj, A(0)->shape); }
-/* The largest (smallest) of a row or column takes the gradient; ties all
- * take it, as with torch.amax. */
+/* The largest (smallest) of a row or column takes the gradient; tied
+ * elements share it evenly, as with torch.amax. */
 static Node *d_rmax(Graph *g, Node *n, int i, Node *adj) {
-  return ir_where(g, B2(EQ, A(0), n), ir_broadcast(g, adj, A(0)->shape), konst(g, 0));
+  Node *wins = B2(EQ, A(0), n);
+  Node *share = B2(DIV, adj, ir_axis(g, OP_RSUM, wins, n->slot));
+  return ir_where(g, wins, ir_broadcast(g, share, A(0)->shape), konst(g, 0));
 }
 static Node *d_reshape(Graph *g, Node *n, int i, Node *adj) { return ir_reshape(g, adj, A(0)->shape); }
 static Node *d_slice(Graph *g, Node *n, int i, Node *adj) {

@@ -336,6 +336,15 @@ Node *ir_with_args(Graph *g, const Node *n, Node *const *args);
 const Node *ir_shape_mismatch(Node *root);
 /* Rebuilds `n` with the nodes in `from` replaced by those in `to`. */
 Node *ir_subst(Graph *g, Node *n, Node *const *from, Node *const *to, int count);
+/* How many nodes root reaches. */
+int ir_count(Node *root);
+/* The data minibatches split: the loss's data leaves with the most rows
+ * (into full[], ir_count(loss) at most). Returns those rows. */
+int64_t ir_batched_data(Node *loss, Node **full, int *nfull);
+/* The loss over a minibatch: each full[i] replaced by leaves[i], of
+ * `rows` rows, and every broadcast to the data's rows made one to `rows`.
+ * ir_shape_mismatch then says whether it can be split. */
+Node *ir_rebatch(Graph *g, Node *loss, Node *const *full, Node *const *leaves, int nfull, int64_t rows);
 
 /* All nodes reachable from roots, in topological order (by id). */
 typedef struct NodeList {
@@ -575,6 +584,8 @@ typedef struct Schedule {
   int *param_buf, *data_buf, *grad_buf;          /* slot per param/data; -1 none */
   int *state_buf;                                /* [nparams * 2] optimizer state */
   bool batched;                                  /* each step first gathers its minibatch */
+  bool params_shared;                            /* a step reads vector params' elements across
+                                                    threads' shares (see params_shared) */
 } Schedule;
 
 /* roots[0] = loss, roots[1 + i] = d loss / d param i, simplified. */

@@ -393,17 +393,7 @@ static bool compile_batch(Program *p, const Action *a, Node *const *full, int nf
     const char *name = arena_printf(p->arena, "%s[batch]", p->data[full[m]->slot].name ? p->data[full[m]->slot].name : "data");
     leaves[m] = ir_batch_leaf(p->graph, sh, program_add_data(p, name, t));
   }
-  Node *loss = ir_subst(p->graph, a->loss, full, leaves, nfull);
-  const Node *bad = ir_shape_mismatch(loss);
-  if (bad) {
-    diag_error(p->diags, a->span,
-               "minibatches split the %lld rows of the data, but the loss also combines them with "
-               "something of as many rows that is not data (a param?): it cannot be split",
-               (long long)full[0]->shape.dim[0]);
-    if (bad->span.src)
-      diag_add(p->diags, DIAG_NOTE, bad->span, "here");
-    return false;
-  }
+  Node *loss = ir_rebatch(p->graph, a->loss, full, leaves, nfull, rows);
   bt->s = schedule_train(p, loss, &a->opt);
   bt->s->batched = true;
   if (!(p->opts.gpu_arch ? compile_batch_gpu(p, a, bt) : compile_batch_cpu(p, a, bt)))
@@ -417,29 +407,6 @@ static bool compile_batch(Program *p, const Action *a, Node *const *full, int nf
   return true;
 }
 
-static int count_nodes(Node *root) {
-  NodeList order = ir_topo(&root, 1);
-  int n = order.n;
-  nodelist_free(&order);
-  return n;
-}
-
-/* The data minibatches split: the data leaves of the loss with the most
- * rows (into full[], count_nodes(loss) at most). Returns the rows. */
-static int64_t batched_data(const Action *a, Node **full, int *nfull) {
-  NodeList order = ir_topo((Node *const *)&a->loss, 1);
-  int64_t n = 0;
-  for (int k = 0; k < order.n; k++)
-    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0 && order.items[k]->shape.dim[0] > n)
-      n = order.items[k]->shape.dim[0];
-  *nfull = 0;
-  for (int k = 0; k < order.n; k++)
-    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0 && order.items[k]->shape.dim[0] == n)
-      full[(*nfull)++] = order.items[k];
-  nodelist_free(&order);
-  return n;
-}
-
 /* Batches of at most a->batch rows of n, and how many to an epoch. */
 static int64_t batches_per_epoch(const Action *a, int64_t n, int64_t *batch) {
   *batch = a->batch < n ? a->batch : n;
@@ -450,10 +417,10 @@ static int64_t batches_per_epoch(const Action *a, int64_t n, int64_t *batch) {
 static int64_t train_steps(const Action *a) {
   if (a->batch <= 0 || !a->epochs)
     return a->steps;
-  Node *full[count_nodes(a->loss) + 1];
+  Node *full[ir_count(a->loss) + 1];
   int nfull;
   int64_t batch;
-  return a->epochs * batches_per_epoch(a, batched_data(a, full, &nfull), &batch);
+  return a->epochs * batches_per_epoch(a, ir_batched_data(a->loss, full, &nfull), &batch);
 }
 
 /* Steps [first, end) of a kernel on the GPU, from the host buffers and
@@ -511,13 +478,9 @@ static bool run_batch_steps(Program *p, const Action *a, BatchTrain *bt, DlrtLog
  * trains (functions, or GPU kernels) that share the params and the
  * optimizer state. */
 static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
-  Node *full[count_nodes(a->loss) + 1];
+  Node *full[ir_count(a->loss) + 1];
   int nfull;
-  int64_t n = batched_data(a, full, &nfull);
-  if (n < 2) {
-    diag_error(p->diags, a->span, "batch: the loss reads no data with rows to split into minibatches");
-    return false;
-  }
+  int64_t n = ir_batched_data(a->loss, full, &nfull);   /* sema checked that it splits */
   int64_t batch, nb = batches_per_epoch(a, n, &batch), last = n - (nb - 1) * batch;
   int64_t steps = a->epochs ? a->epochs * nb : a->steps;
 

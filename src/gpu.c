@@ -36,9 +36,10 @@
  * in order by codegen's element rules, so its values do not depend on the
  * grid; a grid barrier follows, and the loops of later stages load its
  * buffer with codegen's broadcasting. The loops' stores that kernels read
- * are visible to them after the grid sum that ends each loop. With
- * kernels, one more barrier ends each step: a kernel reads elements of a
- * param that other threads update.
+ * are visible to them after the grid sum that ends each loop. One more
+ * barrier ends each step where the next reads elements of a vector param
+ * that other threads update (a kernel's argument, a broadcast row: see
+ * schedule.c's params_shared).
  *
  * Thread 0 writes each step's loss to losses[t - first] (the runtime
  * prints the log lines from them) and, at the end, the scalar params and
@@ -813,7 +814,7 @@ static void build_kernel(Gpu *g) {
   LLVMBuildCondBr(g->b, gpu_update(g, false), commit, overflow);
   LLVMPositionBuilderAtEnd(g->b, commit);
   gpu_update(g, true);
-  if (s->nkernels)                               /* kernels read other threads' params */
+  if (s->params_shared)                          /* the next step reads other threads' params */
     grid_barrier(g);
   LLVMValueRef t1 = LLVMBuildAdd(g->b, t, iconst(g, 1), "");
   LLVMAddIncoming(t, (LLVMValueRef[]){first, t1}, (LLVMBasicBlockRef[]){entry, LLVMGetInsertBlock(g->b)}, 2);

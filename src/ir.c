@@ -387,6 +387,8 @@ const Node *ir_shape_mismatch(Node *root) {
   for (int k = 0; k < order.n && !bad; k++) {
     Node *n = order.items[k];
     Shape s = n->nargs ? n->args[0]->shape : shape_scalar();
+    if (n->op == OP_BROADCAST && !(shape_broadcast(s, n->shape, &s) && shape_eq(s, n->shape)))
+      bad = n;
     if (op_elementwise(n->op) || n->op == OP_WHERE)
       for (int i = 1; i < n->nargs && !bad; i++)
         if (!shape_broadcast(s, n->args[i]->shape, &s))
@@ -421,6 +423,67 @@ Node *ir_subst(Graph *g, Node *n, Node *const *from, Node *const *to, int count)
   nodelist_free(&order);
   nodemap_free(&map);
   return r ? r : n;
+}
+
+/* ---- minibatches (exec.c) */
+
+int ir_count(Node *root) {
+  NodeList order = ir_topo(&root, 1);
+  int n = order.n;
+  nodelist_free(&order);
+  return n;
+}
+
+int64_t ir_batched_data(Node *loss, Node **full, int *nfull) {
+  NodeList order = ir_topo(&loss, 1);
+  int64_t n = 0;
+  for (int k = 0; k < order.n; k++)
+    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0 && order.items[k]->shape.dim[0] > n)
+      n = order.items[k]->shape.dim[0];
+  *nfull = 0;
+  for (int k = 0; k < order.n; k++)
+    if (order.items[k]->op == OP_DATA && order.items[k]->shape.rank > 0 && order.items[k]->shape.dim[0] == n)
+      full[(*nfull)++] = order.items[k];
+  nodelist_free(&order);
+  return n;
+}
+
+/* As ir_subst, but a broadcast to the data's rows becomes one to the
+ * batch's: a broadcast only repeats its argument, so its rows are those
+ * of what it is combined with. (The partials sema builds for a fn call
+ * broadcast constants to the call's rows, and so does the derivative of
+ * a param used inside a fn's body.) A broadcast of something that has the
+ * data's rows itself, such as a column param, then no longer fits, which
+ * ir_shape_mismatch finds. */
+Node *ir_rebatch(Graph *g, Node *loss, Node *const *full, Node *const *leaves, int nfull, int64_t rows) {
+  int64_t n = full[0]->shape.dim[0];
+  NodeMap map = {0};
+  for (int i = 0; i < nfull; i++)
+    nodemap_put(&map, full[i], leaves[i]);
+  NodeList order = ir_topo(&loss, 1);
+  for (int k = 0; k < order.n; k++) {
+    Node *m = order.items[k];
+    if (nodemap_get(&map, m) || !m->nargs)
+      continue;
+    Node *args[m->nargs];
+    bool changed = false;
+    for (int i = 0; i < m->nargs; i++) {
+      Node *a = nodemap_get(&map, m->args[i]);
+      args[i] = a ? a : m->args[i];
+      changed |= args[i] != m->args[i];
+    }
+    if (m->op == OP_BROADCAST && m->shape.dim[0] == n) {
+      Shape to = m->shape;
+      to.dim[0] = rows;
+      nodemap_put(&map, m, ir_at(ir_broadcast(g, args[0], to), m->span));
+    } else if (changed) {
+      nodemap_put(&map, m, ir_with_args(g, m, args));
+    }
+  }
+  Node *r = nodemap_get(&map, loss);
+  nodelist_free(&order);
+  nodemap_free(&map);
+  return r ? r : loss;
 }
 
 /* ---- printing */

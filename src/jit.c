@@ -147,6 +147,26 @@ int jit_vector_bits(const Jit *j) { return j->vector_bits; }
 LLVMContextRefDl jit_context(Jit *j) { return LLVMOrcThreadSafeContextGetContext(j->tsc); }
 
 /* Verifies and optimizes m in place for the host. */
+/* In a ThreadSanitizer build (CMake's DLC_TSAN), every load and store of
+ * the compiled code is reported to TSan's runtime, which the process has:
+ * a race between training threads is then found where it happens, not
+ * only inferred from the output. The pass runs first, before the
+ * vectorizer widens accesses past what it instruments. Elsewhere, no
+ * passes. */
+static const char *tsan_passes(LLVMModuleRef m) {
+#ifdef DLC_TSAN
+  LLVMContextRef ctx = LLVMGetModuleContext(m);
+  unsigned kind = LLVMGetEnumAttributeKindForName("sanitize_thread", 15);
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+    if (LLVMCountBasicBlocks(f))
+      LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ctx, kind, 0));
+  return "tsan-module,function(tsan),";
+#else
+  (void)m;
+  return "";
+#endif
+}
+
 static bool optimize(Jit *j, LLVMModuleRef m, Diags *d) {
   char *msg = NULL;
   if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
@@ -165,8 +185,8 @@ static bool optimize(Jit *j, LLVMModuleRef m, Diags *d) {
     for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
       if (LLVMCountBasicBlocks(f))
         LLVMAddTargetDependentFunctionAttr(f, "prefer-vector-width", "512");
-  char pipeline[32];
-  snprintf(pipeline, sizeof pipeline, "default<O%d>", j->opt_level);
+  char pipeline[64];
+  snprintf(pipeline, sizeof pipeline, "%sdefault<O%d>", tsan_passes(m), j->opt_level);
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
   /* The vectorizer already interleaves the loops; unrolling them further
    * costs about a tenth of the compile and gained nothing measurable

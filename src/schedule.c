@@ -156,6 +156,43 @@ static int state_count(const Optimizer *opt) {
   return 0;
 }
 
+static bool in_param_buffer(const Schedule *s, const Node *n) {
+  int ready, slot = schedule_buffer(s, n, &ready);
+  return slot >= 0 && s->bufs[slot].kind == BUF_PARAM;
+}
+
+/* Whether a step reads an element of a vector param that another thread
+ * updates. The update gives each thread the elements of its share of the
+ * param's length (codegen's blocks, the GPU's grid stride), and a loop
+ * over as many elements loads the same ones in the same thread; a kernel
+ * (a product, a slice), a loop that broadcasts the param over more
+ * elements, and a scalar view of it read the others. Where it does, the
+ * team meets after the update, before the next step reads. */
+static bool params_shared(const Schedule *s) {
+  for (int k = 0; k < s->nkernels; k++)
+    for (int i = 0; i < s->kernels[k].node->nargs; i++)
+      if (in_param_buffer(s, s->kernels[k].node->args[i]))
+        return true;
+  for (int st = 0; st <= s->nstages; st++)
+    for (int k = 0; k < s->prelude[st].n; k++)
+      if (in_param_buffer(s, s->prelude[st].items[k]))
+        return true;
+  bool shared = false;
+  for (int l = 0; l < s->nloops && !shared; l++) {
+    const Loop *loop = &s->loops[l];
+    Node *roots[loop->reductions.n + loop->stores.n + 1];
+    int nroots;
+    NodeList order = loop_order(s, loop, roots, &nroots);
+    for (int k = 0; k < order.n && !shared; k++) {
+      const Node *n = order.items[k];
+      shared = loop_loads(s, loop, n) && in_param_buffer(s, n) &&
+               shape_numel(n->shape) != shape_numel(loop->shape);
+    }
+    nodelist_free(&order);
+  }
+  return shared;
+}
+
 void loss_and_grads(Program *p, Node *loss, Node **roots) {
   int np = p->nparams;
   Node *wrt[np + 1];
@@ -288,6 +325,7 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
     qsort(s->loops, (size_t)s->nloops, sizeof(Loop), by_stage);
   if (s->nkernels > 1)
     qsort(s->kernels, (size_t)s->nkernels, sizeof(Kernel), kernel_order);
+  s->params_shared = params_shared(s);
   nodelist_free(&order);
   nodemap_free(&c.stage);
   p->ms[PHASE_IR] += now_ms() - t1;

@@ -1572,6 +1572,35 @@ static bool optimizer(Sema *s, const Expr *e, Optimizer *opt) {
   return true;
 }
 
+/* Minibatches split the rows of the data (exec.c). Whether the loss can
+ * be split is a property of the program: checked here, before anything
+ * runs, on the loss over stand-ins of the batch's rows. */
+static bool batch_splits(Sema *s, const Action *a) {
+  Node *full[ir_count(a->loss) + 1], *leaves[ir_count(a->loss) + 1];
+  int nfull;
+  int64_t n = ir_batched_data(a->loss, full, &nfull);
+  if (n < 2) {
+    diag_error(s->d, a->span, "batch: the loss reads no data with rows to split into minibatches");
+    return false;
+  }
+  int64_t rows = a->batch < n ? a->batch : n;     /* as exec.c compiles it */
+  for (int m = 0; m < nfull; m++) {
+    Shape sh = full[m]->shape;
+    sh.dim[0] = rows;
+    leaves[m] = ir_batch_leaf(s->g, sh, full[m]->slot);
+  }
+  const Node *bad = ir_shape_mismatch(ir_rebatch(s->g, a->loss, full, leaves, nfull, rows));
+  if (!bad)
+    return true;
+  diag_error(s->d, a->span,
+             "minibatches split the %lld rows of the data, but the loss also combines them with "
+             "something of as many rows that is not data (a param?): it cannot be split",
+             (long long)n);
+  if (bad->span.src)
+    diag_add(s->d, DIAG_NOTE, bad->span, "here");
+  return false;
+}
+
 static void stmt_train(Sema *s, const Expr *e) {
   const Builtin *b = find_builtin("train");
   Expr *args[MAX_PARAMS];
@@ -1634,6 +1663,8 @@ static void stmt_train(Sema *s, const Expr *e) {
     }
   nodelist_free(&order);
   a->loss = s->p->loss;
+  if (ok && a->batch > 0)
+    ok = batch_splits(s, a);
   if (ok)
     add_action(s->p, a);
 }

@@ -6,7 +6,9 @@
  * beside it:
  *
  *   # expect: TEXT            a line of stdout (all of them, in order)
- *   # expect-error: L:C TEXT  stderr has "FILE:L:C: error: ...TEXT..."; exit 1
+ *   # expect-error: L:C TEXT  stderr has "FILE:L:C: error: ...TEXT..."; exit 1;
+ *                             and stdout is empty unless `# expect:` lines
+ *                             say what ran before the error
  *   # expect-stderr: TEXT     stderr contains TEXT
  *   # reject-stderr: TEXT     stderr does not contain TEXT
  *   # error-count: N          stderr has exactly N lines with ": error: "
@@ -277,6 +279,8 @@ int main(int argc, char **argv) {
     fail("exit status %s, expected %s", st, wst);
   if (has_expect)
     compare_output("stdout", out ? out : "", expect, tol);
+  else if (nerrors && out && *out)              /* errors found by checking: nothing ran */
+    fail("stdout is not empty: %s%s", out, "");
   if (want)
     compare_output("stdout vs ref", out ? out : "", want, tol);
   for (int i = 0; i < nerrors; i++) {
