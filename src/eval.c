@@ -327,6 +327,15 @@ const Node *eval_first_nonfinite(const Program *p, Node *const *roots, int nroot
   return culprit;
 }
 
+/* `0 / 0` or `log(0)` written out: NaN or an infinity on purpose (§2 says
+ * to write `0 / 0` for NaN), nothing to warn about. */
+static bool of_literals(const Node *n) {
+  for (int i = 0; i < n->nargs; i++)
+    if (n->args[i]->op != OP_CONST)
+      return false;
+  return n->nargs > 0;
+}
+
 void eval_warn_nonfinite(Program *p, Node *n, const Tensor *t) {
   int64_t count = shape_numel(t->shape), bad = 0, first = -1;
   for (int64_t k = 0; k < count; k++)
@@ -335,7 +344,7 @@ void eval_warn_nonfinite(Program *p, Node *n, const Tensor *t) {
       first = first < 0 ? k : first;
     }
   const Node *at = bad ? eval_first_nonfinite(p, &n, 1) : NULL;
-  if (!at || !at->span.src)
+  if (!at || !at->span.src || of_literals(at))
     return;
   for (int i = 0; i < p->diags->n; i++)         /* said already (a sum of it, another train) */
     if (p->diags->items[i].level == DIAG_WARNING && p->diags->items[i].span.src == at->span.src &&

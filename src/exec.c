@@ -331,9 +331,10 @@ static bool train_outcome(Program *p, const Action *a, const DlrtLog *log, int64
     char from[48], to[48];
     dlrt_format(from, sizeof from, log->first_loss, p->opts.f64);
     dlrt_format(to, sizeof to, log->diverged_loss, p->opts.f64);
+    long long n = (long long)(log->diverged_step - log->first_step);
     diag_add(p->diags, DIAG_WARNING, a->span,
-             "the loss went from %s to %s in %lld steps: is the learning rate too large?", from, to,
-             (long long)(log->diverged_step - log->first_step));
+             "the loss went from %s to %s in %lld step%s: is the learning rate too large?", from, to,
+             n, n == 1 ? "" : "s");
   }
   if (done > steps) {
     diag_add(p->diags, DIAG_WARNING, a->span,

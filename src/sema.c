@@ -26,6 +26,7 @@
  */
 #include "dlc.h"
 
+#include <ctype.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
@@ -350,10 +351,8 @@ static bool check_broadcast(Sema *s, Span span, Node *a, Node *b, const char *wh
 }
 
 /* Evaluates a constant scalar (a length, a seed, a learning rate). */
-static bool constant_scalar(Sema *s, const Expr *e, Local *locals, const char *what, double *out) {
-  Node *n = elab(s, e, locals);
-  if (!n)
-    return false;
+/* n, elaborated from e, is a constant scalar; else an error. */
+static bool constant_node(Sema *s, const Expr *e, const Node *n, const char *what) {
   if (n->flags & NODE_HAS_PARAM) {
     diag_error(s->d, e->span, "%s must be a constant, but this depends on a param", what);
     return false;
@@ -363,6 +362,13 @@ static bool constant_scalar(Sema *s, const Expr *e, Local *locals, const char *w
     diag_error(s->d, e->span, "%s must be a scalar, but this is a %s", what, shape_str(n->shape, sh));
     return false;
   }
+  return true;
+}
+
+static bool constant_scalar(Sema *s, const Expr *e, Local *locals, const char *what, double *out) {
+  Node *n = elab(s, e, locals);
+  if (!n || !constant_node(s, e, n, what))
+    return false;
   Tensor t;
   char *err = NULL;
   if (!eval_node(s->p, n, NULL, NULL, 0, &t, &err)) {
@@ -375,11 +381,65 @@ static bool constant_scalar(Sema *s, const Expr *e, Local *locals, const char *w
   return true;
 }
 
+/* n with each scalar definition it reads put back as its formula: the
+ * definition's data holds its value in the working precision. */
+static Node *as_formulas(Sema *s, Node *n) {
+  NodeList order = ir_topo(&n, 1), from = {0}, to = {0};
+  for (int k = 0; k < order.n; k++) {
+    Node *d = order.items[k];
+    if (d->op == OP_DATA && d->shape.rank == 0 && s->p->data[d->slot].defn) {
+      nodelist_push(&from, d);
+      nodelist_push(&to, as_formulas(s, s->p->data[d->slot].defn));
+    }
+  }
+  Node *r = from.n ? ir_subst(s->g, n, from.items, to.items, from.n) : n;
+  nodelist_free(&order);
+  nodelist_free(&from);
+  nodelist_free(&to);
+  return r;
+}
+
+/* Past 2^53 a double holds only some whole numbers: a literal such as
+ * 9007199254740993 reads as its neighbour. True unless e is such a literal. */
+static bool literal_is_exact(const Expr *e, double v) {
+  if (e->kind != EX_NUM || !e->span.src)
+    return true;
+  char printed[64];
+  snprintf(printed, sizeof printed, "%.0f", v);
+  size_t len = (size_t)(e->span.end - e->span.begin);
+  const char *text = e->span.src->text + e->span.begin;
+  for (size_t i = 0; i < len; i++)
+    if (!isdigit((unsigned char)text[i]))
+      return true;                               /* 1e16, 2^53: a double's value, as written */
+  return len == strlen(printed) && memcmp(text, printed, len) == 0;
+}
+
+/* A whole number (a length, an index, a seed, steps...): exact whatever
+ * the working precision. In float32, 16777217 would read as 16777216, so
+ * the expression is evaluated in double, through the formulas of the
+ * definitions it names, never through their float32 values. */
 static bool constant_int(Sema *s, const Expr *e, const char *what, double min, double max,
                          int64_t *out) {
-  double v;
-  if (!constant_scalar(s, e, NULL, what, &v))
+  Node *n = elab(s, e, NULL);
+  if (!n || !constant_node(s, e, n, what))
     return false;
+  bool f64 = s->p->opts.f64;
+  s->p->opts.f64 = true;
+  Tensor t;
+  char *err = NULL;
+  bool ok = eval_node(s->p, as_formulas(s, n), NULL, NULL, 0, &t, &err);
+  s->p->opts.f64 = f64;
+  if (!ok) {
+    diag_error(s->d, e->span, "%s: %s", what, err);
+    free(err);
+    return false;
+  }
+  double v = t.v[0];
+  free(t.v);
+  if (fabs(v) >= 0x1p53 && !literal_is_exact(e, v)) {
+    diag_error(s->d, e->span, "%s is not a whole number that double precision holds exactly", what);
+    return false;
+  }
   if (v != floor(v) || v < min) {
     char num[64];
     dlrt_format(num, sizeof num, v, 1);

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,25 +150,29 @@ static char **split_lines(char *text, int *n) {
   return lines;
 }
 
-/* Compares line by line; got and want are left as they were. */
-static void compare_output(const char *label, const char *got_text, const char *want_text,
+/* Compares line by line, reporting the first difference (with a label)
+ * or, with label NULL, only saying whether there is one; got and want are
+ * left as they were. */
+static bool compare_output(const char *label, const char *got_text, const char *want_text,
                            Tol tol) {
   char *got = strdup(got_text), *want = strdup(want_text);
   int ng, nw;
   char **g = split_lines(got, &ng), **w = split_lines(want, &nw);
-  for (int i = 0; i < ng || i < nw; i++) {
+  bool same = true;
+  for (int i = 0; (i < ng || i < nw) && same; i++) {
     const char *gl = i < ng ? g[i] : "<no line>", *wl = i < nw ? w[i] : "<no line>";
-    if (i >= ng || i >= nw || !line_matches(gl, wl, tol)) {
+    same = i < ng && i < nw && line_matches(gl, wl, tol);
+    if (!same && label) {
       char msg[4096];
       snprintf(msg, sizeof msg, "%s line %d:\n   got: %s\n  want: %s", label, i + 1, gl, wl);
       fail("%s%s", msg, "");
-      break;
     }
   }
   free(g);
   free(w);
   free(got);
   free(want);
+  return same;
 }
 
 static Tol parse_tol(const char *s, Tol t) {
@@ -188,9 +193,190 @@ static int add_words(char **argv, int argc, char *words) {
   return argc;
 }
 
+/* ---- documentation (e2e_runner --doc DLC ROOT FILE.md)
+ *
+ * The doc's fenced blocks, in order, in a fresh directory that has `dlc`
+ * on the PATH (and build/dlc, as README.md calls it) and ROOT's examples/:
+ *
+ *   a block whose first line is `# NAME.EXT`   writes the file NAME.EXT with
+ *       the lines after that one (the name is the block's label)
+ *   a block with `$ COMMAND` lines              runs each command (sh, its
+ *       standard error into its standard output, as a terminal shows them,
+ *       and `$?` the previous command's status), and compares what it
+ *       prints with the lines up to the next `$ `; `$ cat FILE` followed by
+ *       lines writes FILE with them instead, unless a command made it
+ *
+ * Words after the opening ``` say how: `rtol=R`, `atol=A` (numbers within
+ * the tolerance; default: exact, character for character); `excerpt`
+ * (a part of a program or of an output: not run). Other blocks (grammar
+ * sketches, usage lines) are prose.
+ *
+ * With DLC_DOC_UPDATE=1 in the environment, a command whose output
+ * differs has it replaced in the doc by what it printed, for a change
+ * that alters shown output to update the docs (review the diff). */
+
+typedef struct DocEdit {
+  int from, count;                               /* doc lines [from, from + count) */
+  char *text;                                    /* their new text */
+} DocEdit;
+
+static DocEdit doc_edits[512];
+static int ndoc_edits;
+
+typedef struct DocBlock {
+  const char *info;                              /* the words after ``` */
+  char **lines;
+  int nlines;
+  int at;                                        /* its first line in the doc (1-based) */
+} DocBlock;
+
+static void write_text(const char *path, char **lines, int n) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    fail("cannot write %s%s", path, "");
+    return;
+  }
+  for (int i = 0; i < n; i++)
+    fprintf(f, "%s\n", lines[i]);
+  fclose(f);
+}
+
+/* `$ COMMAND` at line i of b, its output up to the next command. */
+static int count_char(const char *s, char c) {
+  int n = 0;
+  for (; *s; s++)
+    n += *s == c;
+  return n;
+}
+
+static void doc_command(const DocBlock *b, int i, int *next, const char *doc, int *status) {
+  /* A command goes on over the lines of a '...' string it opens. */
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "%s", b->lines[i] + 2);
+  while (count_char(cmd, '\'') % 2 && i + 1 < b->nlines) {
+    size_t len = strlen(cmd);
+    snprintf(cmd + len, sizeof cmd - len, "\n%s", b->lines[++i]);
+  }
+  int end = i + 1;
+  while (end < b->nlines && strncmp(b->lines[end], "$ ", 2) != 0)
+    end++;
+  *next = end;
+  char path[256];
+  if (sscanf(cmd, "cat %255s", path) == 1 && !strchr(cmd, '|') && !strchr(cmd, '>') &&
+      access(path, F_OK) != 0) {
+    write_text(path, b->lines + i + 1, end - i - 1);
+    return;
+  }
+  Tol tol = parse_tol(b->info, (Tol){0, 0, !strstr(b->info, "tol=")});
+  char want[1 << 16] = "";
+  for (int k = i + 1; k < end; k++) {
+    strncat(want, b->lines[k], sizeof want - strlen(want) - 2);
+    strcat(want, "\n");
+  }
+  char *wrapped = malloc(strlen(cmd) + 32), *out, *err;
+  sprintf(wrapped, "(exit %d); { %s\n} 2>&1", *status, cmd);
+  char *av[] = {"/bin/sh", "-c", wrapped, NULL};
+  *status = run(av, NULL, &out, &err);
+  char label[512];
+  snprintf(label, sizeof label, "%s:%d: $ %.400s:", doc, b->at + i + 1, cmd);
+  if (getenv("DLC_DOC_UPDATE") && !compare_output(NULL, out ? out : "", want, tol) && ndoc_edits < 512) {
+    doc_edits[ndoc_edits++] = (DocEdit){b->at + i + 1, end - i - 1, strdup(out ? out : "")};
+    printf("%s updated\n", label);
+  } else {
+    compare_output(label, out ? out : "", want, tol);
+  }
+  free(wrapped);
+  free(out);
+  free(err);
+}
+
+static void doc_block(const DocBlock *b, const char *doc) {
+  if (b->nlines == 0 || strstr(b->info, "excerpt"))
+    return;
+  char name[256];
+  if (sscanf(b->lines[0], "# %255[^ ]", name) == 1 && strchr(name, '.')) {
+    write_text(name, b->lines + 1, b->nlines - 1);
+    return;
+  }
+  int status = 0;
+  for (int i = 0, next; i < b->nlines; i = next) {
+    next = i + 1;
+    if (strncmp(b->lines[i], "$ ", 2) == 0)
+      doc_command(b, i, &next, doc, &status);
+  }
+}
+
+/* The doc with doc_edits applied (lines: its text, split). */
+static void rewrite_doc(const char *path, char **lines, int n) {
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    perror(path);
+    return;
+  }
+  for (int i = 0, e = 0; i < n; i++) {
+    if (e < ndoc_edits && doc_edits[e].from == i) {
+      fputs(doc_edits[e].text, f);
+      i += doc_edits[e++].count - 1;
+      continue;
+    }
+    fprintf(f, "%s\n", lines[i]);
+  }
+  fclose(f);
+}
+
+static int run_doc(const char *dlc, const char *root, const char *doc) {
+  char *text = read_file(doc);
+  if (!text) {
+    fprintf(stderr, "cannot read %s\n", doc);
+    return 2;
+  }
+  char dir[] = "/tmp/dlc_doc_XXXXXX", link[4352], *abs_dlc = realpath(dlc, NULL),
+       *abs_root = realpath(root, NULL), *abs_doc = realpath(doc, NULL);
+  if (!mkdtemp(dir) || !abs_dlc || !abs_root || chdir(dir) != 0) {
+    perror(dir);
+    return 2;
+  }
+  mkdir("bin", 0755);
+  mkdir("build", 0755);
+  snprintf(link, sizeof link, "%s/examples", abs_root);
+  if (symlink(abs_dlc, "bin/dlc") || symlink(abs_dlc, "build/dlc") || symlink(link, "examples")) {
+    perror("symlink");
+    return 2;
+  }
+  char *path = getenv("PATH"), newpath[8192];
+  snprintf(newpath, sizeof newpath, "%s/bin:%s", dir, path ? path : "/usr/bin:/bin");
+  setenv("PATH", newpath, 1);
+  int n;
+  char **lines = split_lines(text, &n);
+  for (int i = 0; i < n; i++) {
+    if (strncmp(lines[i], "```", 3) != 0)
+      continue;
+    DocBlock b = {.info = lines[i] + 3, .lines = lines + i + 1, .at = i + 1};
+    while (i + 1 + b.nlines < n && strncmp(lines[i + 1 + b.nlines], "```", 3) != 0)
+      b.nlines++;
+    doc_block(&b, doc);
+    i += b.nlines + 1;
+  }
+  printf("%s: %s\n", doc, failures ? "FAILED" : "ok");
+  if (ndoc_edits)
+    rewrite_doc(abs_doc, lines, n);
+  char cleanup[64];
+  snprintf(cleanup, sizeof cleanup, "rm -rf %s", dir);
+  if (chdir("/") == 0 && system(cleanup) != 0)
+    fprintf(stderr, "cannot remove %s\n", dir);
+  free(lines);
+  free(text);
+  free(abs_dlc);
+  free(abs_root);
+  free(abs_doc);
+  return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "--doc") == 0)
+    return run_doc(argv[2], argv[3], argv[4]);
   if (argc != 3) {
-    fprintf(stderr, "usage: e2e_runner DLC FILE.dl\n");
+    fprintf(stderr, "usage: e2e_runner DLC FILE.dl | e2e_runner --doc DLC ROOT FILE.md\n");
     return 2;
   }
   const char *dlc = argv[1], *file = argv[2];
