@@ -1309,4 +1309,3 @@ LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRef
 
 LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v) { return is_finite(&e->c, v); }
 
-LLVMValueRefDl emitter_exp(NodeEmitter *e, LLVMValueRefDl x) { return emit_exp(&e->c, x); }

@@ -6,7 +6,8 @@
  *   source text -> lexer.l/parser.y (AST) -> sema.c (checked IR program)
  *   -> diff.c (gradients) -> simplify.c -> schedule.c (fused loops)
  *   -> codegen.c (LLVM IR) -> jit.c (ORC) -> exec.c (runs the statements)
- *   (or, with --target gpu, -> gpu.c (PTX) -> runtime/cuda.c (the device))
+ *   (or, with --target gpu, -> gpu.c (PTX; gpumath.c its own libm)
+ *   -> runtime/cuda.c (the device))
  *
  * Conventions: every phase reports problems by appending to a Diags and
  * returning; nothing but main.c decides the exit status. AST, IR and
@@ -671,8 +672,6 @@ void emitter_begin_update(NodeEmitter *e);
 LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRefDl grad,
                               LLVMValueRefDl *state, bool commit);
 LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v);
-/* e^x in the working type, as codegen computes it (float32: arithmetic). */
-LLVMValueRefDl emitter_exp(NodeEmitter *e, LLVMValueRefDl x);
 
 /* ----------------------------------------------------------------- jit.c */
 
@@ -717,8 +716,8 @@ typedef struct GpuKernel {
 } GpuKernel;
 
 /* Compiles the schedule of train a (NULL: none) for arch. Errors go to
- * p->diags: an op the GPU generator does not know, or one that needs
- * CUDA's libdevice where there is none. */
+ * p->diags: an op the GPU generator does not know. Math functions are
+ * libdevice's, or without it our own (gpumath.c). */
 bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Optimizer *opt,
                  const char *arch, GpuKernel *out);
 void gpu_kernel_free(GpuKernel *k);
@@ -739,6 +738,12 @@ typedef void (*GpuEmuKernel)(void **bufs, int64_t first, int64_t last, double *l
                              GpuEmuThread *self);
 LLVMModuleRefDl gpu_emulated(const Program *p, const Schedule *s, const Action *a,
                              const Optimizer *opt, LLVMContextRefDl ctx, GpuKernel *out);
+
+/* gpumath.c, the GPU's own libm where there is no libdevice: a body for
+ * each libm function declared in mod (codegen's sin, log1p, powf...),
+ * its table of 2/pi in address space table_space. Returns the name of
+ * one it has none of, else NULL. */
+const char *gpumath_define(LLVMModuleRefDl mod, unsigned table_space);
 
 /* ------------------------------------------------------------------ exec.c */
 

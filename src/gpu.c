@@ -49,11 +49,11 @@
  * NaN or infinite.
  *
  * Node values and update rules are codegen.c's (the NodeEmitter seam);
- * their libm calls (`sinf`, `log1p`...) become libdevice's `__nv_sinf`...
- * and libdevice is linked in and internalized. Without libdevice, float32
- * exp (codegen's own arithmetic), log, sin, cos and tanh (our own, here)
- * and Adam's powers of beta (by squaring) still compile, and the first
- * node that needs another libm function is reported.
+ * their libm calls (`sinf`, `log1p`..., and `pow` for Adam's powers of
+ * beta) become libdevice's `__nv_sinf`..., and libdevice is linked in and
+ * internalized. Where there is no libdevice, gpumath.c gives each a body
+ * of dlc's own, within 1 ulp of glibc's (tanh 2): `--target gpu` never
+ * needs it.
  *
  * For the tests of machines without a GPU, gpu_emulated builds the same
  * kernel for the host CPU (libm standing for libdevice, or our own math
@@ -71,7 +71,6 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,9 +101,8 @@ typedef struct Gpu {
   int64_t *loop_region, *update_region;          /* in units of GPU_MAX_GRID doubles */
   int64_t scratch_rows;
   LLVMValueRef *loop_bad;
-  bool libdevice;                                /* found: libm calls may be emitted */
+  bool libdevice;                                /* found: libm calls are its */
   const char *libdevice_path;
-  LLVMValueRef last_fn;                          /* the module's last function seen */
   bool failed;                                   /* an error was reported */
   bool emulated;                                 /* for the host (gpu_emulated) */
   LLVMValueRef emu;                              /* emulated: the kernel's GpuEmuThread */
@@ -396,161 +394,6 @@ static bool check_nodes(Gpu *g) {
   return ok;
 }
 
-/* ---- our own float32 math, where there is no libdevice: Cephes' (as
- * codegen's exp is), within a few ulps of libm; sin and cos reduce their
- * argument in three parts of pi/4 (Cody and Waite), accurate for |x| up to
- * about 8192, finite beyond. */
-
-typedef LLVMValueRef (*OwnMath)(Gpu *g, LLVMValueRef x);
-
-static LLVMValueRef fconst(Gpu *g, double v) { return LLVMConstReal(g->ft, v); }
-
-static LLVMValueRef mul(Gpu *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(g->b, a, b, ""); }
-static LLVMValueRef add(Gpu *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(g->b, a, b, ""); }
-static LLVMValueRef sub(Gpu *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(g->b, a, b, ""); }
-
-static LLVMValueRef fcmp(Gpu *g, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b) {
-  return LLVMBuildFCmp(g->b, pred, a, b, "");
-}
-
-/* c[0] x^(n-1) + ... + c[n-1], by Horner's rule. */
-static LLVMValueRef poly(Gpu *g, LLVMValueRef x, const double *c, int n) {
-  LLVMValueRef r = fconst(g, c[0]);
-  for (int k = 1; k < n; k++)
-    r = add(g, mul(g, r, x), fconst(g, c[k]));
-  return r;
-}
-
-/* log x = log m + e log 2, x = m 2^e with m in [sqrt(1/2), sqrt(2)). */
-static LLVMValueRef own_log(Gpu *g, LLVMValueRef x) {
-  static const double c[] = {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1,
-                             -1.2420140846E-1, 1.4249322787E-1, -1.6668057665E-1,
-                             2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1};
-  /* Subnormals scaled into the normal range first. */
-  LLVMValueRef tiny = fcmp(g, LLVMRealOLT, x, fconst(g, 0x1p-126));
-  LLVMValueRef xs = LLVMBuildSelect(g->b, tiny, mul(g, x, fconst(g, 0x1p25)), x, "");
-  LLVMValueRef bits = LLVMBuildBitCast(g->b, xs, g->i32, "");
-  LLVMValueRef e = LLVMBuildSub(g->b, LLVMBuildAnd(g->b, LLVMBuildLShr(g->b, bits, i32const(g, 23), ""),
-                                                   i32const(g, 0xff), ""), i32const(g, 126), "");
-  e = LLVMBuildSub(g->b, e, LLVMBuildSelect(g->b, tiny, i32const(g, 25), i32const(g, 0), ""), "");
-  LLVMValueRef mbits = LLVMBuildOr(g->b, LLVMBuildAnd(g->b, bits, i32const(g, 0x007fffff), ""),
-                                   i32const(g, 0x3f000000), "");
-  LLVMValueRef m = LLVMBuildBitCast(g->b, mbits, g->ft, "");         /* in [0.5, 1) */
-  LLVMValueRef low = fcmp(g, LLVMRealOLT, m, fconst(g, 0.707106781186547524));
-  e = LLVMBuildSub(g->b, e, LLVMBuildZExt(g->b, low, g->i32, ""), "");
-  m = sub(g, LLVMBuildSelect(g->b, low, add(g, m, m), m, ""), fconst(g, 1));
-  LLVMValueRef z = mul(g, m, m), fe = LLVMBuildSIToFP(g->b, e, g->ft, "");
-  LLVMValueRef y = mul(g, mul(g, poly(g, m, c, 9), m), z);
-  y = add(g, y, mul(g, fe, fconst(g, -2.12194440e-4)));
-  y = add(g, y, mul(g, z, fconst(g, -0.5)));
-  LLVMValueRef r = add(g, add(g, m, y), mul(g, fe, fconst(g, 0.693359375)));
-  /* log 0 = -inf, log inf = inf, log of a negative or NaN = NaN. */
-  r = LLVMBuildSelect(g->b, fcmp(g, LLVMRealOEQ, x, fconst(g, 0)), fconst(g, -INFINITY), r, "");
-  r = LLVMBuildSelect(g->b, fcmp(g, LLVMRealOEQ, x, fconst(g, INFINITY)), x, r, "");
-  return LLVMBuildSelect(g->b, fcmp(g, LLVMRealULT, x, fconst(g, 0)), fconst(g, NAN), r, "");
-}
-
-/* sin x (cosine: 0) or cos x (1): |x| = j pi/4 + r with j even and
- * |r| <= pi/4; the quadrant j/2 (plus one for cos) picks sin r or cos r
- * and the sign. */
-static LLVMValueRef own_sincos(Gpu *g, LLVMValueRef x, int cosine) {
-  static const double sin_c[] = {-1.9515295891E-4, 8.3321608736E-3, -1.6666654611E-1};
-  static const double cos_c[] = {2.443315711809948E-005, -1.388731625493765E-003,
-                                 4.166664568298827E-002};
-  LLVMValueRef ax = LLVMBuildCall2(g->b, LLVMFunctionType(g->ft, &g->ft, 1, 0),
-                                   LLVMGetIntrinsicDeclaration(g->mod, LLVMLookupIntrinsicID("llvm.fabs", 9),
-                                                               &g->ft, 1), &x, 1, "");
-  LLVMValueRef finite = fcmp(g, LLVMRealOLT, ax, fconst(g, 1e18));   /* j fits an int64 */
-  LLVMValueRef axc = LLVMBuildSelect(g->b, finite, ax, fconst(g, 0), "");
-  LLVMValueRef j = LLVMBuildFPToSI(g->b, mul(g, axc, fconst(g, 1.27323954473516)), g->i64, "");
-  j = LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, j, iconst(g, 1), ""), iconst(g, -2), "");
-  LLVMValueRef y = LLVMBuildSIToFP(g->b, j, g->ft, "");
-  LLVMValueRef r = sub(g, axc, mul(g, y, fconst(g, 0.78515625)));
-  r = sub(g, r, mul(g, y, fconst(g, 2.4187564849853515625e-4)));
-  r = sub(g, r, mul(g, y, fconst(g, 3.77489497744594108e-8)));
-  LLVMValueRef z = mul(g, r, r);
-  LLVMValueRef s = add(g, mul(g, mul(g, poly(g, z, sin_c, 3), z), r), r);
-  LLVMValueRef c = add(g, sub(g, mul(g, mul(g, poly(g, z, cos_c, 3), z), z), mul(g, z, fconst(g, 0.5))),
-                        fconst(g, 1));
-  LLVMValueRef q = LLVMBuildAdd(g->b, LLVMBuildLShr(g->b, j, iconst(g, 1), ""), iconst(g, cosine), "");
-  LLVMValueRef odd = icmp(g, LLVMIntNE, LLVMBuildAnd(g->b, q, iconst(g, 1), ""), iconst(g, 0));
-  LLVMValueRef neg = icmp(g, LLVMIntNE, LLVMBuildAnd(g->b, q, iconst(g, 2), ""), iconst(g, 0));
-  if (!cosine)                                   /* sin is odd */
-    neg = LLVMBuildXor(g->b, neg, fcmp(g, LLVMRealOLT, x, fconst(g, 0)), "");
-  LLVMValueRef v = LLVMBuildSelect(g->b, odd, c, s, "");
-  v = LLVMBuildSelect(g->b, neg, LLVMBuildFNeg(g->b, v, ""), v, "");
-  /* inf and NaN give NaN; beyond 1e18, a value no better than a guess. */
-  return LLVMBuildSelect(g->b, fcmp(g, LLVMRealUNO, sub(g, x, x), fconst(g, 0)), sub(g, x, x), v, "");
-}
-
-static LLVMValueRef own_sin(Gpu *g, LLVMValueRef x) { return own_sincos(g, x, 0); }
-static LLVMValueRef own_cos(Gpu *g, LLVMValueRef x) { return own_sincos(g, x, 1); }
-
-/* tanh x = 1 - 2 / (e^2|x| + 1) with x's sign; below 0.625 a polynomial
- * (no cancellation). */
-static LLVMValueRef own_tanh(Gpu *g, LLVMValueRef x) {
-  static const double c[] = {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2,
-                             1.33314422036E-1, -3.33332819422E-1};
-  LLVMValueRef neg = fcmp(g, LLVMRealOLT, x, fconst(g, 0));
-  LLVMValueRef ax = LLVMBuildSelect(g->b, neg, LLVMBuildFNeg(g->b, x, ""), x, "");
-  LLVMValueRef big = sub(g, fconst(g, 1), LLVMBuildFDiv(g->b, fconst(g, 2),
-                                                         add(g, emitter_exp(g->e, add(g, ax, ax)),
-                                                              fconst(g, 1)), ""));
-  big = LLVMBuildSelect(g->b, neg, LLVMBuildFNeg(g->b, big, ""), big, "");
-  LLVMValueRef z = mul(g, x, x);
-  LLVMValueRef small = add(g, mul(g, mul(g, poly(g, z, c, 5), z), x), x);
-  return LLVMBuildSelect(g->b, fcmp(g, LLVMRealOGE, ax, fconst(g, 0.625)), big, small, "");
-}
-
-static const struct {
-  const char *name;
-  OwnMath emit;
-} own_math[] = {{"logf", own_log}, {"sinf", own_sin}, {"cosf", own_cos}, {"tanhf", own_tanh}};
-
-static OwnMath own_math_of(const char *name) {
-  for (size_t k = 0; k < sizeof own_math / sizeof *own_math; k++)
-    if (strcmp(name, own_math[k].name) == 0)
-      return own_math[k].emit;
-  return NULL;
-}
-
-/* Without libdevice: a body for each declared function we have our own
- * of (inlined by the optimizer). */
-static void define_own_math(Gpu *g) {
-  LLVMBasicBlockRef saved = LLVMGetInsertBlock(g->b);
-  for (LLVMValueRef f = LLVMGetFirstFunction(g->mod); f; f = LLVMGetNextFunction(f)) {
-    size_t len;
-    OwnMath emit = own_math_of(LLVMGetValueName2(f, &len));
-    if (!emit || LLVMCountBasicBlocks(f))
-      continue;
-    LLVMSetLinkage(f, LLVMInternalLinkage);
-    LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->ctx, f, "entry"));
-    LLVMBuildRet(g->b, emit(g, LLVMGetParam(f, 0)));
-  }
-  if (saved)
-    LLVMPositionBuilderAtEnd(g->b, saved);
-}
-
-/* n's value, through codegen's rules. A libm function it made codegen
- * declare needs libdevice: without it, the node is reported. */
-static LLVMValueRef gpu_node(Gpu *g, const Node *n, LLVMValueRef idx) {
-  LLVMValueRef v = emitter_node(g->e, n, idx);
-  for (LLVMValueRef f = g->last_fn ? LLVMGetNextFunction(g->last_fn) : LLVMGetFirstFunction(g->mod); f;
-       f = LLVMGetNextFunction(f)) {
-    g->last_fn = f;
-    size_t len;
-    const char *name = LLVMGetValueName2(f, &len);
-    if (f == g->fn || strncmp(name, "llvm.", 5) == 0 || g->libdevice || own_math_of(name) ||
-        g->failed)
-      continue;
-    diag_error(g->p->diags, where_of(g, n),
-               "'%s' needs CUDA's libdevice on the GPU (%s), and there is none at %s; set "
-               "DLC_LIBDEVICE to its path", op_info[n->op].spelling, name, g->libdevice_path);
-    g->failed = true;
-  }
-  return v;
-}
-
 /* One fused loop of the schedule: its reductions summed over the grid,
  * its vector outputs stored, and a finite flag for the gradients among
  * them. The grid sum's barrier makes the stores visible to the kernels
@@ -572,7 +415,7 @@ static void gpu_loop(Gpu *g, int index) {
   NodeList order = loop_order(g->s, l, roots, &nroots);
   emitter_begin_loop(g->e, l);
   for (int i = 0; i < order.n; i++)
-    gpu_node(g, order.items[i], k.i);
+    emitter_node(g->e, order.items[i], k.i);
   nodelist_free(&order);
   for (int r = 0; r < nred; r++)
     next[r] = LLVMBuildFAdd(g->b, k.carried[r], emitter_value(g->e, roots[r]), "");
@@ -786,10 +629,10 @@ static void build_kernel(Gpu *g) {
   emitter_begin_step(g->e, t);
   for (int i = 0; i < p->nparams; i++)
     if (p->params[i].node->shape.rank == 0)
-      gpu_node(g, p->params[i].node, NULL);
+      emitter_node(g->e, p->params[i].node, NULL);
   for (int st = 0; st <= s->nstages; st++) {
     for (int k = 0; k < s->prelude[st].n; k++)
-      gpu_node(g, s->prelude[st].items[k], NULL);
+      emitter_node(g->e, s->prelude[st].items[k], NULL);
     for (int l = 0; l < s->nloops; l++)
       if (s->loops[l].stage == st)
         gpu_loop(g, l);
@@ -841,49 +684,18 @@ static void build_kernel(Gpu *g) {
 
 /* ---- libm calls, to libdevice or our own */
 
-/* x^k for a whole k >= 0, by squaring: Adam's powers of beta, where no
- * libdevice's pow is to be had. */
-static LLVMValueRef own_powi(Gpu *g) {
-  LLVMTypeRef args[2] = {g->dt, g->dt};
-  LLVMValueRef f = LLVMAddFunction(g->mod, "dl_powi", LLVMFunctionType(g->dt, args, 2, 0));
-  LLVMSetLinkage(f, LLVMInternalLinkage);
-  LLVMBuilderRef saved = g->b;
-  g->b = LLVMCreateBuilderInContext(g->ctx);
-  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->ctx, f, "entry"),
-                    loop = LLVMAppendBasicBlockInContext(g->ctx, f, "loop"),
-                    done = LLVMAppendBasicBlockInContext(g->ctx, f, "done");
-  LLVMPositionBuilderAtEnd(g->b, entry);
-  LLVMValueRef k0 = LLVMBuildFPToSI(g->b, LLVMGetParam(f, 1), g->i64, "");
-  LLVMBuildBr(g->b, loop);
-  LLVMPositionBuilderAtEnd(g->b, loop);
-  LLVMValueRef k = LLVMBuildPhi(g->b, g->i64, "k"), x = LLVMBuildPhi(g->b, g->dt, "x"),
-               r = LLVMBuildPhi(g->b, g->dt, "r");
-  LLVMValueRef odd = icmp(g, LLVMIntNE, LLVMBuildAnd(g->b, k, iconst(g, 1), ""), iconst(g, 0));
-  LLVMValueRef r1 = LLVMBuildSelect(g->b, odd, LLVMBuildFMul(g->b, r, x, ""), r, "");
-  LLVMValueRef x1 = LLVMBuildFMul(g->b, x, x, "");
-  LLVMValueRef k1 = LLVMBuildLShr(g->b, k, iconst(g, 1), "");
-  LLVMBuildCondBr(g->b, icmp(g, LLVMIntSGT, k1, iconst(g, 0)), loop, done);
-  LLVMAddIncoming(k, (LLVMValueRef[]){k0, k1}, (LLVMBasicBlockRef[]){entry, loop}, 2);
-  LLVMAddIncoming(x, (LLVMValueRef[]){LLVMGetParam(f, 0), x1}, (LLVMBasicBlockRef[]){entry, loop}, 2);
-  LLVMAddIncoming(r, (LLVMValueRef[]){dconst(g, 1), r1}, (LLVMBasicBlockRef[]){entry, loop}, 2);
-  LLVMPositionBuilderAtEnd(g->b, done);
-  LLVMBuildRet(g->b, LLVMBuildSelect(g->b, icmp(g, LLVMIntSGT, k0, iconst(g, 0)), r1, dconst(g, 1), ""));
-  LLVMDisposeBuilder(g->b);
-  g->b = saved;
-  return f;
-}
-
-/* llvm.pow.f64 (Adam's bias corrections) is no instruction on NVPTX: each
- * call becomes one of libdevice's __nv_pow, or of our own. */
+/* llvm.pow.f64 (Adam's bias corrections) is no instruction on NVPTX:
+ * each call becomes one of libm's pow, which is then libdevice's or our
+ * own like codegen's calls. */
 static void replace_pow(Gpu *g) {
   LLVMValueRef pow = LLVMGetNamedFunction(g->mod, "llvm.pow.f64");
   if (!pow)
     return;
   LLVMTypeRef args[2] = {g->dt, g->dt};
   LLVMTypeRef fty = LLVMFunctionType(g->dt, args, 2, 0);
-  LLVMValueRef repl = !g->libdevice ? own_powi(g) : LLVMGetNamedFunction(g->mod, "pow");
+  LLVMValueRef repl = LLVMGetNamedFunction(g->mod, "pow");
   if (!repl)
-    repl = LLVMAddFunction(g->mod, "pow", fty);  /* libdevice's, renamed below */
+    repl = LLVMAddFunction(g->mod, "pow", fty);
   LLVMBuilderRef b = LLVMCreateBuilderInContext(g->ctx);
   LLVMUseRef u;
   while ((u = LLVMGetFirstUse(pow))) {
@@ -895,6 +707,19 @@ static void replace_pow(Gpu *g) {
   }
   LLVMDisposeBuilder(b);
   LLVMDeleteFunction(pow);
+}
+
+/* Without libdevice: a body of our own (gpumath.c) for each libm function
+ * declared, inlined by the optimizer. One we have none of is a bug of
+ * ours: codegen calls no other. */
+static void define_own_math(Gpu *g) {
+  const char *missing = gpumath_define(g->mod, g->emulated ? 0 : AS_GLOBAL);
+  if (missing) {
+    diag_error(g->p->diags, g->action ? g->action->span : (Span){0},
+               "internal error: no GPU code of dlc's own for libm's '%s' (and no libdevice at %s)",
+               missing, g->libdevice_path);
+    g->failed = true;
+  }
 }
 
 /* libm's names (sinf, log1p) are libdevice's with __nv_ before them. */
@@ -1032,6 +857,7 @@ static bool build_module(Gpu *g, const Optimizer *opt, bool emulated) {
   g->loop_bad = calloc((size_t)g->s->nloops + 1, sizeof(LLVMValueRef));
   g->e = emitter_new(g->p, g->s, opt, g->mod, g->b, g->bufs);
   build_kernel(g);
+  replace_pow(g);
   if (!g->libdevice)
     define_own_math(g);
   emitter_free(g->e);
@@ -1077,10 +903,8 @@ bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Opt
   LLVMSetModuleDataLayout(g.mod, layout);
   LLVMDisposeTargetData(layout);
   bool ok = build_module(&g, opt, false);
-  if (ok) {
-    replace_pow(&g);
+  if (ok)
     ok = link_libdevice(&g, tm, GPU_TRIPLE) && (out->ptx = emit_ptx(&g, tm)) != NULL;
-  }
   finish(&g, out);
   LLVMDisposeModule(g.mod);
   LLVMContextDispose(g.ctx);
