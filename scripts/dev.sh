@@ -6,6 +6,10 @@
 #   scripts/dev.sh test    setup, then run every test (ctest)
 #   scripts/dev.sh sanitize  the same tests, built with ASan + UBSan (into
 #                          build-sanitize/); CI runs it after `test`
+#   scripts/dev.sh tsan    every training program on 1, 2, 3 and 7 threads
+#                          (the threads_ tests) built with ThreadSanitizer,
+#                          the compiled training code included (into
+#                          build-tsan/): a race fails it; CI runs it
 #   scripts/dev.sh valgrind [REGEX]  the tests (those matching REGEX) with
 #                          every dlc process under valgrind: no memory
 #                          error, no leak; slow (about 20 s a run). The two
@@ -19,8 +23,12 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
-# zlib and zstd: what the statically linked LLVM compresses with.
-packages=(gcc make cmake pkg-config flex bison check llvm-19-dev zlib1g-dev libzstd-dev libedit-dev libcjson-dev libopenblas0)
+# The statically linked LLVM needs the C++ standard library (g++ brings
+# its development files, libstdc++-12-dev) and zlib and zstd (it compresses
+# with them). README.md lists these packages too: keep the two the same.
+# scripts/fresh-machine.sh checks that the two agree and that they are
+# enough on a pristine Debian 12.
+packages=(gcc g++ make cmake pkg-config flex bison check llvm-19-dev zlib1g-dev libzstd-dev libedit-dev libcjson-dev libopenblas0)
 
 install_packages() {
   local missing=()
@@ -28,11 +36,16 @@ install_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
-  echo "dev.sh: installing ${missing[*]}" >&2
+  echo "dev.sh: installing ${missing[*]} with apt-get (a few minutes on a new machine)" >&2
   local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "dev.sh: run this as root, or install sudo: apt-get needs root" >&2; exit 2; }
+    sudo=(sudo)
+  fi
   "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Through env: sudo would drop the variables set before it.
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 build() {
@@ -48,8 +61,14 @@ case "${1:-}" in
     install_packages
     build=${BUILD_DIR:-$root/build-sanitize}
     build -DDLC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 DLC_THREADS_REPEATS=1 \
       ctest --test-dir "$build" --output-on-failure -j "$(nproc)" ;;
+  tsan)
+    install_packages
+    build=${BUILD_DIR:-$root/build-tsan}
+    build -DDLC_TSAN=ON
+    DLC_THREADS_REPEATS=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+      ctest --test-dir "$build" --output-on-failure -j "$(nproc)" -R '^threads_' ;;
   valgrind)
     install_packages
     command -v valgrind >/dev/null || { echo "dev.sh: valgrind is not installed" >&2; exit 2; }
@@ -58,5 +77,5 @@ case "${1:-}" in
       --overwrite MemoryCheckCommand="$(command -v valgrind)" \
       --overwrite MemoryCheckSuppressionFile="$root/tests/valgrind.supp" \
       --overwrite MemoryCheckCommandOptions="--trace-children=yes --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9" ;;
-  *) echo "usage: scripts/dev.sh setup|seed|test|sanitize|valgrind [REGEX]" >&2; exit 2 ;;
+  *) echo "usage: scripts/dev.sh setup|seed|test|sanitize|tsan|valgrind [REGEX]" >&2; exit 2 ;;
 esac
