@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 /* ---- numbers */
 
@@ -47,30 +48,47 @@ double dlrt_rng_uniform(DlrtRng *r);
 void dlrt_rand(double *out, int64_t n, uint64_t seed, int f64);
 void dlrt_randn(double *out, int64_t n, uint64_t seed, int f64);
 
+/* ---- files */
+
+/* Opens path to read if it is a regular file, and fills *st; else -1
+ * with *why saying what it is ("it is a directory", "it is a FIFO, not a
+ * regular file") or why it did not open. A FIFO is refused without
+ * waiting for a writer, and a device before it is read endlessly. */
+int dlrt_open_regular(const char *path, struct stat *st, const char **why);
+
 /* ---- CSV */
 
-/* A parsed CSV file (RFC 4180: comma-separated, fields may be quoted with
- * "" for a quote inside; CRLF or LF line ends; blank lines skipped). The
- * first row is a header when any of its fields is not a number. */
+/* A CSV file's shape, read (RFC 4180: comma-separated, fields may be
+ * quoted with "" for a quote inside; CRLF or LF line ends; blank lines
+ * skipped). The first row is a header when any of its fields is not a
+ * number. The numbers themselves are read by dlrt_csv_columns, from the
+ * file kept open, only for the columns wanted. */
 typedef struct DlrtCsv {
   int ncols;
   int64_t nrows;                      /* data rows, header excluded */
   char **header;                      /* [ncols], NULL when there is none */
-  char **cells;                       /* [nrows * ncols], row-major */
-  int64_t *line;                      /* [nrows]: 1-based line in the file */
+  int64_t *bad_line;                  /* [ncols]: the line of the column's first cell that is
+                                         not a number; 0: none */
+  char **bad_cell;                    /* [ncols]: that cell's text, for the message */
+  FILE *file;
+  int64_t size, mtime;                /* the file's, when read: a change is noticed */
 } DlrtCsv;
 
-/* Reads and parses path. On failure returns -1 with a message in err
+/* Reads path's shape. On failure returns -1 with a message in err
  * ("cannot open 'f.csv': No such file or directory", "line 7 has 3
- * fields, expected 2"). */
+ * fields, expected 2"). Only regular files are read; at most 10^8 data
+ * rows and 100000 columns. */
 int dlrt_csv_read(const char *path, DlrtCsv *csv, char *err, size_t errsize);
 /* Finds a column by header name; -1 when absent. */
 int dlrt_csv_find(const DlrtCsv *csv, const char *name);
-/* Converts column col to numbers (rounded to the precision) into out
- * [nrows]. A cell that is not a number fails with its line:
- * "line 12, column 'x': 'abc' is not a number". */
-int dlrt_csv_column(const DlrtCsv *csv, int col, double *out, int f64, char *err,
-                    size_t errsize);
+/* 0 when every cell of column col is a number; else -1 with the first
+ * that is not in err: "line 12, column 'x': 'abc' is not a number". */
+int dlrt_csv_numeric(const DlrtCsv *csv, int col, char *err, size_t errsize);
+/* Reads the columns cols[0..n) into out, an nrows x n matrix row by row,
+ * rounded to the precision; -1 with a message when a column is not
+ * numeric or the file changed since dlrt_csv_read. */
+int dlrt_csv_columns(DlrtCsv *csv, const int *cols, int n, double *out, int f64, char *err,
+                     size_t errsize);
 void dlrt_csv_free(DlrtCsv *csv);
 
 /* ---- OpenBLAS, loaded at run time (dlopen) where the machine has it, so

@@ -43,11 +43,16 @@ Source *source_read_file(Arena *a, const char *path, Diags *d) {
     diag_error(d, (Span){0}, "cannot open '%s': %s", path, strerror(errno));
     return NULL;
   }
+  /* Read up to the first NUL or past the size limit, not further: a
+   * program named /dev/zero or /dev/urandom is refused, not read forever. */
   size_t len = 0, cap = 1 << 16;
   char *text = malloc(cap);
   size_t n;
-  while (text && (n = fread(text + len, 1, cap - len, f)) > 0) {
+  while (text && len <= INT32_MAX / 2 && (n = fread(text + len, 1, cap - len, f)) > 0) {
+    bool nul = memchr(text + len, '\0', n) != NULL;
     len += n;
+    if (nul)
+      break;
     if (len == cap)
       text = realloc(text, cap *= 2);
   }
@@ -61,6 +66,8 @@ Source *source_read_file(Arena *a, const char *path, Diags *d) {
     diag_error(d, (Span){0}, "'%s' is too large (%zu bytes)", path, len);
   else if (memchr(text, '\0', len))
     diag_error(d, (Span){0}, "'%s' is not a text file (it contains a NUL byte)", path);
+  else if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)   /* a UTF-8 BOM, which editors hide */
+    s = source_new(a, is_stdin ? "<stdin>" : path, text + 3, len - 3);
   else
     s = source_new(a, is_stdin ? "<stdin>" : path, text, len);
   free(text);

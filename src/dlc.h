@@ -285,7 +285,15 @@ struct Graph {
   Arena *arena;
   Node **buckets;
   unsigned nbuckets, nnodes;
+  unsigned max_nodes;                            /* MAX_NODES (less in tests) */
 };
+
+/* The most nodes a graph holds (about 200 bytes each: 800 MB). A pass
+ * that would make more stops early (its result is then not the one asked
+ * for) and its caller reports an error where the growth came from: each
+ * diff of a diff can be several times the size of the last. */
+#define MAX_NODES 4000000
+static inline bool graph_full(const Graph *g) { return g->nnodes >= g->max_nodes; }
 
 Graph *graph_new(Arena *a);
 void graph_free(Graph *g);                       /* the hash table; nodes die with the arena */
@@ -364,6 +372,11 @@ void ir_dump(Node *const *roots, const char *const *root_names, int nroots,
              const Program *p, FILE *out);
 /* A formula a human reads: `1.5 * (5 * t^2 - 1)`. */
 void ir_format(Buf *b, const Node *n, const Program *p);
+/* How many terms ir_format writes for root: its DAG written out as a tree
+ * (a double: it can be exponential in the DAG's size). A formula that
+ * print shows has at most MAX_FORMULA_TERMS. */
+double ir_tree_size(Node *root);
+#define MAX_FORMULA_TERMS 1000000
 
 /* ------------------------------------------------------------------ sema.c */
 
@@ -472,9 +485,12 @@ struct Program {
   int ndata, cap_data;
   int64_t data_elements;                         /* numbers in data made so far: at most */
 #define MAX_DATA_ELEMENTS 4e8                    /* this many (3.2 GB of doubles) */
+/* The most numbers one value holds: every node's shape, data or not. */
+#define MAX_ELEMENTS 100000000
   Node *loss;
   Fn **fns;
   int nfns, cap_fns;
+  struct FnMemo *fn_memo;                        /* sema's calls made so far, by fn and arguments */
   Action *actions, **actions_tail;
   struct Sym *syms;                              /* sema's name table, newest first */
   struct Sym **sym_buckets;                      /* ... and its index by name */
@@ -589,10 +605,18 @@ typedef struct Schedule {
                                                     threads' shares (see params_shared) */
 } Schedule;
 
-/* roots[0] = loss, roots[1 + i] = d loss / d param i, simplified. */
-void loss_and_grads(Program *p, Node *loss, Node **roots);
+/* roots[0] = loss, roots[1 + i] = d loss / d param i, simplified. False,
+ * with an error, when that took the graph to MAX_NODES (the gradients
+ * are then incomplete). */
+bool loss_and_grads(Program *p, Node *loss, Node **roots);
+/* NULL, with an error in p->diags, when the gradients pass MAX_NODES or
+ * the step's buffers besides params and data would hold more than
+ * MAX_DATA_ELEMENTS numbers. */
 Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt);
 void schedule_free(Schedule *s);
+/* The optimizer state an optimizer keeps per param: 0, 1 or 2 buffers
+ * (momentum; Adam's two moments; RMSprop's average of squares). */
+int schedule_state_count(const Optimizer *opt);
 /* The buffer slot holding n, and the stage from which it does; -1 for a
  * node that is computed where it is used. */
 int schedule_buffer(const Schedule *s, const Node *n, int *ready);
@@ -757,6 +781,8 @@ bool exec_actions(Program *p, const Action *from, FILE *out);
 void **exec_make_buffers(const Program *p, const Schedule *s);
 /* Runs one train action: compile, JIT, run, copy params back. */
 bool exec_train(Program *p, const Action *a, FILE *out);
+/* A train's steps: with minibatches, a step per batch. */
+int64_t exec_train_steps(const Action *a);
 /* `dlc emit ir|grad|llvm|asm` for the program's loss and its first train
  * (or sgd when there is none). */
 bool exec_emit(Program *p, const char *what, FILE *out);
@@ -775,7 +801,8 @@ int repl_main(Options opts);
 /* ------------------------------------------------------------ checkpoint.c */
 
 /* A train's progress, to save: its number among the program's trains (from
- * 1), the steps done, and its buffers (NULL: the params' values only). */
+ * 1), the steps done, and its buffers: the params and their optimizer
+ * state, as the schedule lays them out. */
 typedef struct Checkpoint {
   int train;
   const Action *action;
@@ -789,15 +816,20 @@ typedef struct Checkpoint {
 /* Writes the checkpoint to path, atomically; an error in p->diags when it
  * cannot. */
 bool checkpoint_save(const Program *p, const char *path, const Checkpoint *c);
-/* Reads path into the params (checking that it fits the program) and
- * remembers where training was. False with an error when it cannot. */
+/* Whether a checkpoint can be saved to path (before training: a missing
+ * directory, a read-only place, a directory as the path); an error in
+ * p->diags when not. */
+bool checkpoint_check_target(const Program *p, const char *path);
+/* Reads path whole and checks it against the program and the train it
+ * names, then sets the params and remembers where training was and its
+ * optimizer state. False with an error, and nothing changed, when it
+ * cannot. */
 bool checkpoint_load(Program *p, const char *path);
 /* The train to resume (from 1) and its steps done; 0 without --resume. */
 int checkpoint_resume_train(const Program *p, int64_t *step);
-/* Fills the optimizer state buffers of the train being resumed (of
- * `steps` steps), and *epoch_loss (NULL: not wanted). */
-bool checkpoint_resume_state(Program *p, const Action *a, int64_t steps, const Schedule *s, void **bufs,
-                             double *epoch_loss);
+/* Fills the optimizer state buffers of the train being resumed, and
+ * *epoch_loss (NULL: not wanted). */
+void checkpoint_resume_state(const Program *p, const Schedule *s, void **bufs, double *epoch_loss);
 void checkpoint_free(Program *p);
 
 /* ----------------------------------------------------------------- check.c */

@@ -84,11 +84,31 @@ typedef struct Eval {
   char *err;
 } Eval;
 
+/* A tensor of shape s; NULL when the memory for it cannot be had (or,
+ * as a guard, when it is past MAX_ELEMENTS, which sema enforces). */
 static Tensor *tensor_new(Shape s) {
+  int64_t numel = shape_numel(s);
+  if (numel > MAX_ELEMENTS)
+    return NULL;
   Tensor *t = malloc(sizeof *t);
-  t->shape = s;
-  t->v = malloc(sizeof(double) * (size_t)shape_numel(s));
+  double *v = malloc(sizeof(double) * (size_t)numel);
+  if (!t || !v) {
+    free(t);
+    free(v);
+    return NULL;
+  }
+  *t = (Tensor){s, v};
   return t;
+}
+
+static bool no_memory(Eval *e, const Node *n) {
+  char sh[64];
+  Buf b = {0};
+  buf_printf(&b, "out of memory: no room for a %s (%lld numbers) to compute this",
+             shape_str(n->shape, sh), (long long)shape_numel(n->shape));
+  free(e->err);
+  e->err = b.data;
+  return false;
 }
 
 /* The arguments an evaluation needs: a call needs only its inlined body,
@@ -107,6 +127,8 @@ static Tensor *arg_value(Eval *e, const Node *n, int i) { return nodemap_get(&e-
 static bool eval_one(Eval *e, Node *n) {
   bool f64 = e->p->opts.f64;
   Tensor *t = tensor_new(n->shape);
+  if (!t)
+    return no_memory(e, n);
   int64_t count = shape_numel(n->shape);
   nodemap_put(&e->vals, n, t);
   switch (n->op) {
@@ -265,7 +287,8 @@ static bool eval_walk(Eval *e, Node *root, NodeList *done) {
       continue;
     stack.n--;
     ok = eval_one(e, n);
-    nodelist_push(done, n);
+    if (nodemap_get(&e->vals, n))              /* (not when it had no memory) */
+      nodelist_push(done, n);
   }
   nodelist_free(&stack);
   return ok;

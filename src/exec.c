@@ -91,13 +91,21 @@ static bool print_action(Program *p, const Action *a, FILE *out) {
   return ok;
 }
 
-/* Buffers in the working precision, one per schedule slot. */
+/* Buffers in the working precision, one per schedule slot. An allocation
+ * that fails is an error at the loss, and none is kept. */
 void **exec_make_buffers(const Program *p, const Schedule *s) {
   void **bufs = calloc((size_t)s->nbufs + 1, sizeof(void *));
   size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
   for (int k = 0; k < s->nbufs; k++) {
     const BufInfo *bi = &s->bufs[k];
-    bufs[k] = calloc((size_t)bi->numel, elem);
+    if (!bufs || !(bufs[k] = calloc((size_t)bi->numel, elem))) {
+      diag_error(p->diags, s->loss->span, "out of memory: no room for the buffers of this train (%lld numbers)",
+                 (long long)bi->numel);
+      for (int i = 0; bufs && i < k; i++)
+        free(bufs[i]);
+      free(bufs);
+      return NULL;
+    }
     const Tensor *src = bi->kind == BUF_PARAM ? &p->params[bi->index].value
                         : bi->kind == BUF_DATA ? &p->data[bi->index].value
                                                : NULL;
@@ -147,7 +155,8 @@ static bool reaches(Node *root, const Node *n) {
 static void note_first_nonfinite(Program *p, const Action *a) {
   int np = p->nparams;
   Node *roots[np + 1];
-  loss_and_grads(p, a->loss, roots);
+  if (!loss_and_grads(p, a->loss, roots))
+    return;
   const Node *n = eval_first_nonfinite(p, roots, np + 1);
   if (!n) {
     diag_add(p->diags, DIAG_NOTE, a->span,
@@ -311,12 +320,13 @@ typedef struct ExecSaver {
   void **bufs;
   int train;
   const DlrtLog *log;
+  bool failed;                                   /* a save failed (reported): the run's status says so */
 } ExecSaver;
 
 static void save_during_train(TrainSaver *self, int64_t done) {
   ExecSaver *e = (ExecSaver *)self;
-  checkpoint_save(e->p, e->p->opts.save_path,
-                  &(Checkpoint){e->train, e->a, e->steps, done, e->s, e->bufs, e->log->epoch_sum});
+  e->failed |= !checkpoint_save(e->p, e->p->opts.save_path,
+                                &(Checkpoint){e->train, e->a, e->steps, done, e->s, e->bufs, e->log->epoch_sum});
 }
 
 /* Steps done, from what the train function returned. */
@@ -395,11 +405,13 @@ static bool compile_batch(Program *p, const Action *a, Node *const *full, int nf
     leaves[m] = ir_batch_leaf(p->graph, sh, program_add_data(p, name, t));
   }
   Node *loss = ir_rebatch(p->graph, a->loss, full, leaves, nfull, rows);
-  bt->s = schedule_train(p, loss, &a->opt);
+  if (!(bt->s = schedule_train(p, loss, &a->opt)))
+    return false;
   bt->s->batched = true;
   if (!(p->opts.gpu_arch ? compile_batch_gpu(p, a, bt) : compile_batch_cpu(p, a, bt)))
     return false;
-  bt->bufs = exec_make_buffers(p, bt->s);
+  if (!(bt->bufs = exec_make_buffers(p, bt->s)))
+    return false;
   bt->dst = calloc((size_t)nfull + 1, sizeof(void *));
   for (int k = 0; k < nfull; k++) {
     int slot = bt->s->data_buf[leaves[k]->slot];
@@ -414,8 +426,7 @@ static int64_t batches_per_epoch(const Action *a, int64_t n, int64_t *batch) {
   return *batch > 0 ? (n + *batch - 1) / *batch : 1;
 }
 
-/* The steps of a train: with minibatches, a step per batch. */
-static int64_t train_steps(const Action *a) {
+int64_t exec_train_steps(const Action *a) {
   if (a->batch <= 0 || !a->epochs)
     return a->steps;
   Node *full[ir_count(a->loss) + 1];
@@ -529,10 +540,10 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
   bool resuming = ok && checkpoint_resume_train(p, &t) == number;
   if (!resuming)
     t = 0;
-  else if (!checkpoint_resume_state(p, a, steps, bt[0].s, bt[0].bufs, &log.epoch_sum))
-    ok = false;
+  else
+    checkpoint_resume_state(p, bt[0].s, bt[0].bufs, &log.epoch_sum);
   log.first_step = t;
-  ExecSaver saver = {{save_during_train}, p, a, steps, bt[0].s, bt[0].bufs, number, &log};
+  ExecSaver saver = {{save_during_train}, p, a, steps, bt[0].s, bt[0].bufs, number, &log, false};
   int64_t done = steps, every = p->opts.save_path ? p->opts.save_every : 0;
   double t2 = now_ms();
   while (ok && t < steps) {
@@ -557,9 +568,7 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
   if (ok) {
     copy_params_back(p, bt[0].s, bt[0].bufs);
     if (p->opts.save_path)
-      checkpoint_save(p, p->opts.save_path,
-                      &(Checkpoint){number, a, steps, done > steps ? done - steps - 1 : done < 0 ? -1 - done : done,
-                                    bt[0].s, bt[0].bufs, log.epoch_sum});
+      save_during_train(&saver.base, done > steps ? done - steps - 1 : done < 0 ? -1 - done : done);
   }
   if (resuming)
     checkpoint_free(p);
@@ -580,7 +589,7 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
   free(batches.order);
   p->ms[PHASE_TRAIN] += t3 - t2;
   p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
-  return ok && train_outcome(p, a, &log, done, steps);
+  return ok && train_outcome(p, a, &log, done, steps) && !saver.failed;
 }
 
 
@@ -588,6 +597,8 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
  * cuda.c; the buffers go to the device once, the params come back. */
 static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
   Schedule *s = schedule_train(p, a->loss, &a->opt);
+  if (!s)
+    return false;
   GpuKernel kernel;
   double t0 = now_ms();
   bool ok = gpu_compile(p, s, a, &a->opt, p->opts.gpu_arch, &kernel);
@@ -598,6 +609,11 @@ static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
     return false;
   }
   void **bufs = exec_make_buffers(p, s);
+  if (!bufs) {
+    gpu_kernel_free(&kernel);
+    schedule_free(s);
+    return false;
+  }
   fflush(out);
   DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1};
   int64_t done;
@@ -629,6 +645,8 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
     return false;
   p->ms[PHASE_JIT] += now_ms() - tj;
   Schedule *s = schedule_train(p, a->loss, &a->opt);
+  if (!s)
+    return false;
   char name[32];
   snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);   /* one JIT: unique names */
   double t0 = now_ms();
@@ -644,23 +662,22 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   }
   double t1 = now_ms();
   void **bufs = exec_make_buffers(p, s);
-  int number = train_number(p, a);
-  int64_t first_step = 0;
-  bool resuming = checkpoint_resume_train(p, &first_step) == number;
-  if (resuming && !checkpoint_resume_state(p, a, a->steps, s, bufs, NULL)) {
+  if (!bufs) {
     jit_remove(p->jit, code);
-    for (int k = 0; k < s->nbufs; k++)
-      free(bufs[k]);
-    free(bufs);
     schedule_free(s);
     return false;
   }
-  if (!resuming)
+  int number = train_number(p, a);
+  int64_t first_step = 0;
+  bool resuming = checkpoint_resume_train(p, &first_step) == number;
+  if (resuming)
+    checkpoint_resume_state(p, s, bufs, NULL);
+  else
     first_step = 0;
   fflush(out);
   DlrtLog log = {out, p->opts.f64, .every = a->log_every, .first_step = first_step,
                  .diverged_step = -1};
-  ExecSaver saver = {{save_during_train}, p, a, a->steps, s, bufs, number, &log};
+  ExecSaver saver = {{save_during_train}, p, a, a->steps, s, bufs, number, &log, false};
   TrainRun run = {.fn = train, .a = a, .first_step = first_step, .end = a->steps, .saver = &saver.base,
                   .log = &log};
   double t2 = now_ms();
@@ -669,7 +686,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   jit_remove(p->jit, code);
   copy_params_back(p, s, bufs);
   if (p->opts.save_path)
-    checkpoint_save(p, p->opts.save_path, &(Checkpoint){number, a, a->steps, steps_done(a, done), s, bufs, 0});
+    save_during_train(&saver.base, steps_done(a, done));
   if (resuming)
     checkpoint_free(p);                          /* resumed: the next trains start afresh */
   for (int k = 0; k < s->nbufs; k++)
@@ -678,7 +695,7 @@ bool exec_train(Program *p, const Action *a, FILE *out) {
   p->ms[PHASE_TRAIN] += t3 - t2;
   p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
   schedule_free(s);
-  return train_outcome(p, a, &log, done, a->steps);
+  return train_outcome(p, a, &log, done, a->steps) && !saver.failed;
 }
 
 bool exec_program(Program *p, FILE *out) { return exec_actions(p, p->actions, out); }
@@ -688,21 +705,14 @@ bool exec_actions(Program *p, const Action *from, FILE *out) {
   /* An interrupt (dlrt_interrupt) ends the run after the action it came
    * in: a train stops after its step, and nothing after it runs. */
   /* --resume: what came before the train resumed ran in the run that
-   * saved it. */
+   * saved it (checkpoint_load found the train). */
   int64_t step;
   int resume = checkpoint_resume_train(p, &step);
   if (resume) {
     int n = 0;
-    while (from && !(from->kind == ACT_TRAIN && ++n == resume))
+    while (!(from->kind == ACT_TRAIN && ++n == resume))
       from = from->next;
-    if (!from) {
-      diag_error(p->diags, (Span){0}, "cannot resume: the checkpoint is of train %d, and this program has %d",
-                 resume, n);
-      diag_print(p->diags, stderr);
-      checkpoint_free(p);
-      return false;
-    }
-    if (step >= train_steps(from)) {
+    if (step >= exec_train_steps(from)) {
       from = from->next;                         /* it had finished */
       checkpoint_free(p);
     }
@@ -731,7 +741,16 @@ static const Action *first_train(const Program *p) {
 static bool emit_grad(Program *p, FILE *out) {
   int np = p->nparams;
   Node *roots[np + 1];
-  loss_and_grads(p, p->loss, roots);
+  if (!loss_and_grads(p, p->loss, roots))
+    return false;
+  for (int i = 0; i <= np; i++)                  /* written out as trees, as print writes formulas */
+    if (ir_tree_size(roots[i]) > MAX_FORMULA_TERMS) {
+      diag_error(p->diags, p->loss->span,
+                 "%s%s is too long to print: %.3g terms written out; the limit is %d",
+                 i ? "the gradient of " : "this loss", i ? p->params[i - 1].name : "",
+                 ir_tree_size(roots[i]), MAX_FORMULA_TERMS);
+      return false;
+    }
   Buf b = {0};
   buf_puts(&b, "loss = ");
   ir_format(&b, roots[0], p);
@@ -755,6 +774,8 @@ bool exec_emit(Program *p, const char *what, FILE *out) {
   Optimizer sgd = {.kind = OPT_SGD, .lr = 1e-3};
   const Optimizer *opt = a ? &a->opt : &sgd;
   Schedule *s = schedule_train(p, p->loss, opt);
+  if (!s)
+    return false;
   bool ok = true;
   if (strcmp(what, "ir") == 0) {
     int np = p->nparams;

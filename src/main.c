@@ -90,6 +90,10 @@ static void catch_stop_signals(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  /* Past a file size limit (ulimit -f) a write then fails with EFBIG,
+   * which a save reports, removing its temporary file, instead of the
+   * signal killing the process. */
+  signal(SIGXFSZ, SIG_IGN);
 }
 
 static bool known_gpu_arch(const char *arch) {
@@ -137,11 +141,16 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
     goto done;
   diag_print(&diags, stderr);                    /* the checker's warnings, before any output */
   switch (cmd) {
-  case CMD_RUN:
+  case CMD_RUN: {
     catch_stop_signals();
-    ok = (!opts.resume_path || checkpoint_load(prog, opts.resume_path)) &&
-         exec_program(prog, stdout);
+    /* Every refusal comes before anything runs: a refused resume runs
+     * nothing and overwrites nothing, and a training is not begun that
+     * could save nothing. */
+    bool resumable = !opts.resume_path || checkpoint_load(prog, opts.resume_path);
+    bool savable = !opts.save_path || checkpoint_check_target(prog, opts.save_path);
+    ok = resumable && savable && exec_program(prog, stdout);
     break;
+  }
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;
   case CMD_EMIT: ok = exec_emit(prog, what, stdout); break;
   case CMD_REPL: break;                          /* repl_main's */
@@ -245,8 +254,10 @@ int main(int argc, char **argv) {
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
       opts.opt_level = a[2] - '0';
     else if (strcmp(a, "--target") == 0) {
-      if (++i == argc || (strcmp(argv[i], "cpu") != 0 && strcmp(argv[i], "gpu") != 0))
+      if (++i == argc)
         return usage_error("%s", "--target needs a value: cpu or gpu");
+      if (strcmp(argv[i], "cpu") != 0 && strcmp(argv[i], "gpu") != 0)
+        return usage_error("--target is cpu or gpu, not '%s'", argv[i]);
       gpu = strcmp(argv[i], "gpu") == 0;
     } else if (strcmp(a, "--gpu-arch") == 0) {
       if (++i == argc || !known_gpu_arch(argv[i]))
@@ -262,7 +273,7 @@ int main(int argc, char **argv) {
       }
       opts.threads = (int)n;
     } else if (strcmp(a, "--save") == 0 || strcmp(a, "--resume") == 0) {
-      if (++i == argc)
+      if (++i == argc || !argv[i][0])
         return usage_error("%s needs a file name", a);
       *(a[2] == 's' ? &opts.save_path : &opts.resume_path) = argv[i];
     } else if (strcmp(a, "--save-every") == 0) {

@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A definition in force: its name ("loss" for the loss) and its text,
@@ -46,6 +47,13 @@ typedef struct Value {
   Tensor t;
   bool trained;                                  /* changed by a train since defined */
 } Value;
+
+/* A file being read by :load, to refuse a :load of it inside itself. */
+typedef struct Loading {
+  dev_t dev;
+  ino_t ino;
+  struct Loading *outer;
+} Loading;
 
 typedef struct Session {
   Options opts;
@@ -71,6 +79,7 @@ typedef struct Session {
   EditLine *el;
   History *hist;
   char history_path[4096];
+  Loading *loading;                              /* the :load files open, innermost first */
 } Session;
 
 static volatile sig_atomic_t interrupted;
@@ -507,10 +516,28 @@ static void cmd_diff(Session *s, const char *arg) {
 }
 
 static void cmd_type(Session *s, const char *arg) {
+  if (!*arg) {
+    command_error(s, s->cmd_line, arg, "expected :type EXPR");
+    return;
+  }
   Node *n = expression(s, arg, arg + strlen(arg), NULL);
   char sh[64];
   if (n)
     printf("%s\n", shape_str(n->shape, sh));
+}
+
+static void cmd_grad(Session *s) {
+  if (!s->prog && !build(s, NULL))
+    return;
+  if (!s->prog->loss) {
+    command_error(s, s->cmd_line, s->cmd_line + strlen(s->cmd_line), "no loss yet: define one (loss = ...)");
+    return;
+  }
+  if (!exec_emit(s->prog, "grad", stdout)) {
+    diag_print(s->prog->diags, stderr);
+    s->prog->diags->nerrors = 0;
+    s->failed = true;
+  }
 }
 
 static void cmd_params(Session *s) {
@@ -652,10 +679,9 @@ static bool command(Session *s, const char *source, char *line, int at) {
     cmd_diff(s, a);
   else if (IS(":type"))
     cmd_type(s, a);
-  else if (IS(":grad") && (s->prog || build(s, NULL))) {
-    if (!exec_emit(s->prog, "grad", stdout))
-      diag_print(s->prog->diags, stderr), s->prog->diags->nerrors = 0, s->failed = true;
-  } else if (IS(":ir"))
+  else if (IS(":grad"))
+    cmd_grad(s);
+  else if (IS(":ir"))
     cmd_emit(s, "ir", a);
   else if (IS(":llvm"))
     cmd_emit(s, "llvm", a);
@@ -671,7 +697,7 @@ static bool command(Session *s, const char *source, char *line, int at) {
     printf("timings %s\n", (s->time = !s->time) ? "on" : "off");
   else if (IS(":quit") || IS(":q"))
     go_on = false;
-  else if (!IS(":grad"))
+  else
     command_error(s, line, line + len, "unknown command '%.*s' (:help lists them)", len, line);
 #undef IS
   fflush(stdout);
@@ -728,14 +754,60 @@ static bool feed(Session *s, Reader *r, const char *source, char *line, int at) 
   return true;
 }
 
-static void load_file(Session *s, const char *path) {
-  FILE *f = *path ? fopen(path, "r") : NULL;
-  if (!f) {
-    command_error(s, path, path + strlen(path), "cannot open '%s': %s", path,
-                  *path ? strerror(errno) : "no file named");
-    return;
+/* The line of f's first NUL byte, 0 when there is none; f is read
+ * through and rewound. */
+static int nul_line(FILE *f) {
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  int at = 0, found = 0;
+  while (!found && (n = getline(&line, &cap, f)) >= 0) {
+    at++;
+    if (memchr(line, '\0', (size_t)n))
+      found = at;
   }
+  free(line);
+  rewind(f);
+  return found;
+}
+
+/* Opens a file to :load: a regular text file (not a directory, a device
+ * that never ends, a FIFO that blocks) that is not being loaded already. */
+static FILE *open_to_load(Session *s, const char *path, struct stat *st) {
+  const char *why = "no file named";
+  int fd = *path ? dlrt_open_regular(path, st, &why) : -1;
+  FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+  if (!f) {
+    command_error(s, path, path + strlen(path), "cannot open '%s': %s", path, fd >= 0 ? strerror(errno) : why);
+    if (fd >= 0)
+      close(fd);
+    return NULL;
+  }
+  for (const Loading *l = s->loading; l; l = l->outer)
+    if (l->dev == st->st_dev && l->ino == st->st_ino) {
+      command_error(s, path, path + strlen(path), "'%s' is being loaded already: a :load inside it loads it again",
+                    path);
+      fclose(f);
+      return NULL;
+    }
+  int nul = nul_line(f);
+  if (nul) {
+    command_error(s, path, path + strlen(path), "'%s' is not a text file (its line %d holds a NUL byte)", path,
+                  nul);
+    fclose(f);
+    return NULL;
+  }
+  return f;
+}
+
+static void load_file(Session *s, const char *path) {
+  struct stat st;
+  FILE *f = open_to_load(s, path, &st);
+  if (!f)
+    return;
   path = strdup(path);                           /* the command line is reused below */
+  Loading here = {st.st_dev, st.st_ino, s->loading};
+  s->loading = &here;
   Reader r = {0};
   char *line = NULL;
   size_t cap = 0;
@@ -744,10 +816,12 @@ static void load_file(Session *s, const char *path) {
   while ((n = getline(&line, &cap, f)) >= 0) {
     if (n && line[n - 1] == '\n')
       line[--n] = '\0';
-    if (!feed(s, &r, path, line, ++at))
+    char *text = at == 0 && strncmp(line, "\xEF\xBB\xBF", 3) == 0 ? line + 3 : line;   /* a UTF-8 BOM */
+    if (!feed(s, &r, path, text, ++at))
       break;
   }
   flush_pending(s, &r, path);
+  s->loading = here.outer;
   free(line);
   fclose(f);
   free((char *)path);

@@ -3,7 +3,8 @@
  * The step's outputs are the loss and every param's gradient (diff.c, then
  * simplify.c). Lowering first inlines fn calls (a call becomes its body)
  * and precomputes param-free vector subexpressions that cost more than a
- * load (a `sin(x)` inside the loss is computed once, not every step).
+ * load (a `sin(x)` inside the loss is computed once, not every step), as
+ * long as the program's data stays within MAX_DATA_ELEMENTS.
  *
  * Then every node gets a stage: the number of reductions between it and the
  * data. Vector nodes of stage s are computed elementwise inside loop s, and
@@ -14,7 +15,9 @@
  * with a param-dependent mean inside needs two.
  *
  * Buffers are numbered here (params, data, vector gradients, optimizer
- * state) so that codegen and the runtime agree on one array of pointers.
+ * state) so that codegen and the runtime agree on one array of pointers;
+ * what they hold besides params and data is checked against
+ * MAX_DATA_ELEMENTS before anything is allocated.
  */
 #include "dlc.h"
 
@@ -33,6 +36,10 @@ static int stage_of(Sched *c, const Node *n) {
 
 static bool is_reduction(const Node *n) { return op_info[n->op].kind == K_REDUCE; }
 
+/* A hoisted value is named by its formula (`emit ir` shows it) when that
+ * is at most this long written out. */
+enum { HOIST_NAME_TERMS = 10000 };
+
 bool schedule_is_kernel(const Node *n) {
   return n->op == OP_MATMUL || n->op == OP_TRANSPOSE || n->op == OP_SLICE || n->op == OP_PAD ||
          op_info[n->op].kind == K_AXIS;
@@ -48,6 +55,32 @@ int schedule_buffer(const Schedule *s, const Node *n, int *ready) {
   int slot = (int)(intptr_t)nodemap_get(&s->buffer, n) - 1;
   *ready = (int)(intptr_t)nodemap_get(&s->ready, n) - 1;
   return slot;
+}
+
+/* n, param-free, computed now: a data leaf holding its value. NULL where
+ * it cannot be (no memory for it, or the program's data would pass
+ * MAX_DATA_ELEMENTS): then each step computes it, as any other node. */
+static Node *hoist(Sched *c, Node *n) {
+  Program *p = c->p;
+  int64_t numel = shape_numel(n->shape);
+  if ((double)p->data_elements + (double)numel > MAX_DATA_ELEMENTS)
+    return NULL;
+  Tensor t;
+  char *err = NULL;
+  if (!eval_node(p, n, NULL, NULL, 0, &t, &err)) {
+    free(err);
+    return NULL;
+  }
+  p->data_elements += numel;
+  eval_warn_nonfinite(p, n, &t);
+  const char *name = NULL;                       /* its formula, for `emit ir`, if short */
+  if (ir_tree_size(n) <= HOIST_NAME_TERMS) {
+    Buf text = {0};
+    ir_format(&text, n, p);
+    name = arena_strdup(p->arena, text.data);
+    buf_free(&text);
+  }
+  return ir_leaf(p->graph, OP_DATA, t.shape, program_add_data(p, name, t), NULL);
 }
 
 /* Inlines calls and hoists param-free vector work. `roots` are rewritten. */
@@ -66,29 +99,19 @@ static void lower(Sched *c, Node **roots, int nroots) {
   }
   for (int k = 0; k < order.n; k++) {
     Node *n = order.items[k];
-    Node *r = n;
+    Node *r = NULL;
     bool param_free = !(n->flags & (NODE_HAS_PARAM | NODE_HAS_VAR | NODE_HAS_BATCH));
-    if (n->op == OP_FNCALL) {
+    if (n->op == OP_FNCALL)
       r = nodemap_get(&map, ir_fncall_body(n));
-    } else if (param_free && ((n->shape.rank > 0 && nodemap_get(&expensive, n)) || is_reduction(n))) {
-      Tensor t;
-      char *err = NULL;
-      if (eval_node(c->p, n, NULL, NULL, 0, &t, &err)) {
-        eval_warn_nonfinite(c->p, n, &t);
-        Buf text = {0};                          /* named by its formula, for `emit ir` */
-        ir_format(&text, n, c->p);
-        const char *name = arena_strdup(c->p->arena, text.data);
-        buf_free(&text);
-        r = ir_leaf(g, OP_DATA, t.shape, program_add_data(c->p, name, t), NULL);
-      }
-      free(err);
-    } else if (n->nargs) {
+    else if (param_free && ((n->shape.rank > 0 && nodemap_get(&expensive, n)) || is_reduction(n)))
+      r = hoist(c, n);
+    if (!r && n->nargs) {
       Node *args[n->nargs];
       for (int i = 0; i < n->nargs; i++)
         args[i] = nodemap_get(&map, n->args[i]);
       r = ir_with_args(g, n, args);
     }
-    nodemap_put(&map, n, r);
+    nodemap_put(&map, n, r ? r : n);
   }
   for (int i = 0; i < nroots; i++)
     roots[i] = nodemap_get(&map, roots[i]);
@@ -147,7 +170,7 @@ static void store(Sched *c, Node *n) {
   hold(c->s, n, slot, st + 1);
 }
 
-static int state_count(const Optimizer *opt) {
+int schedule_state_count(const Optimizer *opt) {
   switch (opt->kind) {
   case OPT_SGD: return opt->momentum != 0;
   case OPT_ADAM: return 2;
@@ -193,7 +216,7 @@ static bool params_shared(const Schedule *s) {
   return shared;
 }
 
-void loss_and_grads(Program *p, Node *loss, Node **roots) {
+bool loss_and_grads(Program *p, Node *loss, Node **roots) {
   int np = p->nparams;
   Node *wrt[np + 1];
   for (int i = 0; i < np; i++)
@@ -201,6 +224,35 @@ void loss_and_grads(Program *p, Node *loss, Node **roots) {
   roots[0] = loss;
   diff_grads(p->graph, loss, wrt, np, roots + 1);
   simplify(p->graph, roots, np + 1);
+  if (!graph_full(p->graph))
+    return true;
+  diag_error(p->diags, loss->span,
+             "differentiating this loss makes the program's expressions larger than the limit of "
+             "%u nodes", p->graph->max_nodes);
+  return false;
+}
+
+/* The numbers a step needs besides its params and data: gradients,
+ * optimizer state and intermediate results. */
+static double working_numbers(const Schedule *s) {
+  double n = 0;
+  for (int k = 0; k < s->nbufs; k++)
+    if (s->bufs[k].kind != BUF_PARAM && s->bufs[k].kind != BUF_DATA)
+      n += (double)s->bufs[k].numel;
+  return n;
+}
+
+/* The buffers exec_make_buffers will allocate fit the limits: an error at
+ * the loss instead of an allocation the machine cannot satisfy. */
+static bool buffers_fit(Program *p, const Schedule *s, const Node *loss) {
+  double n = working_numbers(s);
+  if (n <= MAX_DATA_ELEMENTS)
+    return true;
+  diag_error(p->diags, loss->span,
+             "training this loss needs %.0f numbers of gradients, optimizer state and intermediate "
+             "results; a train holds at most %.0f",
+             n, MAX_DATA_ELEMENTS);
+  return false;
 }
 
 Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
@@ -211,7 +263,10 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
   /* Differentiate, simplify, lower. */
   double t0 = now_ms();
   Node *roots[nroots];
-  loss_and_grads(p, loss, roots);
+  if (!loss_and_grads(p, loss, roots)) {
+    free(s);
+    return NULL;
+  }
   /* A param whose gradient is 0 as a formula is one the user likely meant
    * the loss to use. */
   for (int i = 0; i < np; i++)
@@ -319,7 +374,7 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
     }
     for (int k = 0; k < 2; k++)
       s->state_buf[2 * i + k] =
-          k < state_count(opt) ? add_buf(s, BUF_STATE, i, shape_numel(p->params[i].node->shape)) : -1;
+          k < schedule_state_count(opt) ? add_buf(s, BUF_STATE, i, shape_numel(p->params[i].node->shape)) : -1;
   }
   if (s->nloops > 1)
     qsort(s->loops, (size_t)s->nloops, sizeof(Loop), by_stage);
@@ -329,6 +384,10 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
   nodelist_free(&order);
   nodemap_free(&c.stage);
   p->ms[PHASE_IR] += now_ms() - t1;
+  if (!buffers_fit(p, s, loss)) {
+    schedule_free(s);
+    return NULL;
+  }
   return s;
 }
 

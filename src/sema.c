@@ -19,7 +19,12 @@
  * symbolic derivative. diff.c then only multiplies by the adjoint. That is
  * the chain rule of an elementwise fn; a fn whose body sums or averages its
  * arguments is not one, so it is inlined as a plain expression and takes
- * no deriv.
+ * no deriv. Each distinct call (a fn and its argument nodes) is inlined
+ * once and remembered, so the work stays linear in the program however
+ * fns call fns.
+ *
+ * The graph may hold MAX_NODES nodes: the statement, call or diff that
+ * takes it past them is an error there.
  *
  * Errors never stop the walk: a failed expression elaborates to NULL, and
  * NULL operands are passed over silently, so one mistake gives one message.
@@ -31,11 +36,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The largest vector a constructor makes: past it (and past
- * MAX_DATA_ELEMENTS in all), an error instead of an allocation the machine
- * cannot satisfy. */
-#define MAX_ELEMENTS 100000000
 
 typedef enum { SYM_PARAM, SYM_DEF, SYM_FN } SymKind;
 
@@ -70,6 +70,7 @@ typedef struct Sema {
   const Fn *defining;                            /* fn whose body is being checked */
   bool in_diff;                                  /* undefined names are free symbols */
   bool loss_failed;                              /* `loss = ...` had errors: stay quiet about it */
+  bool said_full;                                /* the graph's limit was reported */
   CsvFile *csvs;
 } Sema;
 
@@ -334,14 +335,41 @@ static bool bind_args(Sema *s, const Expr *call, const char *const *names, int n
 
 static Node *elab(Sema *s, const Expr *e, Local *locals);
 
-static Node *at(Node *n, const Expr *e) { return n ? ir_at(n, e->span) : NULL; }
+/* Every value, data or not, holds at most MAX_ELEMENTS numbers: the
+ * interpreter, hoisting and the buffers of a training step allocate
+ * whole values. */
+static bool fits(Sema *s, Span span, Shape shape, const char *what) {
+  double numel = (double)shape_numel(shape);
+  if (numel <= MAX_ELEMENTS)
+    return true;
+  char sh[64];
+  diag_error(s->d, span, "%s would make a %s of %.0f numbers; a value holds at most %d", what,
+             shape_str(shape, sh), numel, MAX_ELEMENTS);
+  return false;
+}
+
+static Node *at(Sema *s, Node *n, const Expr *e) {
+  return n && fits(s, e->span, n->shape, "this") ? ir_at(n, e->span) : NULL;
+}
+
+/* The graph has grown to its limit (MAX_NODES): an error at span, where
+ * `what` made it grow; said once, as whatever follows fails alike. */
+static bool graph_too_big(Sema *s, Span span, const char *what) {
+  if (!graph_full(s->g))
+    return false;
+  if (!s->said_full)
+    diag_error(s->d, span, "%s makes the program's expressions larger than the limit of %u nodes",
+               what, s->g->max_nodes);
+  s->said_full = true;
+  return true;
+}
 
 /* NumPy's broadcasting: dimensions aligned from the right (a vector is a
  * row), each pair equal or one of them 1. */
 static bool check_broadcast(Sema *s, Span span, Node *a, Node *b, const char *what) {
   Shape out;
   if (shape_broadcast(a->shape, b->shape, &out))
-    return true;
+    return fits(s, span, out, what);
   char sa[64], sb[64];
   bool vectors = a->shape.rank == 1 && b->shape.rank == 1;
   diag_error(s->d, span, "%s: %s differ: %s and %s%s", what, vectors ? "lengths" : "shapes",
@@ -382,20 +410,31 @@ static bool constant_scalar(Sema *s, const Expr *e, Local *locals, const char *w
 }
 
 /* n with each scalar definition it reads put back as its formula: the
- * definition's data holds its value in the working precision. */
-static Node *as_formulas(Sema *s, Node *n) {
+ * definition's data holds its value in the working precision. `done`
+ * keeps the formula of each leaf (definitions share definitions). */
+static Node *formulas_of(Sema *s, Node *n, NodeMap *done) {
   NodeList order = ir_topo(&n, 1), from = {0}, to = {0};
   for (int k = 0; k < order.n; k++) {
     Node *d = order.items[k];
     if (d->op == OP_DATA && d->shape.rank == 0 && s->p->data[d->slot].defn) {
+      Node *f = nodemap_get(done, d);
+      if (!f)
+        nodemap_put(done, d, f = formulas_of(s, s->p->data[d->slot].defn, done));
       nodelist_push(&from, d);
-      nodelist_push(&to, as_formulas(s, s->p->data[d->slot].defn));
+      nodelist_push(&to, f);
     }
   }
   Node *r = from.n ? ir_subst(s->g, n, from.items, to.items, from.n) : n;
   nodelist_free(&order);
   nodelist_free(&from);
   nodelist_free(&to);
+  return r;
+}
+
+static Node *as_formulas(Sema *s, Node *n) {
+  NodeMap done = {0};
+  Node *r = formulas_of(s, n, &done);
+  nodemap_free(&done);
   return r;
 }
 
@@ -580,7 +619,7 @@ static Node *elab_load_csv(Sema *s, const Expr *call, Expr **args) {
   if (!csv)
     return NULL;
   int cols[csv->ncols + 1], ncols = 0;
-  bool all = !args[1] && !args[2];
+  char err[512];
   if (args[1]) {
     if ((cols[ncols++] = csv_column_index(s, csv, path, args[1])) < 0)
       return NULL;
@@ -598,39 +637,22 @@ static Node *elab_load_csv(Sema *s, const Expr *call, Expr **args) {
       return NULL;
     }
   } else {
-    for (int c = 0; c < csv->ncols; c++)
-      cols[ncols++] = c;
+    for (int c = 0; c < csv->ncols; c++)         /* a column of names is not data */
+      if (dlrt_csv_numeric(csv, c, err, sizeof err) == 0)
+        cols[ncols++] = c;
+    if (!ncols) {
+      diag_error(s->d, call->span, "'%s' has no numeric column", path);
+      return NULL;
+    }
   }
   if (!budget(s, call->span, (int64_t)csv->nrows * ncols))
     return NULL;
-  int64_t rows = csv->nrows;
-  double *column = malloc(sizeof(double) * (size_t)(rows + 1));
-  Tensor t = tensor_alloc(args[1] ? shape_vector(rows) : shape_matrix(rows, ncols));
-  int kept = 0;
-  for (int k = 0; k < ncols; k++) {
-    char err[512];
-    if (dlrt_csv_column(csv, cols[k], column, s->p->opts.f64, err, sizeof err) != 0) {
-      if (all)                                   /* a column of names: not data */
-        continue;
-      diag_error(s->d, call->span, "%s: %s", path, err);
-      free(column);
-      free(t.v);
-      return NULL;
-    }
-    for (int64_t i = 0; i < rows; i++)
-      t.v[i * (args[1] ? 1 : ncols) + kept] = column[i];
-    kept++;
-  }
-  free(column);
-  if (all && kept < ncols) {                     /* close the gaps the skipped columns left */
-    if (!kept) {
-      diag_error(s->d, call->span, "'%s' has no numeric column", path);
-      free(t.v);
-      return NULL;
-    }
-    for (int64_t i = 0; i < rows; i++)
-      memmove(t.v + i * kept, t.v + i * ncols, sizeof(double) * (size_t)kept);
-    t.shape = shape_matrix(rows, kept);
+  /* The numbers go straight from the file into the tensor. */
+  Tensor t = tensor_alloc(args[1] ? shape_vector(csv->nrows) : shape_matrix(csv->nrows, ncols));
+  if (dlrt_csv_columns(csv, cols, ncols, t.v, s->p->opts.f64, err, sizeof err) != 0) {
+    diag_error(s->d, call->span, "%s: %s", path, err);
+    free(t.v);
+    return NULL;
   }
   return data_leaf(s, t, source_text(s, call));
 }
@@ -756,24 +778,82 @@ static Node *elementwise_diff(Graph *g, Node *e, Node *wrt) {
   return ir_subst(g, d, &wide, &wrt, 1);
 }
 
+/* ---- fn calls, each made once */
+
+/* A call made already: fn with these actual arguments. Equal arguments
+ * are one node (hash-consing), so a call is inlined once however often it
+ * is written: a chain of fns that each call the one before twice would
+ * otherwise take time exponential in its length. A call that failed is
+ * remembered only for the rest of the sema_program run that reported why
+ * (a REPL line after it gets the errors again). */
+typedef struct FnCall {
+  const Fn *fn;
+  Node **actuals;                                /* [fn->arity], in the program's arena */
+  Node *result;                                  /* NULL: it failed */
+  unsigned run;                                  /* the sema_program run that made it */
+  unsigned hash;
+  struct FnCall *next;                           /* in its bucket */
+} FnCall;
+
+typedef struct FnMemo {
+  FnCall **buckets;                              /* malloc'd */
+  unsigned nbuckets, n;
+  unsigned run;                                  /* sema_program runs so far */
+} FnMemo;
+
+static unsigned call_hash(const Fn *fn, Node *const *actuals) {
+  unsigned h = (unsigned)((uintptr_t)fn >> 4) * 0x9e3779b1u;
+  for (int i = 0; i < fn->arity; i++)
+    h = (h ^ actuals[i]->id) * 0x85ebca6bu;
+  return h ^ (h >> 15);
+}
+
+static FnCall *memo_find(FnMemo *m, const Fn *fn, Node *const *actuals, unsigned h) {
+  for (FnCall *c = m->nbuckets ? m->buckets[h & (m->nbuckets - 1)] : NULL; c; c = c->next)
+    if (c->hash == h && c->fn == fn &&
+        memcmp(c->actuals, actuals, sizeof(Node *) * (size_t)fn->arity) == 0)
+      return c;
+  return NULL;
+}
+
+static void memo_grow(FnMemo *m) {
+  unsigned nb = m->nbuckets ? m->nbuckets * 2 : 256;
+  FnCall **buckets = calloc(nb, sizeof *buckets);
+  for (unsigned i = 0; i < m->nbuckets; i++)
+    for (FnCall *c = m->buckets[i], *next; c; c = next) {
+      next = c->next;
+      c->next = buckets[c->hash & (nb - 1)];
+      buckets[c->hash & (nb - 1)] = c;
+    }
+  free(m->buckets);
+  m->buckets = buckets;
+  m->nbuckets = nb;
+}
+
+static void memo_put(Sema *s, const Fn *fn, Node *const *actuals, unsigned h, Node *result) {
+  FnMemo *m = s->p->fn_memo;
+  FnCall *c = memo_find(m, fn, actuals, h);
+  if (!c) {
+    if (m->n + 1 > m->nbuckets)
+      memo_grow(m);
+    c = arena_alloc(s->p->arena, sizeof *c);
+    c->fn = fn;
+    c->hash = h;
+    c->actuals = arena_alloc(s->p->arena, sizeof(Node *) * (size_t)(fn->arity + 1));
+    memcpy(c->actuals, actuals, sizeof(Node *) * (size_t)fn->arity);
+    c->next = m->buckets[h & (m->nbuckets - 1)];
+    m->buckets[h & (m->nbuckets - 1)] = c;
+    m->n++;
+  }
+  c->result = result;
+  c->run = m->run;
+}
+
 /* A call node. A param the body uses directly (not through an argument)
  * becomes one more argument of the call, with the body's derivative as its
  * partial, so that its gradient flows like the written arguments'. */
-static Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn, Local *locals) {
+static Node *inline_call(Sema *s, const Fn *fn, Node *const *actuals) {
   int n = fn->arity;
-  Expr *args[n + 1];
-  if (!bind_args(s, call, fn->formals, n, n, fn->name, args))
-    return NULL;
-  Node *actuals[n + 1];
-  bool ok = true;
-  for (int i = 0; i < n; i++)
-    ok &= (actuals[i] = elab(s, args[i], locals)) != NULL;
-  if (!ok)
-    return NULL;
-  for (int i = 1; i < n; i++)
-    for (int j = 0; j < i; j++)
-      if (!check_broadcast(s, call->span, actuals[j], actuals[i], "the arguments of this call"))
-        return NULL;
   if (!fn->elementwise)          /* a plain expression: the gradient flows through the body */
     return elab_body(s, fn, actuals);
   Node *body, *body_vars, *hand[n + 1], *sym[n + 1], *var_nodes[n + 1];
@@ -798,17 +878,49 @@ static Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn, Local *locals
   return r;
 }
 
-/* Does the hoisted definition behind data leaf d depend on target? */
-static bool computed_from(Sema *s, Node *d, Node *target) {
+static Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn, Local *locals) {
+  int n = fn->arity;
+  Expr *args[n + 1];
+  if (!bind_args(s, call, fn->formals, n, n, fn->name, args))
+    return NULL;
+  Node *actuals[n + 1];
+  bool ok = true;
+  for (int i = 0; i < n; i++)
+    ok &= (actuals[i] = elab(s, args[i], locals)) != NULL;
+  if (!ok)
+    return NULL;
+  for (int i = 1; i < n; i++)
+    for (int j = 0; j < i; j++)
+      if (!check_broadcast(s, call->span, actuals[j], actuals[i], "the arguments of this call"))
+        return NULL;
+  unsigned h = call_hash(fn, actuals);
+  FnCall *made = memo_find(s->p->fn_memo, fn, actuals, h);
+  if (made && (made->result || made->run == s->p->fn_memo->run))
+    return made->result;
+  Node *r = inline_call(s, fn, actuals);
+  if (graph_too_big(s, call->span, "this call"))
+    r = NULL;
+  memo_put(s, fn, actuals, h, r);
+  return r;
+}
+
+/* Does the hoisted definition behind data leaf d depend on target? The
+ * answers go in `seen` (1 + the answer, by leaf): definitions share
+ * definitions, and each is looked into once. */
+static bool computed_from(Sema *s, Node *d, Node *target, NodeMap *seen) {
+  void *known = nodemap_get(seen, d);
+  if (known)
+    return (intptr_t)known - 1;
   Node *defn = s->p->data[d->slot].defn;
-  if (!defn)
-    return false;
-  NodeList order = ir_topo(&defn, 1);
   bool found = false;
-  for (int k = 0; k < order.n && !found; k++)
-    found = order.items[k] == target ||
-            (order.items[k]->op == OP_DATA && computed_from(s, order.items[k], target));
-  nodelist_free(&order);
+  if (defn) {
+    NodeList order = ir_topo(&defn, 1);
+    for (int k = 0; k < order.n && !found; k++)
+      found = order.items[k] == target ||
+              (order.items[k]->op == OP_DATA && computed_from(s, order.items[k], target, seen));
+    nodelist_free(&order);
+  }
+  nodemap_put(seen, d, (void *)(intptr_t)(found + 1));
   return found;
 }
 
@@ -816,11 +928,12 @@ static bool computed_from(Sema *s, Node *d, Node *target) {
  * from the target, d e / d target goes through it: such leaves are opened
  * up into their expressions, until none is left between e and the target. */
 static Node *expand_toward(Sema *s, Node *e, Node *target) {
+  NodeMap seen = {0};
   for (;;) {
     NodeList order = ir_topo(&e, 1), from = {0}, to = {0};
     for (int k = 0; k < order.n; k++) {
       Node *d = order.items[k];
-      if (d->op == OP_DATA && d != target && computed_from(s, d, target)) {
+      if (d->op == OP_DATA && d != target && computed_from(s, d, target, &seen)) {
         nodelist_push(&from, d);
         nodelist_push(&to, s->p->data[d->slot].defn);
       }
@@ -831,9 +944,36 @@ static Node *expand_toward(Sema *s, Node *e, Node *target) {
     nodelist_free(&order);
     nodelist_free(&from);
     nodelist_free(&to);
-    if (!opened)
+    if (!opened) {
+      nodemap_free(&seen);
       return e;
+    }
   }
+}
+
+/* The first node of e that depends on wrt and combines several elements
+ * of its arguments (a sum, a product, a slice...); NULL when e is
+ * elementwise in wrt, as elementwise_diff needs. */
+static const Node *mixing_use(Node *e, const Node *wrt) {
+  NodeList order = ir_topo(&e, 1);
+  NodeMap depends = {0};
+  const Node *mixes = NULL;
+  for (int k = 0; k < order.n && !mixes; k++) {
+    Node *n = order.items[k];
+    bool dep = n == wrt;
+    for (int i = 0; i < n->nargs && !dep; i++)
+      dep = nodemap_get(&depends, n->args[i]) != NULL;
+    if (!dep)
+      continue;
+    nodemap_put(&depends, n, n);
+    OpKind kind = op_info[n->op].kind;
+    if (kind == K_REDUCE || kind == K_AXIS || n->op == OP_MATMUL || n->op == OP_TRANSPOSE ||
+        n->op == OP_SLICE || n->op == OP_PAD)
+      mixes = n;
+  }
+  nodelist_free(&order);
+  nodemap_free(&depends);
+  return mixes;
 }
 
 static Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals) {
@@ -848,7 +988,18 @@ static Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals) {
   s->in_diff = was;
   if (!e || !wrt)
     return NULL;
-  return simplify_node(s->g, elementwise_diff(s->g, expand_toward(s, e, wrt), wrt));
+  e = expand_toward(s, e, wrt);
+  if (wrt->shape.rank == 0 && e->shape.rank > 0 && mixing_use(e, wrt)) {
+    diag_error(s->d, call->span,
+               "diff of a vector by a scalar goes element by element, but this vector mixes its "
+               "elements (a sum, a product, a softmax...) where it depends on '%s'; differentiate "
+               "a scalar of it, such as its sum, or each element", args[1]->name);
+    return NULL;
+  }
+  /* Linear in e's DAG, but a derivative can be several times the size of
+   * what it differentiates: nested diffs grow geometrically. */
+  Node *d = simplify_node(s->g, elementwise_diff(s->g, e, wrt));
+  return graph_too_big(s, call->span, "this diff") ? NULL : d;
 }
 
 /* ---- matrices */
@@ -897,7 +1048,10 @@ static Node *reduce(Graph *g, Op op, Node *x, int axis) {
  * so that exp cannot overflow. */
 static Node *logsumexp_keep(Graph *g, Node *x, int axis) {
   Node *m = ir_unary(g, OP_NOGRAD, reduce_keep(g, OP_RMAX, x, axis));
-  Node *shifted = ir_binary(g, OP_SUB, vector_as_row(g, x), m);
+  /* Over all of x (axis -1): its elements as one row, as reduce_keep
+   * reads them. */
+  Node *rows = axis < 0 ? ir_reshape(g, x, shape_matrix(1, shape_numel(x->shape))) : vector_as_row(g, x);
+  Node *shifted = ir_binary(g, OP_SUB, rows, m);
   return ir_binary(g, OP_ADD, m, ir_unary(g, OP_LOG, reduce_keep(g, OP_RSUM, ir_unary(g, OP_EXP, shifted), axis < 0 ? 1 : axis)));
 }
 
@@ -1324,7 +1478,7 @@ static Node *elab_name(Sema *s, const Expr *e, Local *locals) {
 static Node *elab(Sema *s, const Expr *e, Local *locals) {
   switch (e->kind) {
   case EX_NUM:
-    return at(ir_const(s->g, e->num), e);
+    return at(s, ir_const(s->g, e->num), e);
   case EX_NAME:
     return elab_name(s, e, locals);
   case EX_STR:
@@ -1338,26 +1492,26 @@ static Node *elab(Sema *s, const Expr *e, Local *locals) {
                  shape_str(x->shape, sh));
       return NULL;
     }
-    return x ? at(ir_unary(s->g, e->op, x), e) : NULL;
+    return x ? at(s, ir_unary(s->g, e->op, x), e) : NULL;
   }
   case EX_BINARY: {
     Node *a = elab(s, e->lhs, locals), *b = elab(s, e->rhs, locals);
     if (!a || !b)
       return NULL;
     if (e->op == OP_MATMUL)
-      return at(elab_matmul(s, e, a, b), e);
+      return at(s, elab_matmul(s, e, a, b), e);
     char what[32];
     snprintf(what, sizeof what, "'%s'", op_info[e->op].spelling);
     if (!check_broadcast(s, e->span, a, b, what))
       return NULL;
-    return at(ir_binary(s->g, e->op, a, b), e);
+    return at(s, ir_binary(s->g, e->op, a, b), e);
   }
   case EX_CALL:
-    return at(elab_call(s, e, locals), e);
+    return at(s, elab_call(s, e, locals), e);
   case EX_INDEX:
-    return at(elab_index(s, e, locals), e);
+    return at(s, elab_index(s, e, locals), e);
   case EX_LIST:
-    return at(elab_list(s, e), e);
+    return at(s, elab_list(s, e), e);
   case EX_SLICE:                                 /* the parser makes them only in indices */
     return NULL;
   }
@@ -1399,6 +1553,8 @@ static void stmt_param(Sema *s, const Stmt *st) {
     diag_error(s->d, st->value->span, "a param's initial value must be a value, not a formula");
     init = NULL;
   }
+  if (init && !budget(s, st->value->span, shape_numel(init->shape)))   /* params are data too */
+    init = NULL;
   Tensor t;
   char *err = NULL;
   if (init && !eval_node(s->p, init, NULL, NULL, 0, &t, &err)) {
@@ -1736,6 +1892,22 @@ static PrintItem *print_item(Sema *s, const char *text, Node *node) {
   return it;
 }
 
+/* A formula prints as a tree (a shared subexpression each time it is
+ * used), which can be exponentially longer than its DAG: past
+ * MAX_FORMULA_TERMS, an error rather than gigabytes of text. */
+static Node *printable(Sema *s, const Expr *e, Node *n) {
+  if (!n || !(n->flags & NODE_HAS_VAR))
+    return n;
+  double terms = ir_tree_size(n);
+  if (terms <= MAX_FORMULA_TERMS)
+    return n;
+  diag_error(s->d, e->span,
+             "this formula is too long to print: %.3g terms written out (from %d distinct ones); "
+             "the limit is %d",
+             terms, ir_count(n), MAX_FORMULA_TERMS);
+  return NULL;
+}
+
 static void stmt_print(Sema *s, const Expr *e, ActionKind kind) {
   Action *a = arena_alloc(s->p->arena, sizeof *a);
   a->kind = kind;
@@ -1752,13 +1924,13 @@ static void stmt_print(Sema *s, const Expr *e, ActionKind kind) {
     if (arg != args)
       tail = &(*tail = print_item(s, " ", NULL))->next;
     if (arg->value->kind != EX_STR) {
-      Node *n = elab(s, arg->value, NULL);
+      Node *n = printable(s, arg->value, elab(s, arg->value, NULL));
       ok &= n != NULL;
       tail = &(*tail = print_item(s, NULL, n))->next;
       continue;
     }
     for (const StrPart *part = arg->value->parts; part; part = part->next) {
-      Node *n = part->expr ? elab(s, part->expr, NULL) : NULL;
+      Node *n = part->expr ? printable(s, part->expr, elab(s, part->expr, NULL)) : NULL;
       ok &= !part->expr || n;
       tail = &(*tail = print_item(s, part->text, n))->next;
     }
@@ -1782,6 +1954,7 @@ Program *program_new(Arena *a, Diags *d, Options opts) {
   Program *p = arena_alloc(a, sizeof *p);
   p->arena = a;
   p->graph = graph_new(a);
+  p->fn_memo = arena_alloc(a, sizeof *p->fn_memo);
   p->diags = d;
   p->opts = opts;
   p->actions_tail = &p->actions;
@@ -1802,6 +1975,7 @@ double program_round(const Program *p, double v) { return dlrt_round(v, p->opts.
 bool sema_program(Program *p, const Stmt *stmts) {
   Sema s = {.p = p, .g = p->graph, .d = p->diags, .syms = p->syms};
   int errors = p->diags->nerrors;
+  p->fn_memo->run++;
   for (const Stmt *st = stmts; st; st = st->next) {
     if (!p->src)
       p->src = st->span.src;
@@ -1812,6 +1986,7 @@ bool sema_program(Program *p, const Stmt *stmts) {
     case ST_LOSS: stmt_loss(&s, st); break;
     case ST_EXPR: stmt_expr(&s, st); break;
     }
+    graph_too_big(&s, st->span, "this statement");
   }
   p->syms = s.syms;
   for (CsvFile *f = s.csvs, *next; f; f = next) {
@@ -1839,6 +2014,7 @@ void program_free(Program *p) {
   free(p->data);
   free(p->fns);
   free(p->sym_buckets);
+  free(p->fn_memo->buckets);
   checkpoint_free(p);
   dlrt_team_free(p->team);
   graph_free(p->graph);

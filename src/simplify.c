@@ -20,9 +20,16 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* Products are flattened at most this many multiplications deep; below
+ * that a product is one factor. A chain of n products (the gradient of
+ * sin(sin(...(a)...))) is then simplified in O(n) rather than O(n^2),
+ * and the normal form still sees any product a person writes. */
+enum { MAX_FLATTEN = 64 };
+
 typedef struct Simp {
   Graph *g;
   int depth;
+  NodeMap waits;                /* node -> 1 + whether it reduces something of a param */
 } Simp;
 
 static Node *simp(Simp *s, Node *n);
@@ -72,21 +79,29 @@ static void add_factor(Factors *f, Node *base, double e) {
   f->expo[f->base.n - 1] = e;
 }
 
-static void collect(Factors *f, Node *n) {
+/* The factors of n, flattening at most *budget products and negations. */
+static void collect_within(Factors *f, Node *n, int *budget) {
   double v;
   n = unwrap(n);
+  bool opens = (n->op == OP_MUL || n->op == OP_NEG) && *budget > 0;
+  *budget -= opens;
   if (const_value(n, &v))
     f->coef *= v;
-  else if (n->op == OP_MUL) {
-    collect(f, n->args[0]);
-    collect(f, n->args[1]);
-  } else if (n->op == OP_NEG) {
+  else if (opens && n->op == OP_MUL) {
+    collect_within(f, n->args[0], budget);
+    collect_within(f, n->args[1], budget);
+  } else if (opens) {
     f->coef = -f->coef;
-    collect(f, n->args[0]);
+    collect_within(f, n->args[0], budget);
   } else if (n->op == OP_POW && const_value(n->args[1], &v) && is_int(v))
     add_factor(f, n->args[0], v);
   else
     add_factor(f, n, 1);
+}
+
+static void collect(Factors *f, Node *n) {
+  int budget = MAX_FLATTEN;
+  collect_within(f, n, &budget);
 }
 
 /* acc * scalars * vectors, left to right (acc may be NULL); NULL for an
@@ -147,40 +162,55 @@ static Node *sum_of_product(Simp *s, Node *n) {
 }
 
 /* -n, when n visibly starts with a minus (a negative constant leading a
- * product or quotient, or a negation); else NULL. So that `a + -2 * b`
- * reads `a - 2 * b`. */
-static Node *negate_lead(Simp *s, Node *n) {
+ * product or quotient, or a negation), looking at most `depth` products
+ * down its left side; else NULL. So that `a + -2 * b` reads `a - 2 * b`. */
+static Node *negate_lead_within(Simp *s, Node *n, int depth) {
   double v;
   if (n->op == OP_CONST && const_value(n, &v) && v < 0)
     return num(s, -v);
   if (n->op == OP_NEG)
     return n->args[0];
-  if (n->op == OP_MUL || n->op == OP_DIV) {
-    Node *lead = negate_lead(s, n->args[0]);
+  if ((n->op == OP_MUL || n->op == OP_DIV) && depth > 0) {
+    Node *lead = negate_lead_within(s, n->args[0], depth - 1);
     return lead ? ir_binary(s->g, n->op, lead, n->args[1]) : NULL;
   }
   return NULL;
 }
 
+/* (Products are at most about 2 * MAX_FLATTEN long once normalized.) */
+static Node *negate_lead(Simp *s, Node *n) { return negate_lead_within(s, n, 2 * MAX_FLATTEN); }
+
+static int known(const Node *n, void *waits) { return nodemap_get(waits, n) != NULL; }
+
+/* Does n reduce something that depends on a param? Answered for all of
+ * n's DAG at once and remembered: each node is looked at once per pass. */
+static bool reduces_param(Simp *s, Node *n) {
+  NodeList order = ir_topo_until(&n, 1, known, &s->waits);
+  for (int k = 0; k < order.n; k++) {
+    Node *m = order.items[k];
+    if (known(m, &s->waits))
+      continue;
+    bool r = op_info[m->op].kind == K_REDUCE && (m->flags & NODE_HAS_PARAM);
+    for (int i = 0; i < m->nargs && !r; i++)
+      r = (intptr_t)nodemap_get(&s->waits, m->args[i]) - 1;
+    nodemap_put(&s->waits, m, (void *)(intptr_t)(r + 1));
+  }
+  nodelist_free(&order);
+  return (intptr_t)nodemap_get(&s->waits, n) - 1;
+}
+
 /* Is c a scalar that a training step knows only after a pass over the data
  * (it reduces something that depends on a param)? */
-static bool waits_for_loop(Node *c) {
-  if (c->shape.rank != 0 || !(c->flags & NODE_HAS_PARAM))
-    return false;
-  NodeList order = ir_topo(&c, 1);
-  bool found = false;
-  for (int k = 0; k < order.n && !found; k++)
-    found = op_info[order.items[k]->op].kind == K_REDUCE && (order.items[k]->flags & NODE_HAS_PARAM);
-  nodelist_free(&order);
-  return found;
+static bool waits_for_loop(Simp *s, Node *c) {
+  return c->shape.rank == 0 && (c->flags & NODE_HAS_PARAM) && reduces_param(s, c);
 }
 
 /* The operand of a + c, a - c or c - a that waits for a loop, if any. */
-static int scalar_side(const Node *n) {
+static int scalar_side(Simp *s, const Node *n) {
   if (n->op != OP_ADD && n->op != OP_SUB)
     return -1;
   for (int i = 0; i < 2; i++)
-    if (n->args[1 - i]->shape.rank > 0 && waits_for_loop(unwrap(n->args[i])))
+    if (n->args[1 - i]->shape.rank > 0 && waits_for_loop(s, unwrap(n->args[i])))
       return i;
   return -1;
 }
@@ -196,7 +226,7 @@ static Node *distribute_sum(Simp *s, Node *n) {
   collect(&f, arg);
   int k = -1, side = -1;
   for (int i = 0; i < f.base.n && k < 0; i++)
-    if (f.expo[i] == 1 && (side = scalar_side(f.base.items[i])) >= 0)
+    if (f.expo[i] == 1 && (side = scalar_side(s, f.base.items[i])) >= 0)
       k = i;
   Node *r = n;
   if (k >= 0) {
@@ -319,6 +349,9 @@ static Node *simp(Simp *s, Node *n) {
   return n;
 }
 
+/* Each node is rewritten once, from its rewritten arguments, with local
+ * rules of bounded work: linear in the DAG. A graph grown to its limit
+ * leaves the rest as it was (the caller reports the limit). */
 void simplify(Graph *g, Node **roots, int nroots) {
   Simp s = {.g = g};
   NodeMap done = {0};
@@ -326,7 +359,7 @@ void simplify(Graph *g, Node **roots, int nroots) {
   for (int k = 0; k < order.n; k++) {
     Node *n = order.items[k];
     Node *r = n;
-    if (n->nargs) {
+    if (n->nargs && !graph_full(g)) {
       Node *args[n->nargs];
       for (int i = 0; i < n->nargs; i++)
         args[i] = nodemap_get(&done, n->args[i]);
@@ -339,6 +372,7 @@ void simplify(Graph *g, Node **roots, int nroots) {
       roots[i] = nodemap_get(&done, roots[i]);
   nodelist_free(&order);
   nodemap_free(&done);
+  nodemap_free(&s.waits);
 }
 
 Node *simplify_node(Graph *g, Node *n) {

@@ -866,6 +866,50 @@ START_TEST(fncall_nested) {
 }
 END_TEST
 
+/* ---- size: linear in the DAG */
+
+/* f_k = sin(f_{k-1}) + sin(f_{k-1}) under a where: each adjoint is a sum
+ * of a masked sum with itself, a DAG of k nodes that is 2^k as a tree.
+ * Keeping the masks outermost looks at each part once (it walked the
+ * tree: 40 levels never finished), and the derivative is right. */
+START_TEST(masked_shared_sums) {
+  enum { LEVELS = 40 };
+  Node *t = scalar_var("t", 0), *f = t;
+  for (int k = 0; k < LEVELS; k++) {
+    Node *s = ir_unary(fx.g, OP_SIN, f);
+    f = ir_binary(fx.g, OP_ADD, s, s);
+  }
+  Node *out = ir_where(fx.g, ir_binary(fx.g, OP_GT, t, ir_const(fx.g, 0)), f, ir_const(fx.g, 0));
+  unsigned before = fx.g->nnodes;
+  Node *g = diff_node(fx.g, out, t);
+  ck_assert_msg(fx.g->nnodes - before < 30 * LEVELS, "%u nodes for %d levels",
+                fx.g->nnodes - before, LEVELS);
+  double at = 0.3, v = at, dv = 1;                /* forward mode, by hand */
+  for (int k = 0; k < LEVELS; k++) {
+    dv *= 2 * cos(v);
+    v = 2 * sin(v);
+  }
+  double got = eval_scalar(g, &t, &at, 1), simple = eval_scalar(simplify_node(fx.g, g), &t, &at, 1);
+  ck_assert_msg(close_to(got, dv, 1e-9) && close_to(simple, dv, 1e-9),
+                "d/dt at 0.3: raw %.17g, simplified %.17g, want %.17g", got, simple, dv);
+}
+END_TEST
+
+/* A graph at its limit stops a differentiation early (the caller reports
+ * it) instead of growing on. */
+START_TEST(stops_at_the_graph_limit) {
+  Node *t = scalar_var("t", 0), *f = t;
+  for (int k = 0; k < 200; k++)
+    f = ir_unary(fx.g, OP_SIN, ir_binary(fx.g, OP_MUL, f, f));
+  fx.g->max_nodes = fx.g->nnodes + 50;
+  Node *g = diff_node(fx.g, f, t);
+  ck_assert_ptr_nonnull(g);
+  ck_assert(graph_full(fx.g));
+  ck_assert_msg(fx.g->nnodes < fx.g->max_nodes + 20, "%u nodes past a limit of %u",
+                fx.g->nnodes, fx.g->max_nodes);
+}
+END_TEST
+
 static Suite *diff_suite(void) {
   Suite *s = suite_create("diff");
 
@@ -918,6 +962,12 @@ static Suite *diff_suite(void) {
   tcase_add_test(tc, fncall_body_uses_param);
   tcase_add_test(tc, fncall_composed);
   tcase_add_test(tc, fncall_nested);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("size");
+  tcase_add_checked_fixture(tc, fx_setup_f64, fx_teardown);
+  tcase_add_test(tc, masked_shared_sums);
+  tcase_add_test(tc, stops_at_the_graph_limit);
   suite_add_tcase(s, tc);
   return s;
 }

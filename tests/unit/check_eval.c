@@ -420,6 +420,24 @@ START_TEST(deep_expression) {
 }
 END_TEST
 
+/* A value that cannot be allocated is an error naming its shape, not a
+ * crash: here one past MAX_ELEMENTS (sema never makes one; the guard is
+ * the path a failed malloc takes), under a sum, so that the tensors
+ * already computed are freed on the way out. */
+START_TEST(no_memory_is_an_error) {
+  Node *big = ir_broadcast(fx.g, ir_binary(fx.g, OP_ADD, scalar_var("x", 0), c(1)),
+                           shape_matrix(100000, 100000));
+  Node *x = scalar_var("x", 0);
+  double xv = 1;
+  Tensor t;
+  char *err = NULL;
+  ck_assert(!eval_node(fx.prog, ir_unary(fx.g, OP_SUM, big), &x, &xv, 1, &t, &err));
+  ck_assert_msg(err && strstr(err, "out of memory") && strstr(err, "matrix[100000, 100000]"),
+                "message: %s", err ? err : "(none)");
+  free(err);
+}
+END_TEST
+
 static Suite *eval_suite(void) {
   Suite *s = suite_create("eval");
 
@@ -457,6 +475,7 @@ static Suite *eval_suite(void) {
   tcase_add_test(tc, fncall_is_its_body);
   tcase_add_test(tc, free_symbol_is_an_error);
   tcase_add_test(tc, deep_expression);
+  tcase_add_test(tc, no_memory_is_an_error);
   suite_add_tcase(s, tc);
   return s;
 }

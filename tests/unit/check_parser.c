@@ -296,6 +296,27 @@ START_TEST(test_crlf) {
 }
 END_TEST
 
+/* A carriage return that ends no CRLF: one error, where it is, whether
+ * the whole file has CR-only line ends (classic Mac) or one line has a
+ * stray one; a CR in a comment too, since it could end the comment. */
+START_TEST(test_bare_cr) {
+  parse("x = 1\rprint(x)\ry = 2 +\r");
+  ck_assert_int_eq(D.nerrors, 1);
+  check_diag(0, "1:6", "a carriage return without a line feed (classic Mac line ends?)");
+  teardown();
+  setup();
+  parse("# model\rx = 1\r");
+  ck_assert_int_eq(D.nerrors, 1);
+  check_diag(0, "1:8", "save the file with LF or CRLF line ends");
+  teardown();
+  setup();
+  Stmt *s = parse("a = 1\nb = 2 \r+ 3\nc = 4\n");
+  ck_assert_int_eq(D.nerrors, 1);
+  check_diag(0, "2:7", "a carriage return without a line feed");
+  ck_assert_int_eq(count(s), 2);
+}
+END_TEST
+
 /* ---- fn and deriv */
 
 START_TEST(test_fn_deriv) {
@@ -613,7 +634,7 @@ static Suite *parser_suite(void) {
       {"numbers", {test_numbers, test_bad_numbers}},
       {"operators", {test_precedence, test_calls, test_chained_comparison}},
       {"newlines", {test_statement_kinds, test_continuation, test_newline_ends_statement,
-                    test_separators, test_crlf}},
+                    test_separators, test_crlf, test_bare_cr}},
       {"fn", {test_fn_deriv, test_fn_several_derivs, test_deriv_without_fn}},
       {"strings", {test_interpolation, test_string_forms, test_string_errors,
                    test_unterminated_at_eof}},

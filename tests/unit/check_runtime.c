@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A test-local generator, so the format tests do not lean on dlrt's. */
@@ -349,12 +350,14 @@ static const char *csv_error(const char *text) {
   DlrtCsv csv;
   err[0] = '\0';
   ck_assert_int_eq(dlrt_csv_read(write_csv("bad.csv", text), &csv, err, sizeof err), -1);
-  ck_assert_ptr_null(csv.cells);
+  ck_assert_ptr_null(csv.header);
+  ck_assert_ptr_null(csv.file);
   return err;
 }
 
-static const char *cell(const DlrtCsv *csv, int64_t row, int col) {
-  return csv->cells[row * csv->ncols + col];
+/* Column col of csv into out; dlrt_csv_columns's result. */
+static int column(DlrtCsv *csv, int col, double *out, int f64) {
+  return dlrt_csv_columns(csv, &col, 1, out, f64, err, sizeof err);
 }
 
 START_TEST(csv_header_by_name) {
@@ -369,10 +372,13 @@ START_TEST(csv_header_by_name) {
   ck_assert_int_eq(dlrt_csv_find(&csv, "y"), 1);
   ck_assert_int_eq(dlrt_csv_find(&csv, "z"), -1);
   double y[2];
-  ck_assert_int_eq(dlrt_csv_column(&csv, 1, y, 1, err, sizeof err), 0);
+  ck_assert_int_eq(column(&csv, 1, y, 1), 0);
   ck_assert(y[0] == 2.5 && y[1] == -400);
-  ck_assert_int_eq(csv.line[0], 2);
-  ck_assert_int_eq(csv.line[1], 3);
+  /* Several columns, one twice, in one pass: a matrix row by row. */
+  int cols[] = {1, 0, 1};
+  double m[6];
+  ck_assert_int_eq(dlrt_csv_columns(&csv, cols, 3, m, 1, err, sizeof err), 0);
+  ck_assert(m[0] == 2.5 && m[1] == 1 && m[2] == 2.5 && m[3] == -400 && m[4] == 3 && m[5] == -400);
   dlrt_csv_free(&csv);
 }
 END_TEST
@@ -384,13 +390,11 @@ START_TEST(csv_no_header_by_index) {
   ck_assert_ptr_null(csv.header);
   ck_assert_int_eq(csv.nrows, 3);
   ck_assert_int_eq(dlrt_csv_find(&csv, "1"), -1);
-  ck_assert_str_eq(cell(&csv, 0, 0), "1");
-  ck_assert_str_eq(cell(&csv, 1, 1), "4");
   double v[3];
-  ck_assert_int_eq(dlrt_csv_column(&csv, 1, v, 0, err, sizeof err), 0);
+  ck_assert_int_eq(column(&csv, 1, v, 0), 0);
   ck_assert(v[0] == (double)0.1f && v[1] == 4 && isinf(v[2]));
-  ck_assert_int_eq(dlrt_csv_column(&csv, 0, v, 1, err, sizeof err), 0);
-  ck_assert(isnan(v[2]));
+  ck_assert_int_eq(column(&csv, 0, v, 1), 0);
+  ck_assert(v[0] == 1 && v[1] == 3 && isnan(v[2]));
   dlrt_csv_free(&csv);
 }
 END_TEST
@@ -400,19 +404,23 @@ START_TEST(csv_quoted) {
   const char *text = "name,value\n"
                      "\"a,b\",1\n"
                      "\"say \"\"hi\"\"\" ,2\n"
-                     "\"two\nlines\",3\n"
-                     "\"\",4\n";
+                     "\"two\nlines\",\"3\"\n"
+                     "\"\",4\n"
+                     "x,five\n";
   ck_assert_int_eq(dlrt_csv_read(write_csv("q.csv", text), &csv, err, sizeof err), 0);
-  ck_assert_int_eq(csv.nrows, 4);
-  ck_assert_str_eq(cell(&csv, 0, 0), "a,b");
-  ck_assert_str_eq(cell(&csv, 1, 0), "say \"hi\"");
-  ck_assert_str_eq(cell(&csv, 2, 0), "two\nlines");
-  ck_assert_str_eq(cell(&csv, 3, 0), "");
-  ck_assert_int_eq(csv.line[2], 4);
-  ck_assert_int_eq(csv.line[3], 6);
-  double v[4];
-  ck_assert_int_eq(dlrt_csv_column(&csv, 0, v, 1, err, sizeof err), -1);
+  ck_assert_int_eq(csv.nrows, 5);
+  ck_assert_int_eq(dlrt_csv_numeric(&csv, 0, err, sizeof err), -1);
   ck_assert_str_eq(err, "line 2, column 'name': 'a,b' is not a number");
+  /* The quoted line end moves the lines after it. */
+  double v[5];
+  ck_assert_int_eq(column(&csv, 1, v, 1), -1);
+  ck_assert_str_eq(err, "line 7, column 'value': 'five' is not a number");
+  dlrt_csv_free(&csv);
+  ck_assert_int_eq(dlrt_csv_read(write_csv("q.csv", "x\n\"say \"\"hi\"\"\"\n1\n"), &csv, err,
+                                 sizeof err),
+                   0);
+  ck_assert_int_eq(dlrt_csv_numeric(&csv, 0, err, sizeof err), -1);
+  ck_assert_str_eq(err, "line 2, column 'x': 'say \"hi\"' is not a number");
   dlrt_csv_free(&csv);
 }
 END_TEST
@@ -422,12 +430,18 @@ START_TEST(csv_crlf_and_blank_lines) {
   const char *path = write_csv("c.csv", "a,b\r\n1,2\r\n\r\n  \n3,\"4\r\n5\"\r\n\n6,7");
   ck_assert_int_eq(dlrt_csv_read(path, &csv, err, sizeof err), 0);
   ck_assert_int_eq(csv.nrows, 3);
-  ck_assert_str_eq(cell(&csv, 0, 1), "2");
-  ck_assert_str_eq(cell(&csv, 1, 1), "4\r\n5");
-  ck_assert_str_eq(cell(&csv, 2, 1), "7");
-  ck_assert_int_eq(csv.line[0], 2);
-  ck_assert_int_eq(csv.line[1], 5);
-  ck_assert_int_eq(csv.line[2], 8);
+  double v[3];
+  ck_assert_int_eq(column(&csv, 0, v, 1), 0);
+  ck_assert(v[0] == 1 && v[1] == 3 && v[2] == 6);
+  /* A control character is shown escaped. */
+  ck_assert_int_eq(column(&csv, 1, v, 1), -1);
+  ck_assert_str_eq(err, "line 5, column 'b': '4\\x0D\\x0A5' is not a number");
+  dlrt_csv_free(&csv);
+  path = write_csv("c.csv", "a\r\n\r\n1\r\n\"\r\n\"\r\n\r\nx");
+  ck_assert_int_eq(dlrt_csv_read(path, &csv, err, sizeof err), 0);
+  ck_assert_int_eq(csv.nrows, 3);
+  ck_assert_int_eq(column(&csv, 0, v, 1), -1);
+  ck_assert_str_eq(err, "line 4, column 'a': '\\x0D\\x0A' is not a number");
   dlrt_csv_free(&csv);
 }
 END_TEST
@@ -444,6 +458,9 @@ START_TEST(csv_bom) {
                                  sizeof err),
                    0);
   ck_assert_ptr_null(csv.header);
+  double v[1];
+  ck_assert_int_eq(column(&csv, 0, v, 1), 0);
+  ck_assert(v[0] == 1);
   dlrt_csv_free(&csv);
 }
 END_TEST
@@ -471,24 +488,103 @@ START_TEST(csv_errors) {
 }
 END_TEST
 
+/* What is not CSV text says what it looks like. */
+START_TEST(csv_not_text) {
+  const char *cr = "a carriage return without a line feed";
+  ck_assert_ptr_nonnull(strstr(csv_error("x,y\r1,2\r3,4\r"), cr));
+  ck_assert_ptr_eq(strstr(csv_error("x,y\n1,2\n3,4\r5,6\n"), cr), err + strlen("line 3: "));
+  ck_assert(strncmp(err, "line 3: ", 8) == 0);
+  DlrtCsv csv;
+  err[0] = '\0';
+  const char nul[] = "x\n1\0002\n";
+  FILE *f = fopen(write_csv("nul.csv", ""), "wb");
+  fwrite(nul, 1, sizeof nul - 1, f);
+  fclose(f);
+  char path[256];
+  snprintf(path, sizeof path, "%s/nul.csv", tmpdir);
+  ck_assert_int_eq(dlrt_csv_read(path, &csv, err, sizeof err), -1);
+  ck_assert_str_eq(err, "line 2: a NUL byte: this is not UTF-8 text (UTF-16? a binary file?)");
+  const char utf16le[] = "x\0,\0y\0\n\0001\0,\0002\0\n\0";
+  f = fopen(path, "wb");
+  fwrite(utf16le, 1, sizeof utf16le - 1, f);
+  fclose(f);
+  ck_assert_int_eq(dlrt_csv_read(path, &csv, err, sizeof err), -1);
+  ck_assert_str_eq(err, "line 1: a NUL byte: this is not UTF-8 text (UTF-16? a binary file?)");
+  ck_assert_str_eq(csv_error("\xFF\xFEx\0\n\0"),
+                   "this is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8");
+}
+END_TEST
+
+/* Only regular files: a FIFO would block until a writer came, a device
+ * never end. */
+START_TEST(csv_not_regular) {
+  DlrtCsv csv;
+  char want[512];
+  ck_assert_int_eq(dlrt_csv_read(tmpdir, &csv, err, sizeof err), -1);
+  snprintf(want, sizeof want, "cannot open '%s': it is a directory", tmpdir);
+  ck_assert_str_eq(err, want);
+  char fifo[256];
+  snprintf(fifo, sizeof fifo, "%s/fifo.csv", tmpdir);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  ck_assert_int_eq(dlrt_csv_read(fifo, &csv, err, sizeof err), -1);
+  ck_assert_ptr_nonnull(strstr(err, "it is a FIFO, not a regular file"));
+  ck_assert_int_eq(dlrt_csv_read("/dev/zero", &csv, err, sizeof err), -1);
+  ck_assert_str_eq(err, "cannot open '/dev/zero': it is a device, not a regular file");
+}
+END_TEST
+
 START_TEST(csv_bad_cells) {
   DlrtCsv csv;
   double v[3];
   const char *path = write_csv("h.csv", "x,y\n1,2\n3,abc\n4,\n");
   ck_assert_int_eq(dlrt_csv_read(path, &csv, err, sizeof err), 0);
-  ck_assert_int_eq(dlrt_csv_column(&csv, 1, v, 1, err, sizeof err), -1);
+  ck_assert_int_eq(column(&csv, 1, v, 1), -1);
   ck_assert_str_eq(err, "line 3, column 'y': 'abc' is not a number");
-  ck_assert_int_eq(dlrt_csv_column(&csv, 0, v, 1, err, sizeof err), 0);
+  ck_assert_int_eq(column(&csv, 0, v, 1), 0);
   dlrt_csv_free(&csv);
 
   path = write_csv("e.csv", "1,2,3\n4,5,\n");
   ck_assert_int_eq(dlrt_csv_read(path, &csv, err, sizeof err), 0);
-  ck_assert_int_eq(dlrt_csv_column(&csv, 2, v, 1, err, sizeof err), -1);
+  ck_assert_int_eq(column(&csv, 2, v, 1), -1);
   ck_assert_str_eq(err, "line 2, column 2: '' is not a number");
   /* A short buffer gets a truncated message, never an overflow. */
   char small[8];
-  ck_assert_int_eq(dlrt_csv_column(&csv, 2, v, 1, small, sizeof small), -1);
+  ck_assert_int_eq(dlrt_csv_numeric(&csv, 2, small, sizeof small), -1);
   ck_assert_str_eq(small, "line 2,");
+  dlrt_csv_free(&csv);
+}
+END_TEST
+
+/* A field longer than is kept is no number, and its text is cut; a line of
+ * more fields than the limit stops the reading. */
+START_TEST(csv_long_fields) {
+  char *text = malloc(700000);
+  strcpy(text, "x\n1\n");
+  memset(text + 4, '7', 5000);
+  strcpy(text + 5004, "\n");
+  DlrtCsv csv;
+  ck_assert_int_eq(dlrt_csv_read(write_csv("l.csv", text), &csv, err, sizeof err), 0);
+  ck_assert_int_eq(dlrt_csv_numeric(&csv, 0, err, sizeof err), -1);
+  ck_assert_ptr_nonnull(strstr(err, "line 3, column 'x': '7777777"));
+  ck_assert_ptr_nonnull(strstr(err, "777...' is not a number"));
+  dlrt_csv_free(&csv);
+  for (int i = 0; i < 100001; i++)
+    memcpy(text + 2 * i, "1,", 2);
+  strcpy(text + 200001, "\n");
+  ck_assert_str_eq(csv_error(text), "line 1 has more than 100000 fields");
+  free(text);
+}
+END_TEST
+
+/* The second pass finds the file as the first left it, or says so. */
+START_TEST(csv_changed) {
+  DlrtCsv csv;
+  const char *path = write_csv("g.csv", "x\n1\n2\n");
+  ck_assert_int_eq(dlrt_csv_read(path, &csv, err, sizeof err), 0);
+  write_csv("g.csv", "x\n1\n2\n3\n");
+  double v[3];
+  ck_assert_int_eq(column(&csv, 0, v, 1), -1);
+  ck_assert_str_eq(err, "the file changed while it was read");
   dlrt_csv_free(&csv);
 }
 END_TEST
@@ -581,6 +677,10 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, csv_missing_file);
   tcase_add_test(tc, csv_errors);
   tcase_add_test(tc, csv_bad_cells);
+  tcase_add_test(tc, csv_not_text);
+  tcase_add_test(tc, csv_not_regular);
+  tcase_add_test(tc, csv_long_fields);
+  tcase_add_test(tc, csv_changed);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("team");

@@ -422,6 +422,53 @@ START_TEST(seed_buffers) {
 }
 END_TEST
 
+/* ---- limits */
+
+/* Hoisted values are data: past MAX_DATA_ELEMENTS in all (the count
+ * starts near it here), nothing is hoisted and each step computes the
+ * param-free work itself, with the same values. */
+START_TEST(hoisting_respects_the_data_limit) {
+  compile_text("x = linspace(0.1, 1, 16)\n"
+               "param a = 1\n"
+               "loss = sum((a * sin(x) - exp(x) / 3)^2) + sum(cos(a * x))\n");
+  fx.prog->data_elements = (int64_t)MAX_DATA_ELEMENTS - 10;
+  int ndata = fx.prog->ndata;
+  Schedule *s = plan(sgd);
+  ck_assert_int_eq(fx.prog->ndata, ndata);
+  ck_assert_int_ge(count_step_op(s, OP_EXP), 1);
+  expect_same_values(s);
+}
+END_TEST
+
+/* Gradients that take the graph to its limit: no schedule, an error at
+ * the loss. */
+START_TEST(gradients_past_the_node_limit) {
+  compile_text("x = linspace(0.1, 1, 16)\n"
+               "param a = 1\n"
+               "loss = sum(sin(sin(sin(sin(a * x)))) * cos(cos(cos(a * x))))\n");
+  fx.g->max_nodes = fx.g->nnodes + 5;
+  ck_assert_ptr_null(schedule_train(fx.prog, fx.prog->loss, &sgd));
+  ck_assert_int_eq(fx.diags.nerrors, 1);
+  ck_assert_msg(strstr(fx.diags.items[0].msg, "differentiating this loss makes the program's "
+                                              "expressions larger than the limit of"),
+                "%s", fx.diags.items[0].msg);
+}
+END_TEST
+
+/* What a step holds besides params and data (here the results of five
+ * products of 10^8 numbers each) is checked before anything is allocated. */
+START_TEST(buffers_past_the_limit) {
+  compile_text("param a = ones(10000, 1)\n"
+               "param b = ones(1, 10000)\n"
+               "loss = sum(a @ b) + sum(a @ (2 * b)) + sum(a @ (3 * b)) + sum(a @ (4 * b)) + "
+               "sum(a @ (5 * b))\n");
+  ck_assert_ptr_null(schedule_train(fx.prog, fx.prog->loss, &sgd));
+  ck_assert_int_eq(fx.diags.nerrors, 1);
+  ck_assert_msg(strstr(fx.diags.items[0].msg, "a train holds at most 400000000"), "%s",
+                fx.diags.items[0].msg);
+}
+END_TEST
+
 static Suite *schedule_suite(void) {
   Suite *s = suite_create("schedule");
 
@@ -455,6 +502,13 @@ static Suite *schedule_suite(void) {
   tcase_add_test(tc, buffers_adam);
   tcase_add_test(tc, buffers_rmsprop);
   tcase_add_test(tc, seed_buffers);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("limits");
+  tcase_add_checked_fixture(tc, fx_setup_f64, teardown);
+  tcase_add_test(tc, hoisting_respects_the_data_limit);
+  tcase_add_test(tc, gradients_past_the_node_limit);
+  tcase_add_test(tc, buffers_past_the_limit);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -807,6 +807,105 @@ START_TEST(formal_named_value) {
 }
 END_TEST
 
+/* ---- growth: what a program makes stays linear in what it says */
+
+/* A chain of fns, each calling the one before twice: each call is inlined
+ * (its partial derivative taken) once per fn and arguments, so the graph
+ * grows with the chain, not with 4^n as it did. */
+START_TEST(fn_chain_is_linear) {
+  Buf b = {0};
+  buf_puts(&b, "fn f0(x) = x + x\n");
+  for (int i = 1; i <= 40; i++)
+    buf_printf(&b, "fn f%d(x) = f%d(x) + f%d(x)\n", i, i - 1, i - 1);
+  buf_puts(&b, "param a = 1\nprint(f40(a))\n");
+  compile_text(b.data);
+  buf_free(&b);
+  ck_assert_msg(fx.g->nnodes < 10000, "40 fns make %u nodes", fx.g->nnodes);
+  Node *call = item(0, 0), *a = fx.prog->params[0].node;
+  ck_assert(eval_scalar(call, NULL, NULL, 0) == ldexp(1, 41));
+  Node *d = simplify_node(fx.g, diff_node(fx.g, call, a));
+  ck_assert(eval_scalar(d, NULL, NULL, 0) == ldexp(1, 41));
+}
+END_TEST
+
+/* Hoisted definitions that each read the two before: diff through them
+ * (toward a name they do not depend on) and an integer argument computed
+ * from them look into each definition once (fib(60) times, before). */
+START_TEST(shared_definitions_are_linear) {
+  Buf b = {0};
+  buf_puts(&b, "x = 0.5\ny = 2\nd0 = x + 1\nd1 = d0 * 2\n");
+  for (int i = 2; i <= 60; i++)
+    buf_printf(&b, "d%d = d%d * 0.5 + d%d * 0.5\n", i, i - 1, i - 2);
+  buf_puts(&b, "print(diff(d60, y))\nprint(diff(d60, x))\nprint(zeros(d60 * 0 + 3))\n");
+  compile_text(b.data);
+  buf_free(&b);
+  ck_assert(eval_scalar(item(0, 0), NULL, NULL, 0) == 0);
+  double dx = eval_scalar(item(1, 0), NULL, NULL, 0);
+  ck_assert_msg(dx > 1 && dx < 2, "d d60 / dx = %g", dx);          /* between d0's 1 and d1's 2 */
+  ck_assert_int_eq(item(2, 0)->shape.dim[0], 3);
+}
+END_TEST
+
+/* Each diff of sin(t)^t is several times the size of the last: a graph
+ * that reaches its limit stops the diff that took it there, with one
+ * error at that diff (the second from the outside here), and nothing
+ * grows much past the limit. */
+START_TEST(nested_diff_stops_at_the_limit) {
+  fx.g->max_nodes = 100000;
+  expect_errors("print(diff(diff(diff(diff(diff(diff(diff(diff(sin(t)^t, t), t), t), t), t), t), t), t))\n", 1);
+  expect_diag(0, DIAG_ERROR, 1, 12, "this diff makes the program's expressions larger than the limit of 100000 nodes");
+  ck_assert_msg(fx.g->nnodes < 110000, "the graph grew to %u nodes", fx.g->nnodes);
+}
+END_TEST
+
+/* The same limit for a statement that grows the graph some other way:
+ * said once, at the first statement past it. */
+START_TEST(statement_past_the_limit) {
+  fx.g->max_nodes = fx.g->nnodes + 8;
+  expect_errors("param p = 1\n"
+                "b = sin(p) + cos(p) + exp(p) + tanh(p) + sin(p * p) + cos(p * p)\n"
+                "c = b + b * b\n",
+                1);
+  expect_diag(0, DIAG_ERROR, 2, 1, "this statement makes the program's expressions larger than the limit");
+}
+END_TEST
+
+/* A formula prints as a tree: one whose tree is past MAX_FORMULA_TERMS
+ * (2^20 copies of a here, from a DAG of 60 nodes) is an error at check
+ * time, not gigabytes of text. */
+START_TEST(formula_too_long_to_print) {
+  Buf b = {0};
+  buf_puts(&b, "a0 = diff(t^2, t)\n");
+  for (int i = 1; i <= 20; i++)
+    buf_printf(&b, "a%d = a%d + sin(a%d)\n", i, i - 1, i - 1);
+  buf_puts(&b, "print(a10)\nprint(a20)\n");
+  expect_errors(b.data, 1);
+  buf_free(&b);
+  expect_diag(0, DIAG_ERROR, 23, 7, "this formula is too long to print");
+}
+END_TEST
+
+/* Every value holds at most MAX_ELEMENTS numbers, a broadcast's and a
+ * product's too: an error with the shapes, before anything is computed. */
+START_TEST(value_past_the_limit) {
+  expect_errors("x = ones(20000, 1)\n"
+                "param w = ones(1, 20000)\n"
+                "loss = sum(x * w)\n"
+                "m = x @ ones(1, 20000)\n",
+                2);
+  expect_diag(0, DIAG_ERROR, 3, 12, "'*' would make a matrix[20000, 20000] of 400000000 numbers");
+  expect_diag(1, DIAG_ERROR, 4, 5, "would make a matrix[20000, 20000]");
+}
+END_TEST
+
+/* A param's value counts toward the program's data, as a definition's. */
+START_TEST(param_counts_as_data) {
+  fx.prog->data_elements = (int64_t)MAX_DATA_ELEMENTS - 150;
+  expect_errors("param a = linspace(0, 1, 100)\n", 1);
+  expect_diag(0, DIAG_ERROR, 1, 11, "past 400000000 numbers in all");
+}
+END_TEST
+
 /* sema_program reports failure through its result too, and a program
  * without errors has none. */
 START_TEST(result_matches_errors) {
@@ -879,6 +978,17 @@ static Suite *sema_suite(void) {
   tcase_add_test(tc, deriv_shape_mismatch);
   tcase_add_test(tc, formal_named_value);
   tcase_add_test(tc, data_budget);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("limits");
+  tcase_add_checked_fixture(tc, fx_setup_f64, fx_teardown);
+  tcase_add_test(tc, fn_chain_is_linear);
+  tcase_add_test(tc, shared_definitions_are_linear);
+  tcase_add_test(tc, nested_diff_stops_at_the_limit);
+  tcase_add_test(tc, statement_past_the_limit);
+  tcase_add_test(tc, formula_too_long_to_print);
+  tcase_add_test(tc, value_past_the_limit);
+  tcase_add_test(tc, param_counts_as_data);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -533,6 +533,25 @@ START_TEST(random_gradients_keep_values) {
 }
 END_TEST
 
+/* A product of n factors built one at a time (as the gradient of a deep
+ * chain is) simplifies in O(n): each product is flattened only so deep,
+ * and a leading minus is looked for only so far down. Every product was
+ * flattened whole and its factors compared pairwise: O(n^3), minutes here. */
+START_TEST(long_product_chain) {
+  enum { N = 10000 };
+  Node *t = scalar_var("t", 0), *p = c(-2);
+  for (int k = 0; k < N; k++)
+    p = mul(p, add(c(1), mul(c(0.001), ir_unary(fx.g, OP_SIN, add(t, c(k))))));
+  Node *out = add(c(1), p);
+  unsigned before = fx.g->nnodes;
+  Node *r = simp(out);
+  ck_assert_msg(fx.g->nnodes - before < 40 * N, "%u nodes for %d factors", fx.g->nnodes - before, N);
+  double at = 0.1;
+  double want = eval_scalar(out, &t, &at, 1), got = eval_scalar(r, &t, &at, 1);
+  ck_assert_msg(close_to(got, want, 1e-12), "%.17g, simplified %.17g", want, got);
+}
+END_TEST
+
 static Suite *simplify_suite(void) {
   Suite *s = suite_create("simplify");
 
@@ -548,6 +567,7 @@ static Suite *simplify_suite(void) {
   tcase_add_checked_fixture(tc, fx_setup_f64, fx_teardown);
   tcase_add_test(tc, products_normalized);
   tcase_add_test(tc, sum_of_product);
+  tcase_add_test(tc, long_product_chain);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("format");
