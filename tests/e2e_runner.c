@@ -277,6 +277,12 @@ static void doc_command(const DocBlock *b, int i, int *next, const char *doc, in
   sprintf(wrapped, "(exit %d); { %s\n} 2>&1", *status, cmd);
   char *av[] = {"/bin/sh", "-c", wrapped, NULL};
   *status = run(av, NULL, &out, &err);
+  if (err && *err) {                             /* the shell's own: a command it cannot parse */
+    char *both = malloc(strlen(out ? out : "") + strlen(err) + 1);
+    sprintf(both, "%s%s", out ? out : "", err);
+    free(out);
+    out = both;
+  }
   char label[512];
   snprintf(label, sizeof label, "%s:%d: $ %.400s:", doc, b->at + i + 1, cmd);
   if (getenv("DLC_DOC_UPDATE") && !compare_output(NULL, out ? out : "", want, tol) && ndoc_edits < 512) {
