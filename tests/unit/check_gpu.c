@@ -494,6 +494,20 @@ START_TEST(emulated_vector_adam) {
 }
 END_TEST
 
+/* Params broadcast over more elements than they have: every GPU thread
+ * reads s and b, which thread 0 updates, so the grid meets after the
+ * update (schedule.c's params_shared), with no kernel in the step (whose
+ * barrier once covered only kernels). */
+START_TEST(emulated_broadcast_params) {
+  emulated_as_cpu("x = linspace(0, 1, 3000)\n"
+                  "param s = zeros(1)\n"
+                  "param b = zeros(1)\n"
+                  "loss = mean((x * s + b - 2 * x - 0.25)^2)\n"
+                  "train(steps = 12, optimizer = sgd(lr = 0.3, momentum = 0.5))\n",
+                  true, 2, 5, 1e-9);
+}
+END_TEST
+
 START_TEST(emulated_rmsprop) {
   emulated_as_cpu("x = linspace(0, 1, 300)\n"
                   "param w = 0.1\n"
@@ -1027,6 +1041,7 @@ static Suite *gpu_suite(void) {
   tcase_add_test(tc, emulated_seed_f32);
   tcase_add_test(tc, emulated_centered_momentum);
   tcase_add_test(tc, emulated_vector_adam);
+  tcase_add_test(tc, emulated_broadcast_params);
   tcase_add_test(tc, emulated_rmsprop);
   tcase_add_test(tc, emulated_nan_stop);
   tcase_add_test(tc, emulated_nan_vector_gradient);

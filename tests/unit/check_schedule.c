@@ -7,7 +7,8 @@
  * buffer (in the stage its value needs); data of two lengths gives two
  * loops in one stage; fn calls are inlined and param-free costly work is
  * precomputed into data. Then the buffer table: one per param, the data the
- * step reads, and the optimizer state each optimizer keeps.
+ * step reads, and the optimizer state each optimizer keeps; and which
+ * steps read a vector param beyond each thread's share (params_shared).
  */
 #include "unit.h"
 
@@ -469,6 +470,45 @@ START_TEST(buffers_past_the_limit) {
 }
 END_TEST
 
+/* ---- threads: which steps read a vector param across threads' shares */
+
+static bool shared(const char *text) {
+  compile_text(text);
+  return plan(sgd)->params_shared;
+}
+
+/* A loop of the param's own length reads only the elements its thread
+ * updates: no meeting after the update. */
+START_TEST(params_own_length_not_shared) {
+  ck_assert(!shared("x = linspace(0, 1, 9000)\nparam w = zeros(9000)\nloss = sum((w - x)^2)\n"));
+}
+END_TEST
+
+/* A product reads the param whole. */
+START_TEST(params_in_product_shared) {
+  ck_assert(shared("X = [[1, 2], [3, -1]]\nparam w = [0.5, -0.5]\nloss = sum(exp(X @ w))\n"));
+}
+END_TEST
+
+/* Indexing makes slice kernels. */
+START_TEST(params_sliced_shared) {
+  ck_assert(shared("x = linspace(0, 1, 9000)\nparam w = zeros(2)\nloss = mean((w[0] * x + w[1] - x)^2)\n"));
+}
+END_TEST
+
+/* A row broadcast down a matrix: a loop of 9000 elements reads a param
+ * of 3, which thread 0 alone updates. */
+START_TEST(params_broadcast_row_shared) {
+  ck_assert(shared("X = ones(3000, 3)\nparam b = zeros(3)\nloss = mean((X * b - 1)^2)\n"));
+}
+END_TEST
+
+/* Scalar params are each thread's own copy. */
+START_TEST(scalar_params_not_shared) {
+  ck_assert(!shared("x = linspace(0, 1, 9000)\nparam a = 0.5\nloss = sum((a * x - x)^2)\n"));
+}
+END_TEST
+
 static Suite *schedule_suite(void) {
   Suite *s = suite_create("schedule");
 
@@ -502,6 +542,15 @@ static Suite *schedule_suite(void) {
   tcase_add_test(tc, buffers_adam);
   tcase_add_test(tc, buffers_rmsprop);
   tcase_add_test(tc, seed_buffers);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("threads");
+  tcase_add_checked_fixture(tc, fx_setup_f32, teardown);
+  tcase_add_test(tc, params_own_length_not_shared);
+  tcase_add_test(tc, params_in_product_shared);
+  tcase_add_test(tc, params_sliced_shared);
+  tcase_add_test(tc, params_broadcast_row_shared);
+  tcase_add_test(tc, scalar_params_not_shared);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("limits");
