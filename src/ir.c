@@ -401,29 +401,41 @@ const Node *ir_shape_mismatch(Node *root) {
   return bad;
 }
 
-Node *ir_subst(Graph *g, Node *n, Node *const *from, Node *const *to, int count) {
-  NodeMap map = {0};
-  for (int i = 0; i < count; i++)
-    nodemap_put(&map, from[i], to[i]);
-  NodeList order = ir_topo(&n, 1);
+/* root rebuilt over map's replacements (node -> node), which it fills in
+ * for every node above them. A broadcast to `rows` rows (rows >= 0)
+ * becomes one to `new_rows` whatever its argument: see ir_rebatch. */
+static Node *rebuild(Graph *g, Node *root, NodeMap *map, int64_t rows, int64_t new_rows) {
+  NodeList order = ir_topo(&root, 1);
   for (int k = 0; k < order.n; k++) {
     Node *m = order.items[k];
-    if (nodemap_get(&map, m) || !m->nargs)
+    if (nodemap_get(map, m) || !m->nargs)
       continue;
     Node *args[m->nargs];
     bool changed = false;
     for (int i = 0; i < m->nargs; i++) {
-      Node *a = nodemap_get(&map, m->args[i]);
+      Node *a = nodemap_get(map, m->args[i]);
       args[i] = a ? a : m->args[i];
       changed |= args[i] != m->args[i];
     }
-    if (changed)
-      nodemap_put(&map, m, ir_with_args(g, m, args));
+    if (m->op == OP_BROADCAST && rows >= 0 && m->shape.dim[0] == rows) {
+      Shape to = m->shape;
+      to.dim[0] = new_rows;
+      nodemap_put(map, m, ir_at(ir_broadcast(g, args[0], to), m->span));
+    } else if (changed) {
+      nodemap_put(map, m, ir_with_args(g, m, args));
+    }
   }
-  Node *r = nodemap_get(&map, n);
+  Node *r = nodemap_get(map, root);
   nodelist_free(&order);
-  nodemap_free(&map);
-  return r ? r : n;
+  nodemap_free(map);
+  return r ? r : root;
+}
+
+Node *ir_subst(Graph *g, Node *n, Node *const *from, Node *const *to, int count) {
+  NodeMap map = {0};
+  for (int i = 0; i < count; i++)
+    nodemap_put(&map, from[i], to[i]);
+  return rebuild(g, n, &map, -1, -1);
 }
 
 /* ---- minibatches (exec.c) */
@@ -457,34 +469,10 @@ int64_t ir_batched_data(Node *loss, Node **full, int *nfull) {
  * data's rows itself, such as a column param, then no longer fits, which
  * ir_shape_mismatch finds. */
 Node *ir_rebatch(Graph *g, Node *loss, Node *const *full, Node *const *leaves, int nfull, int64_t rows) {
-  int64_t n = full[0]->shape.dim[0];
   NodeMap map = {0};
   for (int i = 0; i < nfull; i++)
     nodemap_put(&map, full[i], leaves[i]);
-  NodeList order = ir_topo(&loss, 1);
-  for (int k = 0; k < order.n; k++) {
-    Node *m = order.items[k];
-    if (nodemap_get(&map, m) || !m->nargs)
-      continue;
-    Node *args[m->nargs];
-    bool changed = false;
-    for (int i = 0; i < m->nargs; i++) {
-      Node *a = nodemap_get(&map, m->args[i]);
-      args[i] = a ? a : m->args[i];
-      changed |= args[i] != m->args[i];
-    }
-    if (m->op == OP_BROADCAST && m->shape.dim[0] == n) {
-      Shape to = m->shape;
-      to.dim[0] = rows;
-      nodemap_put(&map, m, ir_at(ir_broadcast(g, args[0], to), m->span));
-    } else if (changed) {
-      nodemap_put(&map, m, ir_with_args(g, m, args));
-    }
-  }
-  Node *r = nodemap_get(&map, loss);
-  nodelist_free(&order);
-  nodemap_free(&map);
-  return r ? r : loss;
+  return rebuild(g, loss, &map, full[0]->shape.dim[0], rows);
 }
 
 /* ---- printing
