@@ -230,7 +230,7 @@ int dlrt_gpu_train(const DlrtGpuTrain *t, int64_t *result, char *err, size_t err
     }
     step = last;
     if (good && dlrt_interrupt && step < t->steps) {
-      *result = t->steps + 1 + step;
+      *result = dlrt_train_interrupted(t->steps, step);
       break;
     }
   }

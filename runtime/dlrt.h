@@ -166,6 +166,14 @@ void dlrt_step(void *log, int64_t step, double loss);
  * step it is computing; compiled code reads it once per step. */
 extern volatile int32_t dlrt_interrupt;
 
+/* What compiled training code returns for steps [first, end), on the CPU
+ * and the GPU alike (the compiler's train_result is its one decoder):
+ * end when every step ran; t when step t's loss or a gradient was NaN or
+ * infinite; -1 - t when step t's update would have made a param so (the
+ * params stay as they were before it); and this when dlrt_interrupt
+ * stopped it after k steps: */
+static inline int64_t dlrt_train_interrupted(int64_t end, int64_t k) { return end + 1 + k; }
+
 /* ---- the team: threads that run one train function together
  *
  * Every thread runs the same compiled function on its own share of each
@@ -205,8 +213,7 @@ int dlrt_cuda_init(char *err, size_t errsize);
  *          double *scratch, int64_t *barrier, int64_t *result)
  *
  * runs steps [first, last) and writes each step's loss to losses[t - first]
- * and to *result: last, or t when step t's loss or a gradient was not
- * finite, or -1 - t when step t's update would have made a param so. */
+ * and to *result what compiled training code returns (above) for them. */
 typedef struct DlrtGpuTrain {
   const char *ptx, *kernel;                      /* the module (NUL-terminated) and the kernel's name */
   int block;                                     /* threads per block */
@@ -227,9 +234,9 @@ enum { DLRT_GPU_CHUNK = 1024 };
 
 /* Copies the buffers to the device once, launches the kernel for chunks
  * of steps until all are done or one stops, and copies the losses and the
- * buffers marked copy_back to the host. *result: as TrainFn's in the
- * compiler (steps; t; -1 - t; steps + 1 + k when dlrt_interrupt stopped
- * it after k steps). 0, or -1 with a one-line reason in err. */
+ * buffers marked copy_back to the host. *result: what compiled training
+ * code returns for steps [first_step, steps). 0, or -1 with a one-line
+ * reason in err. */
 int dlrt_gpu_train(const DlrtGpuTrain *t, int64_t *result, char *err, size_t errsize);
 
 #endif

@@ -187,7 +187,8 @@ struct Resume {
   int train;
   int64_t step;
   double epoch_loss;
-  double **state;                                /* [2 * nparams]: per param, its buffers' values */
+  double **state;                                /* [nstate = 2 * nparams]: per param, its buffers' values */
+  int nstate;
 };
 
 static bool bad(Program *p, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -436,8 +437,8 @@ static bool no_extra(Program *p, const char *path, const cJSON *obj, const char 
   return true;
 }
 
-static void free_resume(const Program *p, struct Resume *r) {
-  for (int k = 0; r->state && k < 2 * p->nparams; k++)
+static void free_resume(struct Resume *r) {
+  for (int k = 0; r->state && k < r->nstate; k++)
     free(r->state[k]);
   free(r->state);
   free(r);
@@ -466,7 +467,7 @@ static bool check_and_apply(Program *p, const char *path, const cJSON *root, str
   return ok;
 }
 
-bool checkpoint_load(Program *p, const char *path) {
+bool checkpoint_load(Runner *runner, Program *p, const char *path) {
   size_t len;
   char *text = read_text(p, path, &len);
   if (!text)
@@ -477,30 +478,34 @@ bool checkpoint_load(Program *p, const char *path) {
   if (!root)
     return bad(p, path, "it is not JSON (a damaged file?)");
   struct Resume *r = calloc(1, sizeof *r);
-  r->state = calloc((size_t)(2 * p->nparams + 1), sizeof(double *));
+  r->nstate = 2 * p->nparams;
+  r->state = calloc((size_t)r->nstate + 1, sizeof(double *));
   bool ok = check_and_apply(p, path, root, r);
   cJSON_Delete(root);
-  if (ok)
-    p->resume = r;
-  else
-    free_resume(p, r);
+  if (ok) {
+    checkpoint_forget(runner);
+    runner->resume = r;
+  } else {
+    free_resume(r);
+  }
   return ok;
 }
 
-int checkpoint_resume_train(const Program *p, int64_t *step) {
-  if (!p->resume)
+int checkpoint_resume_train(const Runner *r, int64_t *step) {
+  if (!r->resume)
     return 0;
-  *step = p->resume->step;
-  return p->resume->train;
+  *step = r->resume->step;
+  return r->resume->train;
 }
 
-void checkpoint_resume_state(const Program *p, const Schedule *s, void **bufs, double *epoch_loss) {
+void checkpoint_resume_state(const Runner *r, const Program *p, const Schedule *s, void **bufs,
+                             double *epoch_loss) {
   if (epoch_loss)
-    *epoch_loss = p->resume->epoch_loss;
+    *epoch_loss = r->resume->epoch_loss;
   for (int i = 0; i < p->nparams; i++)
     for (int k = 0; k < 2; k++) {
       int slot = s->state_buf[2 * i + k];
-      const double *v = p->resume->state[2 * i + k];
+      const double *v = r->resume->state[2 * i + k];
       for (int64_t e = 0; slot >= 0 && e < shape_numel(p->params[i].value.shape); e++)
         if (p->opts.f64)
           ((double *)bufs[slot])[e] = v[e];
@@ -509,9 +514,9 @@ void checkpoint_resume_state(const Program *p, const Schedule *s, void **bufs, d
     }
 }
 
-void checkpoint_free(Program *p) {
-  if (!p->resume)
+void checkpoint_forget(Runner *r) {
+  if (!r->resume)
     return;
-  free_resume(p, p->resume);
-  p->resume = NULL;
+  free_resume(r->resume);
+  r->resume = NULL;
 }

@@ -1,17 +1,22 @@
 /* dlc.h — the compiler's one internal header.
  *
  * Read top to bottom it is the pipeline: each banner names the file that
- * implements that part, in the order the driver (main.c) calls them:
+ * implements that part, in the order they run. The driver (main.c, or
+ * repl.c) calls the front half; exec.c runs the statements, and compiles
+ * each train through train.c, which calls the back half's passes in order:
  *
  *   source text -> lexer.l/parser.y (AST) -> sema.c (checked IR program)
- *   -> diff.c (gradients) -> simplify.c -> schedule.c (fused loops)
- *   -> codegen.c (LLVM IR) -> jit.c (ORC) -> exec.c (runs the statements)
- *   (or, with --target gpu, -> gpu.c (PTX; gpumath.c its own libm)
- *   -> runtime/cuda.c (the device))
+ *   -> exec.c, for each train -> train.c:
+ *        diff.c (gradients) -> simplify.c -> schedule.c (lowered; fused loops)
+ *        -> codegen.c (LLVM IR) -> jit.c (ORC)
+ *        or, with --target gpu, -> gpu.c (PTX; gpumath.c its own libm)
+ *        -> runtime/cuda.c (the device)
  *
  * Conventions: every phase reports problems by appending to a Diags and
  * returning; nothing but main.c decides the exit status. AST, IR and
- * strings live in arenas owned by the caller.
+ * strings live in arenas owned by the caller. A Program is what sema made;
+ * what running it takes (the JIT, threads, a resume, timings) is a
+ * Runner's, made by main.c or the REPL.
  */
 #ifndef DLC_H
 #define DLC_H
@@ -495,11 +500,6 @@ struct Program {
   struct Sym *syms;                              /* sema's name table, newest first */
   struct Sym **sym_buckets;                      /* ... and its index by name */
   int nsym_buckets, nsyms;
-  struct Jit *jit;                               /* created on first train */
-  DlrtTeam *team;                                /* training threads, on first need */
-  struct Resume *resume;                         /* --resume: where to go on from */
-  double ms[PHASE_COUNT];                        /* time spent in each phase */
-  int ntrains;                                   /* train functions compiled so far */
 };
 
 Program *program_new(Arena *a, Diags *d, Options opts);
@@ -600,19 +600,19 @@ typedef struct Schedule {
   int nbufs;
   int *param_buf, *data_buf, *grad_buf;          /* slot per param/data; -1 none */
   int *state_buf;                                /* [nparams * 2] optimizer state */
-  bool batched;                                  /* each step first gathers its minibatch */
+  bool batched;                                  /* the loss reads a minibatch: each step first gathers it */
   bool params_shared;                            /* a step reads vector params' elements across
                                                     threads' shares (see params_shared) */
 } Schedule;
 
-/* roots[0] = loss, roots[1 + i] = d loss / d param i, simplified. False,
- * with an error, when that took the graph to MAX_NODES (the gradients
- * are then incomplete). */
-bool loss_and_grads(Program *p, Node *loss, Node **roots);
-/* NULL, with an error in p->diags, when the gradients pass MAX_NODES or
- * the step's buffers besides params and data would hold more than
- * MAX_DATA_ELEMENTS numbers. */
-Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt);
+/* Inlines fn calls and hoists param-free vector work into data (as long
+ * as the program's data stays within MAX_DATA_ELEMENTS); roots are
+ * rewritten. */
+void schedule_lower(Program *p, Node **roots, int nroots);
+/* The step of roots (the loss, then each param's gradient, lowered). NULL,
+ * with an error at `at`, when its buffers besides params and data would
+ * hold more than MAX_DATA_ELEMENTS numbers. */
+Schedule *schedule_train(Program *p, Node *const *roots, const Optimizer *opt, Span at);
 void schedule_free(Schedule *s);
 /* The optimizer state an optimizer keeps per param: 0, 1 or 2 buffers
  * (momentum; Adam's two moments; RMSprop's average of squares). */
@@ -646,14 +646,11 @@ typedef struct TrainSaver {
   void (*save)(struct TrainSaver *self, int64_t steps_done);
 } TrainSaver;
 
-/* Emits the train function (TrainFn) into a new module: all steps of
- * forward, backward, the finite check and the optimizer update, for one
- * thread of a team. Returns `steps`; or t, the step at which the loss or a
- * gradient became NaN or infinite; or -1 - t when step t's update would
- * make a param NaN or infinite (the params are left as they were before
- * step t); or steps + 1 + k when dlrt_interrupt was set during step k - 1
- * (k steps done). It starts at step first_step (a resumed train).
- * *scratch_doubles: the size of the scratch array it needs. */
+/* Emits the train function (TrainFn) into a new module: steps
+ * [first_step, steps) of forward, backward, the finite check and the
+ * optimizer update, for one thread of a team. It returns what dlrt.h's
+ * DLRT_TRAIN_* say (train_result decodes it). *scratch_doubles: the size
+ * of the scratch array it needs. */
 typedef int64_t (*TrainFn)(void **bufs, int64_t steps, DlrtLog *log, int64_t thread,
                            int64_t nthreads, double *scratch, DlrtTeam *team, int64_t first_step,
                            TrainSaver *saver);
@@ -769,27 +766,92 @@ LLVMModuleRefDl gpu_emulated(const Program *p, const Schedule *s, const Action *
  * one it has none of, else NULL. */
 const char *gpumath_define(LLVMModuleRefDl mod, unsigned table_space);
 
+/* ----------------------------------------------------------------- train.c */
+
+/* What runs programs, besides the program (main.c makes one per run, the
+ * REPL one per session, for every program it builds): the JIT, which holds
+ * every compiled train's machine code; the thread team; a --resume's saved
+ * state, until its train takes it; and the time each phase took. */
+typedef struct Runner {
+  Jit *jit;                                      /* made on the first train for the CPU */
+  DlrtTeam *team;                                /* made on the first train on threads */
+  struct Resume *resume;                         /* checkpoint.c's: --resume, until used */
+  double ms[PHASE_COUNT];
+  int ntrains;                                   /* trains compiled: each a new name in the JIT */
+} Runner;
+
+/* What train_compile makes of a loss. */
+typedef enum {
+  TRAIN_FOR_CPU,                                 /* a TrainFn in the runner's JIT */
+  TRAIN_FOR_GPU,                                 /* a GpuKernel for opts.gpu_arch */
+  TRAIN_AS_LLVM,                                 /* `dlc emit llvm`: the optimized module's text */
+  TRAIN_AS_ASM,                                  /* `dlc emit asm` */
+  TRAIN_AS_PTX,                                  /* `dlc emit ptx` (GPU_DEFAULT_ARCH without --gpu-arch) */
+} TrainOutput;
+
+/* A compiled train: what its passes made, freed by train_free. */
+typedef struct Train {
+  Schedule *s;
+  TrainFn fn;                                    /* TRAIN_FOR_CPU */
+  JitCode *code;                                 /* ... its machine code in the runner's JIT */
+  int64_t scratch_doubles;                       /* ... the scratch it needs */
+  GpuKernel kernel;                              /* TRAIN_FOR_GPU, TRAIN_AS_PTX */
+  char *text;                                    /* TRAIN_AS_*: malloc'd */
+} Train;
+
+/* roots[0] = loss, roots[1 + i] = d loss / d param i, simplified. False,
+ * with an error, when that took the graph to MAX_NODES (the gradients
+ * are then incomplete). */
+bool loss_and_grads(Program *p, Node *loss, Node **roots);
+/* The step of loss planned: differentiated, simplified, lowered and
+ * scheduled. NULL with an error in p->diags. */
+Schedule *train_schedule(Runner *r, Program *p, Node *loss, const Optimizer *opt);
+/* The train of loss with opt (a: the train statement, NULL for `emit`
+ * without one), compiled to `out`. False with an error in p->diags (then
+ * train_free still frees what was made). */
+bool train_compile(Runner *r, Program *p, const Action *a, Node *loss, const Optimizer *opt,
+                   TrainOutput out, Train *t);
+void train_free(Runner *r, Train *t);
+
+/* Why a train stopped, and how many steps it had done (the step that
+ * failed, for the NONFINITE ones). */
+typedef enum {
+  TRAIN_DONE,                                    /* every step ran */
+  TRAIN_NONFINITE,                               /* the loss or a gradient was NaN or infinite */
+  TRAIN_UPDATE_NONFINITE,                        /* the update would have made a param so */
+  TRAIN_INTERRUPTED,                             /* dlrt_interrupt (SIGINT, SIGTERM) */
+} TrainStop;
+typedef struct TrainResult {
+  TrainStop stop;
+  int64_t done;
+} TrainResult;
+/* The one decoder of what compiled steps [first, end) return (dlrt.h). */
+TrainResult train_result(int64_t code, int64_t end);
+
 /* ------------------------------------------------------------------ exec.c */
 
+Runner *runner_new(void);
+void runner_free(Runner *r);                     /* the JIT, and every train's code with it */
 /* Runs the program's actions in order (prints to out, progress to stderr). */
-bool exec_program(Program *p, FILE *out);
+bool exec_program(Runner *r, Program *p, FILE *out);
 /* The same, from action `from` on (the REPL runs each statement's own). */
-bool exec_actions(Program *p, const Action *from, FILE *out);
+bool exec_actions(Runner *r, Program *p, const Action *from, FILE *out);
 /* The buffers of a schedule, in the working precision, filled from the
  * program's params and data (the rest zero); the caller frees each and
  * the array. */
 void **exec_make_buffers(const Program *p, const Schedule *s);
-/* Runs one train action: compile, JIT, run, copy params back. */
-bool exec_train(Program *p, const Action *a, FILE *out);
+/* Runs one train action: compile, run, copy params back. With
+ * minibatches, a compiled train per batch size. */
+bool exec_train(Runner *r, Program *p, const Action *a, FILE *out);
 /* A train's steps: with minibatches, a step per batch. */
 int64_t exec_train_steps(const Action *a);
-/* `dlc emit ir|grad|llvm|asm` for the program's loss and its first train
- * (or sgd when there is none). */
-bool exec_emit(Program *p, const char *what, FILE *out);
+/* `dlc emit ir|grad|llvm|asm|ptx` for the program's loss and its first
+ * train (or sgd when there is none). */
+bool exec_emit(Runner *r, Program *p, const char *what, FILE *out);
 /* A value as print shows it: a number, or [a, b, c, ..., z] for a vector. */
 void exec_format_value(Buf *b, const Tensor *t, bool f64);
 /* `--time`: the time of each phase, and the total, on one line. */
-void exec_print_times(const Program *p, double total, FILE *f);
+void exec_print_times(const Runner *r, double total, FILE *f);
 
 /* ------------------------------------------------------------------ repl.c */
 
@@ -821,16 +883,18 @@ bool checkpoint_save(const Program *p, const char *path, const Checkpoint *c);
  * p->diags when not. */
 bool checkpoint_check_target(const Program *p, const char *path);
 /* Reads path whole and checks it against the program and the train it
- * names, then sets the params and remembers where training was and its
- * optimizer state. False with an error, and nothing changed, when it
- * cannot. */
-bool checkpoint_load(Program *p, const char *path);
+ * names, then sets the params and keeps, in the runner, where training was
+ * and its optimizer state. False with an error, and nothing changed, when
+ * it cannot. */
+bool checkpoint_load(Runner *r, Program *p, const char *path);
 /* The train to resume (from 1) and its steps done; 0 without --resume. */
-int checkpoint_resume_train(const Program *p, int64_t *step);
+int checkpoint_resume_train(const Runner *r, int64_t *step);
 /* Fills the optimizer state buffers of the train being resumed, and
  * *epoch_loss (NULL: not wanted). */
-void checkpoint_resume_state(const Program *p, const Schedule *s, void **bufs, double *epoch_loss);
-void checkpoint_free(Program *p);
+void checkpoint_resume_state(const Runner *r, const Program *p, const Schedule *s, void **bufs,
+                             double *epoch_loss);
+/* The resumed train has taken what it needed: later trains start afresh. */
+void checkpoint_forget(Runner *r);
 
 /* ----------------------------------------------------------------- check.c */
 

@@ -2,10 +2,11 @@
  *
  * The actions run in order. A print evaluates its values with the params'
  * current values (eval.c) or shows a formula when the value has a free
- * symbol. A train is compiled: schedule, LLVM IR, the JIT, then one call
- * that runs every step; the buffers it works in are made here from the
+ * symbol. A train is compiled by train.c (with minibatches, once per batch
+ * size), then run: one call of its function on the runner's thread team,
+ * or launches on the GPU; the buffers it works in are made here from the
  * program's tensors and copied back after, so params carry over to what
- * follows.
+ * follows. What stopped it (train_result) decides what the run says.
  */
 #include "dlc.h"
 
@@ -179,13 +180,13 @@ static void note_first_nonfinite(Program *p, const Action *a) {
              "the first NaN or infinity comes from a '%s' the derivative adds, %s", op, where);
 }
 
-static void report_nonfinite(Program *p, const Action *a, int64_t step) {
-  if (step < 0) {
+static void report_nonfinite(Program *p, const Action *a, TrainResult res) {
+  if (res.stop == TRAIN_UPDATE_NONFINITE) {
     diag_error(p->diags, a->span,
                "training stopped at step %lld: its update would make a param NaN or infinite "
                "(is the learning rate too large?); the params keep their values from before "
                "that step",
-               (long long)(-1 - step));
+               (long long)res.done);
     note_params(p, a);
     return;
   }
@@ -204,11 +205,38 @@ static void report_nonfinite(Program *p, const Action *a, int64_t step) {
   diag_error(p->diags, a->span,
              "training stopped at step %lld: %s became %s; the params keep their values from "
              "before that step",
-             (long long)step, what, num[0] ? num : "NaN or infinite");
+             (long long)res.done, what, num[0] ? num : "NaN or infinite");
   if (p->opts.nan_check)
     note_first_nonfinite(p, a);
   note_params(p, a);
 }
+
+/* What the end of a train says: a warning for a diverging loss or an
+ * interrupt, or the error of a NaN. */
+static bool train_outcome(Program *p, const Action *a, const DlrtLog *log, TrainResult res, int64_t steps) {
+  if (log->diverged_step >= 0) {
+    char from[48], to[48];
+    dlrt_format(from, sizeof from, log->first_loss, p->opts.f64);
+    dlrt_format(to, sizeof to, log->diverged_loss, p->opts.f64);
+    long long n = (long long)(log->diverged_step - log->first_step);
+    diag_add(p->diags, DIAG_WARNING, a->span,
+             "the loss went from %s to %s in %lld step%s: is the learning rate too large?", from, to,
+             n, n == 1 ? "" : "s");
+  }
+  switch (res.stop) {
+  case TRAIN_DONE: return true;
+  case TRAIN_INTERRUPTED:
+    diag_add(p->diags, DIAG_WARNING, a->span,
+             "training interrupted after %lld of %lld steps; the params keep their values",
+             (long long)res.done, (long long)steps);
+    return true;
+  case TRAIN_NONFINITE:
+  case TRAIN_UPDATE_NONFINITE: report_nonfinite(p, a, res); return false;
+  }
+  return false;
+}
+
+/* ---- running compiled steps */
 
 /* Each thread should have this many elements of the longest loop: at
  * fewer, a step is over in a microsecond or two and meeting at a barrier
@@ -247,7 +275,6 @@ static void **private_buffers(const Program *p, const Schedule *s, void **shared
 
 typedef struct TrainRun {
   TrainFn fn;
-  const Action *a;
   int64_t first_step, end;                       /* steps [first_step, end) */
   TrainSaver *saver;
   void ***bufs;                                  /* per thread */
@@ -255,49 +282,107 @@ typedef struct TrainRun {
   int nthreads;
   double *scratch;
   DlrtTeam *team;
-  int64_t *done;                                 /* per thread: what fn returned */
+  int64_t *code;                                 /* per thread: what fn returned */
 } TrainRun;
 
 static void train_thread(void *arg, int k) {
   TrainRun *r = arg;
-  r->done[k] = r->fn(r->bufs[k], r->end, r->log, k, r->nthreads, r->scratch, r->team,
+  r->code[k] = r->fn(r->bufs[k], r->end, r->log, k, r->nthreads, r->scratch, r->team,
                      r->first_step, r->saver);
 }
 
-/* Runs the compiled steps on nthreads threads; returns what they return
- * (the same on every thread). */
-static int64_t run_team(Program *p, const Schedule *s, TrainRun r, void **bufs, int nthreads,
-                        int64_t scratch_doubles) {
-  if (nthreads > 1 && (!p->team || dlrt_team_size(p->team) != nthreads)) {
-    dlrt_team_free(p->team);
-    p->team = dlrt_team_new(nthreads);
+/* Steps [first, end) of a CPU train on the runner's team (made or remade
+ * for the thread count this train wants). Every thread returns the same. */
+static TrainResult run_team(Runner *rn, const Program *p, const Train *tr, void **bufs, DlrtLog *log,
+                            TrainSaver *saver, int64_t first, int64_t end) {
+  int nthreads = thread_count(p, tr->s);
+  if (nthreads > 1 && (!rn->team || dlrt_team_size(rn->team) != nthreads)) {
+    dlrt_team_free(rn->team);
+    rn->team = dlrt_team_new(nthreads);
   }
-  if (!p->team)
+  if (!rn->team)
     nthreads = 1;                                /* no threads to be had: one is enough */
-  r.bufs = calloc((size_t)nthreads, sizeof(void **));
-  r.nthreads = nthreads;
-  r.scratch = calloc((size_t)scratch_doubles + 1, sizeof(double));
-  r.team = nthreads > 1 ? p->team : NULL;
-  r.done = calloc((size_t)nthreads, sizeof(int64_t));
+  TrainRun r = {.fn = tr->fn, .first_step = first, .end = end, .saver = saver, .log = log,
+                .bufs = calloc((size_t)nthreads, sizeof(void **)), .nthreads = nthreads,
+                .scratch = calloc((size_t)tr->scratch_doubles + 1, sizeof(double)),
+                .team = nthreads > 1 ? rn->team : NULL, .code = calloc((size_t)nthreads, sizeof(int64_t))};
   r.bufs[0] = bufs;
   for (int k = 1; k < nthreads; k++)
-    r.bufs[k] = private_buffers(p, s, bufs);
+    r.bufs[k] = private_buffers(p, tr->s, bufs);
   if (nthreads > 1)
-    dlrt_team_run(p->team, train_thread, &r);
+    dlrt_team_run(rn->team, train_thread, &r);
   else
     train_thread(&r, 0);
-  int64_t done = r.done[0];
+  TrainResult res = train_result(r.code[0], end);
   for (int k = 1; k < nthreads; k++) {
-    for (int b = 0; b < s->nbufs; b++)
+    for (int b = 0; b < tr->s->nbufs; b++)
       if (r.bufs[k][b] != bufs[b])
         free(r.bufs[k][b]);
     free(r.bufs[k]);
   }
   free(r.bufs);
   free(r.scratch);
-  free(r.done);
-  return done;
+  free(r.code);
+  return res;
 }
+
+/* Steps [first, end) of a GPU train, from the host buffers and back into
+ * them: the params, and with `state` their optimizer state too. False with
+ * the error reported. */
+static bool gpu_steps(Program *p, const Train *tr, void **bufs, bool state, int64_t first, int64_t end,
+                      DlrtLog *log, TrainResult *res) {
+  const Schedule *s = tr->s;
+  const GpuKernel *k = &tr->kernel;
+  size_t bytes[s->nbufs + 1];
+  char copy_back[s->nbufs + 1];
+  for (int b = 0; b < s->nbufs; b++) {
+    bytes[b] = (size_t)s->bufs[b].numel * (p->opts.f64 ? sizeof(double) : sizeof(float));
+    copy_back[b] = s->bufs[b].kind == BUF_PARAM || (state && s->bufs[b].kind == BUF_STATE);
+  }
+  DlrtGpuTrain run = {.ptx = k->ptx, .kernel = GPU_KERNEL, .block = k->block, .max_grid = k->max_grid,
+                      .elements = k->elements, .nbufs = s->nbufs, .bufs = bufs, .bytes = bytes,
+                      .copy_back = copy_back, .scratch_doubles = k->scratch_doubles,
+                      .first_step = first, .steps = end, .log = log};
+  char err[512];
+  int64_t code;
+  if (dlrt_gpu_train(&run, &code, err, sizeof err) == 0) {
+    *res = train_result(code, end);
+    return true;
+  }
+  diag_error(p->diags, (Span){0}, "%s", err);
+  return false;
+}
+
+/* Steps [t, end) of one compiled train. On the CPU, one call of its
+ * function (which, with minibatches, gathers each step's batch itself). On
+ * the GPU, one launch; with minibatches a launch per step: the host
+ * gathers the batch first (the kernel has no dlrt_batch), and the params
+ * and their state come back after, as the next launch, of either batch
+ * size, uploads them again. False when the GPU failed (reported). */
+static bool run_steps(Runner *r, Program *p, const Train *tr, void **bufs, bool batched, DlrtLog *log,
+                      TrainSaver *saver, int64_t t, int64_t end, TrainResult *res) {
+  if (!tr->kernel.ptx) {
+    *res = run_team(r, p, tr, bufs, log, saver, t, end);
+    return true;
+  }
+  if (!batched)
+    return gpu_steps(p, tr, bufs, false, t, end, log, res);
+  for (; t < end; t++) {
+    dlrt_batch(log, t);
+    if (!gpu_steps(p, tr, bufs, true, t, t + 1, log, res))
+      return false;
+    if (res->stop != TRAIN_DONE)
+      return true;
+    if (dlrt_interrupt && t + 1 < end) {
+      *res = (TrainResult){TRAIN_INTERRUPTED, t + 1};
+      return true;
+    }
+  }
+  *res = (TrainResult){TRAIN_DONE, end};
+  return true;
+}
+
+/* ---- one train statement */
 
 /* The number of train a among the program's trains, from 1. */
 static int train_number(const Program *p, const Action *a) {
@@ -329,97 +414,6 @@ static void save_during_train(TrainSaver *self, int64_t done) {
                                 &(Checkpoint){e->train, e->a, e->steps, done, e->s, e->bufs, e->log->epoch_sum});
 }
 
-/* Steps done, from what the train function returned. */
-static int64_t steps_done(const Action *a, int64_t r) {
-  return r > a->steps ? r - a->steps - 1 : r < 0 ? -1 - r : r;
-}
-
-/* What the end of a train says: a warning for a diverging loss or an
- * interrupt, or the error of a NaN. */
-static bool train_outcome(Program *p, const Action *a, const DlrtLog *log, int64_t done, int64_t steps) {
-  if (log->diverged_step >= 0) {
-    char from[48], to[48];
-    dlrt_format(from, sizeof from, log->first_loss, p->opts.f64);
-    dlrt_format(to, sizeof to, log->diverged_loss, p->opts.f64);
-    long long n = (long long)(log->diverged_step - log->first_step);
-    diag_add(p->diags, DIAG_WARNING, a->span,
-             "the loss went from %s to %s in %lld step%s: is the learning rate too large?", from, to,
-             n, n == 1 ? "" : "s");
-  }
-  if (done > steps) {
-    diag_add(p->diags, DIAG_WARNING, a->span,
-             "training interrupted after %lld of %lld steps; the params keep their values",
-             (long long)(done - steps - 1), (long long)steps);
-    return true;
-  }
-  if (done != steps) {
-    report_nonfinite(p, a, done);
-    return false;
-  }
-  return true;
-}
-
-/* ---- minibatches */
-
-/* A train compiled for one batch size: a function for the CPU, or a
- * kernel for the GPU (--target gpu). */
-typedef struct BatchTrain {
-  Schedule *s;
-  TrainFn fn;                                    /* the CPU's */
-  JitCode *code;
-  int64_t scratch;
-  GpuKernel kernel;                              /* the GPU's (ptx NULL on the CPU) */
-  void **bufs;
-  void **dst;                                    /* [ntensors]: its batch buffers */
-} BatchTrain;
-
-/* The schedule's train function for the CPU, through the JIT. */
-static bool compile_batch_cpu(Program *p, const Action *a, BatchTrain *bt) {
-  char name[32];
-  snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);
-  double t0 = now_ms();
-  LLVMModuleRefDl m = codegen_train(p, bt->s, &a->opt, jit_context(p->jit), name, jit_vector_bits(p->jit),
-                                    &bt->scratch);
-  p->ms[PHASE_IR] += now_ms() - t0;
-  bt->fn = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms, &bt->code);
-  return bt->fn != NULL;
-}
-
-static bool compile_batch_gpu(Program *p, const Action *a, BatchTrain *bt) {
-  double t0 = now_ms();
-  bool ok = gpu_compile(p, bt->s, a, &a->opt, p->opts.gpu_arch, &bt->kernel);
-  p->ms[PHASE_JIT] += now_ms() - t0;
-  return ok;
-}
-
-/* The loss on batches of `rows` rows: each batched data leaf replaced by a
- * leaf of that many rows, compiled for the target. */
-static bool compile_batch(Program *p, const Action *a, Node *const *full, int nfull, int64_t rows,
-                          BatchTrain *bt) {
-  Node *leaves[nfull + 1];
-  for (int m = 0; m < nfull; m++) {
-    Shape sh = full[m]->shape;
-    sh.dim[0] = rows;
-    Tensor t = {sh, calloc((size_t)shape_numel(sh), sizeof(double))};
-    const char *name = arena_printf(p->arena, "%s[batch]", p->data[full[m]->slot].name ? p->data[full[m]->slot].name : "data");
-    leaves[m] = ir_batch_leaf(p->graph, sh, program_add_data(p, name, t));
-  }
-  Node *loss = ir_rebatch(p->graph, a->loss, full, leaves, nfull, rows);
-  if (!(bt->s = schedule_train(p, loss, &a->opt)))
-    return false;
-  bt->s->batched = true;
-  if (!(p->opts.gpu_arch ? compile_batch_gpu(p, a, bt) : compile_batch_cpu(p, a, bt)))
-    return false;
-  if (!(bt->bufs = exec_make_buffers(p, bt->s)))
-    return false;
-  bt->dst = calloc((size_t)nfull + 1, sizeof(void *));
-  for (int k = 0; k < nfull; k++) {
-    int slot = bt->s->data_buf[leaves[k]->slot];
-    bt->dst[k] = slot >= 0 ? bt->bufs[slot] : NULL;
-  }
-  return true;
-}
-
 /* Batches of at most a->batch rows of n, and how many to an epoch. */
 static int64_t batches_per_epoch(const Action *a, int64_t n, int64_t *batch) {
   *batch = a->batch < n ? a->batch : n;
@@ -435,81 +429,96 @@ int64_t exec_train_steps(const Action *a) {
   return a->epochs * batches_per_epoch(a, ir_batched_data(a->loss, full, &nfull), &batch);
 }
 
-/* Steps [first, end) of a kernel on the GPU, from the host buffers and
- * back into them: the params, and with `state` their optimizer state too.
- * *done as TrainFn's result; false with the error reported. */
-static bool gpu_steps(Program *p, const Schedule *s, const GpuKernel *k, void **bufs, bool state,
-                      int64_t first, int64_t end, DlrtLog *log, int64_t *done) {
-  size_t bytes[s->nbufs + 1];
-  char copy_back[s->nbufs + 1];
-  for (int b = 0; b < s->nbufs; b++) {
-    bytes[b] = (size_t)s->bufs[b].numel * (p->opts.f64 ? sizeof(double) : sizeof(float));
-    copy_back[b] = s->bufs[b].kind == BUF_PARAM || (state && s->bufs[b].kind == BUF_STATE);
+/* A train statement compiled: one train, or with minibatches one per
+ * batch size (full batches, and the smaller last one when the batch does
+ * not divide the rows), sharing the params and the optimizer state. */
+typedef struct Trains {
+  Train t[2];
+  int n;
+  void **bufs[2];
+  void **dst[2];                                 /* minibatches: each train's batch buffers */
+  Node **full;                                   /* minibatches: the data leaves they split */
+  int nfull;
+  int64_t rows, batch, per_epoch;                /* minibatches: the data's rows; per batch; batches per epoch */
+} Trains;
+
+/* The loss on batches of `rows` rows: each batched data leaf replaced by a
+ * leaf of that many rows (the batch's buffer). */
+static Node *batch_loss(Program *p, const Action *a, Trains *ts, int64_t rows, Node **leaves) {
+  for (int m = 0; m < ts->nfull; m++) {
+    Shape sh = ts->full[m]->shape;
+    sh.dim[0] = rows;
+    Tensor t = {sh, calloc((size_t)shape_numel(sh), sizeof(double))};
+    const char *name = p->data[ts->full[m]->slot].name;
+    name = arena_printf(p->arena, "%s[batch]", name ? name : "data");
+    leaves[m] = ir_batch_leaf(p->graph, sh, program_add_data(p, name, t));
   }
-  DlrtGpuTrain run = {.ptx = k->ptx, .kernel = GPU_KERNEL, .block = k->block, .max_grid = k->max_grid,
-                      .elements = k->elements, .nbufs = s->nbufs, .bufs = bufs, .bytes = bytes,
-                      .copy_back = copy_back, .scratch_doubles = k->scratch_doubles,
-                      .first_step = first, .steps = end, .log = log};
-  char err[512];
-  if (dlrt_gpu_train(&run, done, err, sizeof err) == 0)
-    return true;
-  diag_error(p->diags, (Span){0}, "%s", err);
-  return false;
+  return ir_rebatch(p->graph, a->loss, ts->full, leaves, ts->nfull, rows);
 }
 
-/* Steps [t, end) of one batch size, *r as TrainFn's result. On the CPU,
- * one call of its function, which gathers each step's batch itself. On
- * the GPU, a launch per step: the host gathers the batch first (the
- * kernel has no dlrt_batch), and the params and their state come back
- * after, as the next launch, of either batch size, uploads them again.
- * False when the GPU failed (reported). */
-static bool run_batch_steps(Program *p, const Action *a, BatchTrain *bt, DlrtLog *log, TrainSaver *saver,
-                            int64_t t, int64_t end, int64_t *r) {
-  if (!bt->kernel.ptx) {
-    TrainRun run = {.fn = bt->fn, .a = a, .first_step = t, .end = end, .saver = saver, .log = log};
-    *r = run_team(p, bt->s, run, bt->bufs, thread_count(p, bt->s), bt->scratch);
-    return true;
+/* Compiles train a for the target, and makes its buffers. */
+static bool compile_trains(Runner *r, Program *p, const Action *a, Trains *ts) {
+  TrainOutput out = p->opts.gpu_arch ? TRAIN_FOR_GPU : TRAIN_FOR_CPU;
+  if (a->batch <= 0) {
+    ts->n = 1;
+    return train_compile(r, p, a, a->loss, &a->opt, out, &ts->t[0]) &&
+           (ts->bufs[0] = exec_make_buffers(p, ts->t[0].s));
   }
-  for (; t < end; t++) {
-    dlrt_batch(log, t);
-    if (!gpu_steps(p, bt->s, &bt->kernel, bt->bufs, true, t, t + 1, log, r))
+  ts->full = calloc((size_t)ir_count(a->loss) + 1, sizeof(Node *));
+  ts->rows = ir_batched_data(a->loss, ts->full, &ts->nfull);   /* sema checked that it splits */
+  ts->per_epoch = batches_per_epoch(a, ts->rows, &ts->batch);
+  int64_t last = ts->rows - (ts->per_epoch - 1) * ts->batch;
+  ts->n = last == ts->batch ? 1 : 2;
+  for (int k = 0; k < ts->n; k++) {
+    Node *leaves[ts->nfull + 1];
+    Node *loss = batch_loss(p, a, ts, k ? last : ts->batch, leaves);
+    if (!train_compile(r, p, a, loss, &a->opt, out, &ts->t[k]))
       return false;
-    if (*r != t + 1)
-      return true;
-    if (dlrt_interrupt && t + 1 < end) {
-      *r = end + 1 + (t + 1);                    /* as the CPU function says it */
-      return true;
+    if (!(ts->bufs[k] = exec_make_buffers(p, ts->t[k].s)))
+      return false;
+    ts->dst[k] = calloc((size_t)ts->nfull + 1, sizeof(void *));
+    for (int m = 0; m < ts->nfull; m++) {
+      int slot = ts->t[k].s->data_buf[leaves[m]->slot];
+      ts->dst[k][m] = slot >= 0 ? ts->bufs[k][slot] : NULL;
     }
   }
-  *r = end;
+  /* The last batch's train shares the first's params and state. */
+  const Schedule *s0 = ts->t[0].s;
+  for (int k = 0; ts->n == 2 && k < ts->t[1].s->nbufs; k++) {
+    const Schedule *s1 = ts->t[1].s;
+    const BufInfo *bi = &s1->bufs[k];
+    int i = bi->index, share = bi->kind == BUF_PARAM ? s0->param_buf[i] : -1;
+    if (bi->kind == BUF_STATE)
+      share = s1->state_buf[2 * i] == k ? s0->state_buf[2 * i] : s0->state_buf[2 * i + 1];
+    if (share >= 0) {
+      free(ts->bufs[1][k]);
+      ts->bufs[1][k] = ts->bufs[0][share];
+    }
+  }
   return true;
 }
 
-/* train(..., batch = B): epochs of minibatches. Full batches and the
- * smaller last one (when B does not divide the rows) are two compiled
- * trains (functions, or GPU kernels) that share the params and the
- * optimizer state. */
-static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
-  Node *full[ir_count(a->loss) + 1];
-  int nfull;
-  int64_t n = ir_batched_data(a->loss, full, &nfull);   /* sema checked that it splits */
-  int64_t batch, nb = batches_per_epoch(a, n, &batch), last = n - (nb - 1) * batch;
-  int64_t steps = a->epochs ? a->epochs * nb : a->steps;
+static void free_trains(Runner *r, Trains *ts) {
+  for (int k = 0; k < 2; k++) {
+    const Schedule *s = ts->t[k].s;
+    for (int b = 0; ts->bufs[k] && b < s->nbufs; b++)
+      if (k == 0 || (s->bufs[b].kind != BUF_PARAM && s->bufs[b].kind != BUF_STATE))
+        free(ts->bufs[k][b]);                    /* (the second's params and state are the first's) */
+    free(ts->bufs[k]);
+    free(ts->dst[k]);
+    train_free(r, &ts->t[k]);
+  }
+  free(ts->full);
+}
 
-  BatchTrain bt[2] = {{0}};
-  int ntrains = last == batch ? 1 : 2;
-  bool ok = true;
-  for (int k = 0; k < ntrains && ok; k++)
-    ok = compile_batch(p, a, full, nfull, k ? last : batch, &bt[k]);
-  double t1 = now_ms();
-  DlrtBatches batches = {.n = n, .batch = batch, .nbatches = nb, .shuffle = a->shuffle >= 0, .epoch = -1,
-                         .order = malloc(sizeof(int64_t) * (size_t)n), .ntensors = nfull};
-  dlrt_rng_seed(&batches.rng, (uint64_t)(a->shuffle >= 0 ? a->shuffle : 0));
-  const char *src[nfull + 1];
-  int64_t row_bytes[nfull + 1];
+/* The minibatches' order and sources: each batched data leaf's rows in the
+ * working precision, gathered into a train's batch buffers every step. */
+static void batches_begin(const Program *p, const Action *a, const Trains *ts, DlrtBatches *b) {
   size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
-  for (int m = 0; m < nfull; m++) {
-    const Tensor *t = &p->data[full[m]->slot].value;
+  const char **src = calloc((size_t)ts->nfull + 1, sizeof(char *));
+  int64_t *row_bytes = calloc((size_t)ts->nfull + 1, sizeof(int64_t));
+  for (int m = 0; m < ts->nfull; m++) {
+    const Tensor *t = &p->data[ts->full[m]->slot].value;
     char *copy = malloc(elem * (size_t)shape_numel(t->shape));
     for (int64_t i = 0; i < shape_numel(t->shape); i++)
       if (p->opts.f64)
@@ -517,208 +526,120 @@ static bool exec_train_batches(Program *p, const Action *a, FILE *out) {
       else
         ((float *)copy)[i] = (float)t->v[i];
     src[m] = copy;
-    row_bytes[m] = (int64_t)elem * shape_numel(t->shape) / n;
+    row_bytes[m] = (int64_t)elem * shape_numel(t->shape) / ts->rows;
   }
-  batches.src = src;
-  batches.row_bytes = row_bytes;
-  /* The last batch's train shares the first's params and state. */
-  if (ok && ntrains == 2)
-    for (int k = 0; k < bt[1].s->nbufs; k++) {
-      BufInfo *bi = &bt[1].s->bufs[k];
-      int i = bi->index, share = bi->kind == BUF_PARAM ? bt[0].s->param_buf[i] : -1;
-      if (bi->kind == BUF_STATE)
-        share = bt[1].s->state_buf[2 * i] == k ? bt[0].s->state_buf[2 * i] : bt[0].s->state_buf[2 * i + 1];
-      if (share >= 0) {
-        free(bt[1].bufs[k]);
-        bt[1].bufs[k] = bt[0].bufs[share];
-      }
-    }
+  *b = (DlrtBatches){.n = ts->rows, .batch = ts->batch, .nbatches = ts->per_epoch, .shuffle = a->shuffle >= 0,
+                     .epoch = -1, .order = malloc(sizeof(int64_t) * (size_t)ts->rows), .ntensors = ts->nfull,
+                     .src = src, .row_bytes = row_bytes};
+  dlrt_rng_seed(&b->rng, (uint64_t)(a->shuffle >= 0 ? a->shuffle : 0));
+}
+
+static void batches_end(DlrtBatches *b) {
+  for (int m = 0; m < b->ntensors; m++)
+    free((void *)b->src[m]);
+  free((void *)b->src);
+  free((void *)b->row_bytes);
+  free(b->order);
+}
+
+/* The end of the steps the next call runs, from step t: all of them, or
+ * with two batch sizes, up to the next change of size. Which of the trains
+ * runs them in *which. */
+static int64_t segment_end(const Trains *ts, int64_t t, int64_t steps, int *which) {
+  int64_t nb = ts->per_epoch, end = steps;
+  *which = 0;
+  if (ts->n == 2) {
+    *which = t % nb == nb - 1;
+    end = *which ? t + 1 : t - t % nb + nb - 1;
+  }
+  return end < steps ? end : steps;
+}
+
+bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
+  Trains ts = {0};
+  bool batched = a->batch > 0;
+  bool ok = compile_trains(r, p, a, &ts);
+  int64_t steps = exec_train_steps(a);
+  double t1 = now_ms();
+  DlrtBatches batches = {0};
+  if (ok && batched)
+    batches_begin(p, a, &ts, &batches);
   fflush(out);
-  DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1, .batches = &batches};
+  DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1,
+                 .batches = batched ? &batches : NULL};
   int number = train_number(p, a);
   int64_t t = 0;
-  bool resuming = ok && checkpoint_resume_train(p, &t) == number;
-  if (!resuming)
-    t = 0;
+  bool resuming = ok && checkpoint_resume_train(r, &t) == number;
+  if (resuming)
+    checkpoint_resume_state(r, p, ts.t[0].s, ts.bufs[0], batched ? &log.epoch_sum : NULL);
   else
-    checkpoint_resume_state(p, bt[0].s, bt[0].bufs, &log.epoch_sum);
+    t = 0;
   log.first_step = t;
-  ExecSaver saver = {{save_during_train}, p, a, steps, bt[0].s, bt[0].bufs, number, &log, false};
-  int64_t done = steps, every = p->opts.save_path ? p->opts.save_every : 0;
+  ExecSaver saver = {{save_during_train}, p, a, steps, ts.t[0].s, ts.bufs[0], number, &log, false};
+  int64_t every = p->opts.save_path ? p->opts.save_every : 0;
+  TrainResult res = {TRAIN_DONE, steps};
   double t2 = now_ms();
   while (ok && t < steps) {
-    int which = ntrains == 2 && t % nb == nb - 1;
-    int64_t end = which ? t + 1 : ntrains == 2 ? t - t % nb + nb - 1 : steps;
-    end = end < steps ? end : steps;
-    batches.dst = bt[which].dst;
-    int64_t r;
-    if (!run_batch_steps(p, a, &bt[which], &log, &saver.base, t, end, &r)) {
-      ok = false;
+    int which;
+    int64_t end = segment_end(&ts, t, steps, &which);
+    batches.dst = ts.dst[which];
+    ok = run_steps(r, p, &ts.t[which], ts.bufs[which], batched, &log, &saver.base, t, end, &res);
+    if (!ok || res.stop != TRAIN_DONE)
       break;
-    }
-    if (r != end) {
-      done = r > end ? steps + 1 + (r - end - 1) : r;   /* as one call of all steps would say */
-      break;
-    }
     t = end;
     if (every > 0 && t % every == 0 && t < steps)    /* (the compiled code saves within a call) */
       save_during_train(&saver.base, t);
   }
   double t3 = now_ms();
   if (ok) {
-    copy_params_back(p, bt[0].s, bt[0].bufs);
+    copy_params_back(p, ts.t[0].s, ts.bufs[0]);
     if (p->opts.save_path)
-      save_during_train(&saver.base, done > steps ? done - steps - 1 : done < 0 ? -1 - done : done);
+      save_during_train(&saver.base, res.done);
   }
   if (resuming)
-    checkpoint_free(p);
-  for (int k = 0; k < ntrains; k++) {
-    if (bt[k].code)
-      jit_remove(p->jit, bt[k].code);
-    for (int b = 0; bt[k].bufs && b < bt[k].s->nbufs; b++)
-      if (k == 0 || bt[k].s->bufs[b].kind == BUF_DATA || bt[k].s->bufs[b].kind == BUF_GRAD ||
-          bt[k].s->bufs[b].kind == BUF_TEMP)
-        free(bt[k].bufs[b]);
-    free(bt[k].bufs);
-    free(bt[k].dst);
-    gpu_kernel_free(&bt[k].kernel);
-    schedule_free(bt[k].s);
-  }
-  for (int m = 0; m < nfull; m++)
-    free((void *)src[m]);
-  free(batches.order);
-  p->ms[PHASE_TRAIN] += t3 - t2;
-  p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
-  return ok && train_outcome(p, a, &log, done, steps) && !saver.failed;
+    checkpoint_forget(r);                        /* resumed: the next trains start afresh */
+  if (batched && batches.order)
+    batches_end(&batches);
+  free_trains(r, &ts);
+  r->ms[PHASE_TRAIN] += t3 - t2;
+  r->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
+  return ok && train_outcome(p, a, &log, res, steps) && !saver.failed;
 }
 
+/* ---- running a program */
 
-/* --target gpu: the train compiled by gpu.c and run by the runtime's
- * cuda.c; the buffers go to the device once, the params come back. */
-static bool exec_train_gpu(Program *p, const Action *a, FILE *out) {
-  Schedule *s = schedule_train(p, a->loss, &a->opt);
-  if (!s)
-    return false;
-  GpuKernel kernel;
-  double t0 = now_ms();
-  bool ok = gpu_compile(p, s, a, &a->opt, p->opts.gpu_arch, &kernel);
-  double t1 = now_ms();
-  p->ms[PHASE_JIT] += t1 - t0;
-  if (!ok) {
-    schedule_free(s);
-    return false;
-  }
-  void **bufs = exec_make_buffers(p, s);
-  if (!bufs) {
-    gpu_kernel_free(&kernel);
-    schedule_free(s);
-    return false;
-  }
-  fflush(out);
-  DlrtLog log = {out, p->opts.f64, .every = a->log_every, .diverged_step = -1};
-  int64_t done;
-  double t2 = now_ms();
-  ok = gpu_steps(p, s, &kernel, bufs, false, 0, a->steps, &log, &done);
-  double t3 = now_ms();
-  if (ok)
-    copy_params_back(p, s, bufs);
-  for (int k = 0; k < s->nbufs; k++)
-    free(bufs[k]);
-  free(bufs);
-  gpu_kernel_free(&kernel);
-  schedule_free(s);
-  p->ms[PHASE_TRAIN] += t3 - t2;
-  p->ms[PHASE_DATA] += t2 - t1;
-  return ok && train_outcome(p, a, &log, done, a->steps);
+Runner *runner_new(void) { return calloc(1, sizeof(Runner)); }
+
+void runner_free(Runner *r) {
+  if (!r)
+    return;
+  checkpoint_forget(r);
+  dlrt_team_free(r->team);
+  jit_free(r->jit);                              /* the trains' machine code with it */
+  free(r);
 }
 
-bool exec_train(Program *p, const Action *a, FILE *out) {
-  if (a->batch > 0) {
-    if (!p->opts.gpu_arch && !p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
-      return false;
-    return exec_train_batches(p, a, out);
-  }
-  if (p->opts.gpu_arch)
-    return exec_train_gpu(p, a, out);
-  double tj = now_ms();
-  if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags)))
-    return false;
-  p->ms[PHASE_JIT] += now_ms() - tj;
-  Schedule *s = schedule_train(p, a->loss, &a->opt);
-  if (!s)
-    return false;
-  char name[32];
-  snprintf(name, sizeof name, "dl_train_%d", ++p->ntrains);   /* one JIT: unique names */
-  double t0 = now_ms();
-  int64_t scratch_doubles;
-  LLVMModuleRefDl m = codegen_train(p, s, &a->opt, jit_context(p->jit), name,
-                                    jit_vector_bits(p->jit), &scratch_doubles);
-  p->ms[PHASE_IR] += now_ms() - t0;
-  JitCode *code;
-  TrainFn train = (TrainFn)jit_add(p->jit, m, name, p->diags, p->ms, &code);
-  if (!train) {
-    schedule_free(s);
-    return false;
-  }
-  double t1 = now_ms();
-  void **bufs = exec_make_buffers(p, s);
-  if (!bufs) {
-    jit_remove(p->jit, code);
-    schedule_free(s);
-    return false;
-  }
-  int number = train_number(p, a);
-  int64_t first_step = 0;
-  bool resuming = checkpoint_resume_train(p, &first_step) == number;
-  if (resuming)
-    checkpoint_resume_state(p, s, bufs, NULL);
-  else
-    first_step = 0;
-  fflush(out);
-  DlrtLog log = {out, p->opts.f64, .every = a->log_every, .first_step = first_step,
-                 .diverged_step = -1};
-  ExecSaver saver = {{save_during_train}, p, a, a->steps, s, bufs, number, &log, false};
-  TrainRun run = {.fn = train, .a = a, .first_step = first_step, .end = a->steps, .saver = &saver.base,
-                  .log = &log};
-  double t2 = now_ms();
-  int64_t done = run_team(p, s, run, bufs, thread_count(p, s), scratch_doubles);
-  double t3 = now_ms();
-  jit_remove(p->jit, code);
-  copy_params_back(p, s, bufs);
-  if (p->opts.save_path)
-    save_during_train(&saver.base, steps_done(a, done));
-  if (resuming)
-    checkpoint_free(p);                          /* resumed: the next trains start afresh */
-  for (int k = 0; k < s->nbufs; k++)
-    free(bufs[k]);
-  free(bufs);
-  p->ms[PHASE_TRAIN] += t3 - t2;
-  p->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
-  schedule_free(s);
-  return train_outcome(p, a, &log, done, a->steps) && !saver.failed;
-}
+bool exec_program(Runner *r, Program *p, FILE *out) { return exec_actions(r, p, p->actions, out); }
 
-bool exec_program(Program *p, FILE *out) { return exec_actions(p, p->actions, out); }
-
-bool exec_actions(Program *p, const Action *from, FILE *out) {
+bool exec_actions(Runner *r, Program *p, const Action *from, FILE *out) {
   bool ok = true;
   /* An interrupt (dlrt_interrupt) ends the run after the action it came
    * in: a train stops after its step, and nothing after it runs. */
   /* --resume: what came before the train resumed ran in the run that
    * saved it (checkpoint_load found the train). */
   int64_t step;
-  int resume = checkpoint_resume_train(p, &step);
+  int resume = checkpoint_resume_train(r, &step);
   if (resume) {
     int n = 0;
     while (!(from->kind == ACT_TRAIN && ++n == resume))
       from = from->next;
     if (step >= exec_train_steps(from)) {
       from = from->next;                         /* it had finished */
-      checkpoint_free(p);
+      checkpoint_forget(r);
     }
   }
   for (const Action *a = from; a; a = dlrt_interrupt ? NULL : a->next) {
-    bool this_ok = a->kind == ACT_TRAIN ? exec_train(p, a, out) : print_action(p, a, out);
+    bool this_ok = a->kind == ACT_TRAIN ? exec_train(r, p, a, out) : print_action(p, a, out);
     /* Errors and warnings now, in order with the output; after an error
      * the later actions still run, so the params' values are shown. */
     fflush(out);
@@ -763,7 +684,38 @@ static bool emit_grad(Program *p, FILE *out) {
   return true;
 }
 
-bool exec_emit(Program *p, const char *what, FILE *out) {
+/* `emit ir`: the step's nodes, then its loops and kernels. */
+static void emit_schedule(Program *p, const Schedule *s, FILE *out) {
+  int np = p->nparams;
+  Node *roots[np + 1];
+  const char *names[np + 1];
+  roots[0] = s->loss;
+  names[0] = "loss";
+  for (int i = 0; i < np; i++) {
+    roots[i + 1] = s->grads[i];
+    names[i + 1] = arena_printf(p->arena, "grad %s", p->params[i].name);
+  }
+  ir_dump(roots, names, np + 1, p, out);
+  for (int l = 0; l < s->nloops; l++) {
+    const Loop *lp = &s->loops[l];
+    fprintf(out, "; loop %d, stage %d, %lld elements:", l, lp->stage, (long long)shape_numel(lp->shape));
+    for (int r = 0; r < lp->reductions.n; r++)
+      fprintf(out, " %s%%%u", r ? "" : "reduces ", lp->reductions.items[r]->id);
+    for (int k = 0; k < lp->stores.n; k++)
+      fprintf(out, "%s%%%u", k ? " " : lp->reductions.n ? ", stores " : " stores ", lp->stores.items[k]->id);
+    fputc('\n', out);
+  }
+  for (int k = 0; k < s->nkernels; k++) {
+    const Node *n = s->kernels[k].node;
+    char sh[64];
+    fprintf(out, "; kernel %d, stage %d: %s %%%u : %s%s\n", k, s->kernels[k].stage, op_info[n->op].name, n->id,
+            shape_str(n->shape, sh), codegen_uses_blas(n) ? " (OpenBLAS)" : "");
+  }
+  fprintf(out, "; %d stage%s, %d loop%s, %d kernel%s per step\n", s->nstages, s->nstages == 1 ? "" : "s",
+          s->nloops, s->nloops == 1 ? "" : "s", s->nkernels, s->nkernels == 1 ? "" : "s");
+}
+
+bool exec_emit(Runner *r, Program *p, const char *what, FILE *out) {
   if (!p->loss) {
     diag_error(p->diags, (Span){0}, "emit %s: the program defines no loss", what);
     return false;
@@ -773,67 +725,24 @@ bool exec_emit(Program *p, const char *what, FILE *out) {
   const Action *a = first_train(p);
   Optimizer sgd = {.kind = OPT_SGD, .lr = 1e-3};
   const Optimizer *opt = a ? &a->opt : &sgd;
-  Schedule *s = schedule_train(p, p->loss, opt);
-  if (!s)
-    return false;
-  bool ok = true;
   if (strcmp(what, "ir") == 0) {
-    int np = p->nparams;
-    Node *roots[np + 1];
-    const char *names[np + 1];
-    roots[0] = s->loss;
-    names[0] = "loss";
-    for (int i = 0; i < np; i++) {
-      roots[i + 1] = s->grads[i];
-      names[i + 1] = arena_printf(p->arena, "grad %s", p->params[i].name);
-    }
-    ir_dump(roots, names, np + 1, p, out);
-    for (int l = 0; l < s->nloops; l++) {
-      const Loop *lp = &s->loops[l];
-      fprintf(out, "; loop %d, stage %d, %lld elements:", l, lp->stage,
-              (long long)shape_numel(lp->shape));
-      for (int r = 0; r < lp->reductions.n; r++)
-        fprintf(out, " %s%%%u", r ? "" : "reduces ", lp->reductions.items[r]->id);
-      for (int k = 0; k < lp->stores.n; k++)
-        fprintf(out, "%s%%%u", k ? " " : lp->reductions.n ? ", stores " : " stores ",
-                lp->stores.items[k]->id);
-      fputc('\n', out);
-    }
-    for (int k = 0; k < s->nkernels; k++) {
-      const Node *n = s->kernels[k].node;
-      char sh[64];
-      fprintf(out, "; kernel %d, stage %d: %s %%%u : %s%s\n", k, s->kernels[k].stage, op_info[n->op].name,
-              n->id, shape_str(n->shape, sh),
-              codegen_uses_blas(n) ? " (OpenBLAS)" : "");
-    }
-    fprintf(out, "; %d stage%s, %d loop%s, %d kernel%s per step\n", s->nstages, s->nstages == 1 ? "" : "s",
-            s->nloops, s->nloops == 1 ? "" : "s", s->nkernels, s->nkernels == 1 ? "" : "s");
-  } else if (strcmp(what, "ptx") == 0) {
-    GpuKernel kernel;
-    ok = gpu_compile(p, s, a, opt, p->opts.gpu_arch ? p->opts.gpu_arch : GPU_DEFAULT_ARCH, &kernel);
-    if (ok)
-      fputs(kernel.ptx, out);
-    gpu_kernel_free(&kernel);
-  } else {
-    if (!p->jit && !(p->jit = jit_new(p->opts.opt_level, p->diags))) {
-      schedule_free(s);
-      return false;
-    }
-    int64_t scratch_doubles;
-    LLVMModuleRefDl m = codegen_train(p, s, opt, jit_context(p->jit), "dl_train",
-                                      jit_vector_bits(p->jit), &scratch_doubles);
-    char *text = jit_module_text(p->jit, m, strcmp(what, "asm") == 0, p->diags);
-    ok = text != NULL;
-    if (text)
-      fputs(text, out);
-    free(text);
+    Schedule *s = train_schedule(r, p, p->loss, opt);
+    if (s)
+      emit_schedule(p, s, out);
+    schedule_free(s);
+    return s != NULL;
   }
-  schedule_free(s);
+  TrainOutput to = strcmp(what, "ptx") == 0 ? TRAIN_AS_PTX : strcmp(what, "asm") == 0 ? TRAIN_AS_ASM : TRAIN_AS_LLVM;
+  Train t;
+  bool ok = train_compile(r, p, a, p->loss, opt, to, &t);
+  if (ok)
+    fputs(t.text, out);
+  train_free(r, &t);
   return ok;
 }
 
 /* `--time`: each phase, and the whole, on one line. */
-void exec_print_times(const Program *p, double total, FILE *f) {
+void exec_print_times(const Runner *r, double total, FILE *f) {
   static const char *const names[] = {
 #define X(name, text) text,
       PHASES(X)
@@ -841,8 +750,8 @@ void exec_print_times(const Program *p, double total, FILE *f) {
   };
   fputs("time:", f);
   for (int i = 0; i < PHASE_COUNT; i++)
-    fprintf(f, "%s %s %.2f ms", i ? "," : "", names[i], p->ms[i]);
-  if (p->team && dlrt_team_size(p->team) > 1)
-    fprintf(f, " on %d threads", dlrt_team_size(p->team));
+    fprintf(f, "%s %s %.2f ms", i ? "," : "", names[i], r->ms[i]);
+  if (r->team && dlrt_team_size(r->team) > 1)
+    fprintf(f, " on %d threads", dlrt_team_size(r->team));
   fprintf(f, "; total %.2f ms\n", total);
 }

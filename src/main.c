@@ -115,6 +115,7 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
   Arena *arena = arena_new();
   Diags diags = {0};
   Program *prog = NULL;
+  Runner *runner = runner_new();
   bool ok = false;
   double t0 = now_ms(), parse_ms = 0;
   const Source *src = source_read_file(arena, path, &diags);
@@ -133,10 +134,9 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
     goto done;
   }
   prog = program_new(arena, &diags, opts);
-  prog->ms[PHASE_PARSE] = parse_ms;
   double t1 = now_ms();
   bool checked = sema_program(prog, stmts);
-  prog->ms[PHASE_CHECK] = now_ms() - t1;
+  runner->ms[PHASE_CHECK] = now_ms() - t1;
   if (!checked)
     goto done;
   diag_print(&diags, stderr);                    /* the checker's warnings, before any output */
@@ -146,24 +146,24 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
     /* Every refusal comes before anything runs: a refused resume runs
      * nothing and overwrites nothing, and a training is not begun that
      * could save nothing. */
-    bool resumable = !opts.resume_path || checkpoint_load(prog, opts.resume_path);
+    bool resumable = !opts.resume_path || checkpoint_load(runner, prog, opts.resume_path);
     bool savable = !opts.save_path || checkpoint_check_target(prog, opts.save_path);
-    ok = resumable && savable && exec_program(prog, stdout);
+    ok = resumable && savable && exec_program(runner, prog, stdout);
     break;
   }
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;
-  case CMD_EMIT: ok = exec_emit(prog, what, stdout); break;
+  case CMD_EMIT: ok = exec_emit(runner, prog, what, stdout); break;
   case CMD_REPL: break;                          /* repl_main's */
   }
 done:
   fflush(stdout);
   diag_print(&diags, stderr);
+  runner->ms[PHASE_PARSE] = parse_ms;
   if (opts.time && prog)
-    exec_print_times(prog, now_ms() - t0, stderr);
-  if (prog) {
-    jit_free(prog->jit);
+    exec_print_times(runner, now_ms() - t0, stderr);
+  runner_free(runner);
+  if (prog)
     program_free(prog);
-  }
   diag_free(&diags);
   arena_free(arena);
   if (stop_signal) {

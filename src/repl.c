@@ -68,9 +68,7 @@ typedef struct Session {
   Diags diags;
   Program *prog;
   /* Kept from one build to the next. */
-  struct Jit *jit;
-  DlrtTeam *team;
-  int ntrains;
+  Runner *runner;                                /* the JIT, the team, --time's figures */
   int line;                                      /* lines read so far */
   bool failed;                                   /* an error was reported */
   const char *cmd_source;                        /* the command being run: where it was typed */
@@ -169,8 +167,6 @@ static int *build_order(const Session *s) {
 static void drop_program(Session *s) {
   if (!s->prog)
     return;
-  s->prog->jit = NULL;                           /* the session's, not the program's */
-  s->prog->team = NULL;
   program_free(s->prog);
   arena_free(s->arena);
   diag_free(&s->diags);
@@ -211,9 +207,6 @@ static bool build(Session *s, const char *fresh) {
   s->diags = d;
   s->prog = p;
   p->diags = &s->diags;
-  p->jit = s->jit;
-  p->team = s->team;
-  p->ntrains = s->ntrains;
   keep_values(s, p, false);
   return true;
 }
@@ -274,10 +267,7 @@ static void run_actions(Session *s, const Stmt *st) {
   first = *tail;
   dlrt_interrupt = 0;
   interrupted = 0;
-  bool ok = exec_actions(p, first, stdout);
-  s->jit = p->jit;
-  s->team = p->team;
-  s->ntrains = p->ntrains;
+  bool ok = exec_actions(s->runner, p, first, stdout);
   diag_print(p->diags, stderr);
   s->failed |= !ok;
   bool trained = false;
@@ -336,9 +326,8 @@ static void process(Session *s, const char *source, const char *text, int first_
     }
   }
   if (s->time && s->prog)
-    exec_print_times(s->prog, now_ms() - t0, stderr);
-  if (s->prog)
-    memset(s->prog->ms, 0, sizeof s->prog->ms);
+    exec_print_times(s->runner, now_ms() - t0, stderr);
+  memset(s->runner->ms, 0, sizeof s->runner->ms);
   fflush(stdout);
   diag_free(&d);
   arena_free(a);
@@ -533,7 +522,7 @@ static void cmd_grad(Session *s) {
     command_error(s, s->cmd_line, s->cmd_line + strlen(s->cmd_line), "no loss yet: define one (loss = ...)");
     return;
   }
-  if (!exec_emit(s->prog, "grad", stdout)) {
+  if (!exec_emit(s->runner, s->prog, "grad", stdout)) {
     diag_print(s->prog->diags, stderr);
     s->prog->diags->nerrors = 0;
     s->failed = true;
@@ -573,12 +562,11 @@ static void cmd_emit(Session *s, const char *what, const char *name) {
                   "no loss yet: define one, or name a scalar");
   } else if (p->loss->shape.rank != 0) {
     command_error(s, name, name + strlen(name), "'%s' is not a scalar", name);
-  } else if (!exec_emit(p, what, stdout)) {
+  } else if (!exec_emit(s->runner, p, what, stdout)) {
     diag_print(p->diags, stderr);
     p->diags->nerrors = 0;
     s->failed = true;
   }
-  s->jit = p->jit;
   p->loss = loss;
 }
 
@@ -978,7 +966,7 @@ static char *read_terminal(Session *s, bool more, bool *cancelled) {
 }
 
 int repl_main(Options opts) {
-  Session s = {.opts = opts, .terminal = isatty(0) && isatty(1)};
+  Session s = {.opts = opts, .terminal = isatty(0) && isatty(1), .runner = runner_new()};
   struct sigaction sa = {0};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
@@ -1023,7 +1011,6 @@ int repl_main(Options opts) {
   }
   reset(&s);
   free(s.values);
-  jit_free(s.jit);
-  dlrt_team_free(s.team);
+  runner_free(s.runner);
   return s.failed && !s.terminal ? 1 : 0;         /* a script's errors fail it; a person saw them */
 }

@@ -1,7 +1,8 @@
 /* schedule.c — one training step planned as fused loops.
  *
  * The step's outputs are the loss and every param's gradient (diff.c, then
- * simplify.c). Lowering first inlines fn calls (a call becomes its body)
+ * simplify.c; train.c runs these passes in order). Lowering first inlines
+ * fn calls (a call becomes its body)
  * and precomputes param-free vector subexpressions that cost more than a
  * load (a `sin(x)` inside the loss is computed once, not every step), as
  * long as the program's data stays within MAX_DATA_ELEMENTS.
@@ -83,9 +84,9 @@ static Node *hoist(Sched *c, Node *n) {
   return ir_leaf(p->graph, OP_DATA, t.shape, program_add_data(p, name, t), NULL);
 }
 
-/* Inlines calls and hoists param-free vector work. `roots` are rewritten. */
-static void lower(Sched *c, Node **roots, int nroots) {
-  Graph *g = c->p->graph;
+void schedule_lower(Program *p, Node **roots, int nroots) {
+  Sched sched = {.p = p}, *c = &sched;
+  Graph *g = p->graph;
   NodeList order = ir_topo(roots, nroots);
   NodeMap map = {0};
   NodeMap expensive = {0};                       /* param-free subtrees with costly work */
@@ -216,22 +217,6 @@ static bool params_shared(const Schedule *s) {
   return shared;
 }
 
-bool loss_and_grads(Program *p, Node *loss, Node **roots) {
-  int np = p->nparams;
-  Node *wrt[np + 1];
-  for (int i = 0; i < np; i++)
-    wrt[i] = p->params[i].node;
-  roots[0] = loss;
-  diff_grads(p->graph, loss, wrt, np, roots + 1);
-  simplify(p->graph, roots, np + 1);
-  if (!graph_full(p->graph))
-    return true;
-  diag_error(p->diags, loss->span,
-             "differentiating this loss makes the program's expressions larger than the limit of "
-             "%u nodes", p->graph->max_nodes);
-  return false;
-}
-
 /* The numbers a step needs besides its params and data: gradients,
  * optimizer state and intermediate results. */
 static double working_numbers(const Schedule *s) {
@@ -244,44 +229,25 @@ static double working_numbers(const Schedule *s) {
 
 /* The buffers exec_make_buffers will allocate fit the limits: an error at
  * the loss instead of an allocation the machine cannot satisfy. */
-static bool buffers_fit(Program *p, const Schedule *s, const Node *loss) {
+static bool buffers_fit(Program *p, const Schedule *s, Span at) {
   double n = working_numbers(s);
   if (n <= MAX_DATA_ELEMENTS)
     return true;
-  diag_error(p->diags, loss->span,
+  diag_error(p->diags, at,
              "training this loss needs %.0f numbers of gradients, optimizer state and intermediate "
              "results; a train holds at most %.0f",
              n, MAX_DATA_ELEMENTS);
   return false;
 }
 
-Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
+Schedule *schedule_train(Program *p, Node *const *roots, const Optimizer *opt, Span at) {
   int np = p->nparams, nroots = np + 1;
   Schedule *s = calloc(1, sizeof *s);
   Sched c = {.p = p, .s = s};
-
-  /* Differentiate, simplify, lower. */
-  double t0 = now_ms();
-  Node *roots[nroots];
-  if (!loss_and_grads(p, loss, roots)) {
-    free(s);
-    return NULL;
-  }
-  /* A param whose gradient is 0 as a formula is one the user likely meant
-   * the loss to use. */
-  for (int i = 0; i < np; i++)
-    if (ir_is_const(roots[1 + i], 0) && !p->params[i].warned_constant) {
-      p->params[i].warned_constant = true;
-      diag_add(p->diags, DIAG_WARNING, p->params[i].span,
-               "the loss does not depend on param '%s' (its gradient is 0): training leaves it "
-               "unchanged", p->params[i].name);
-    }
-  double t1 = now_ms();
-  p->ms[PHASE_DIFF] += t1 - t0;
-  lower(&c, roots, nroots);
   s->loss = roots[0];
   s->grads = malloc(sizeof(Node *) * (size_t)(np + 1));
   memcpy(s->grads, roots + 1, sizeof(Node *) * (size_t)np);
+  s->batched = (s->loss->flags & NODE_HAS_BATCH) != 0;
 
   /* Buffers: params, then the data the step reads. */
   NodeList order = ir_topo(roots, nroots);
@@ -383,8 +349,7 @@ Schedule *schedule_train(Program *p, Node *loss, const Optimizer *opt) {
   s->params_shared = params_shared(s);
   nodelist_free(&order);
   nodemap_free(&c.stage);
-  p->ms[PHASE_IR] += now_ms() - t1;
-  if (!buffers_fit(p, s, loss)) {
+  if (!buffers_fit(p, s, at)) {
     schedule_free(s);
     return NULL;
   }

@@ -2015,7 +2015,5 @@ void program_free(Program *p) {
   free(p->fns);
   free(p->sym_buckets);
   free(p->fn_memo->buckets);
-  checkpoint_free(p);
-  dlrt_team_free(p->team);
   graph_free(p->graph);
 }

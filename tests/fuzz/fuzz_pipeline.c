@@ -15,7 +15,7 @@
 
 enum { MAX_STEPS = 20, MAX_ELEMENTS = 4096 };
 
-static Jit *jit;
+static Runner *runner;                           /* one JIT for every input, as the REPL has */
 
 static bool small(const Program *p) {
   for (int i = 0; i < p->ndata; i++)
@@ -39,13 +39,11 @@ static void *run_input(void *arg) {
       for (Action *act = p->actions; act; act = act->next)
         if (act->kind == ACT_TRAIN && act->steps > MAX_STEPS)
           act->steps = MAX_STEPS;
-      if (!jit)
-        jit = jit_new(2, &d);
-      p->jit = jit;
+      if (!runner)
+        runner = runner_new();
       FILE *sink = fopen("/dev/null", "w");
-      exec_program(p, sink);
+      exec_program(runner, p, sink);
       fclose(sink);
-      p->jit = NULL;
     }
     program_free(p);
   }

@@ -45,10 +45,11 @@ typedef struct Compiled {
   Arena *arena;
   Diags diags;
   Program *p;
+  Runner *runner;                                /* holds what checkpoint_load read */
 } Compiled;
 
 static Compiled compile(bool f64) {
-  Compiled c = {arena_new(), {0}, NULL};
+  Compiled c = {arena_new(), {0}, NULL, runner_new()};
   Source *src = source_new(c.arena, "resume.dl", model, strlen(model));
   Stmt *stmts = parse_source(src, c.arena, &c.diags);
   c.p = program_new(c.arena, &c.diags, (Options){.f64 = f64, .opt_level = 2});
@@ -63,6 +64,7 @@ static void release(Compiled *c) {
   FILE *sink = fopen("/dev/null", "w");
   diag_print(&c->diags, sink);                   /* the messages' own code, on any input */
   fclose(sink);
+  runner_free(c->runner);
   program_free(c->p);
   diag_free(&c->diags);
   arena_free(c->arena);
@@ -97,11 +99,11 @@ static void fail(const char *what, Compiled *c) {
  * numbers and infinities). */
 static bool save(Compiled *c, int n, int64_t done, bool resumed, const char *path) {
   const Action *a = train_number(c->p, n);
-  Schedule *s = schedule_train(c->p, a->loss, &a->opt);
+  Schedule *s = train_schedule(c->runner, c->p, a->loss, &a->opt);
   void **bufs = exec_make_buffers(c->p, s);
   double epoch_loss = 1.5;
   if (resumed)
-    checkpoint_resume_state(c->p, s, bufs, &epoch_loss);
+    checkpoint_resume_state(c->runner, c->p, s, bufs, &epoch_loss);
   for (int k = 0; !resumed && k < s->nbufs; k++)
     if (s->bufs[k].kind == BUF_STATE && c->p->opts.f64)
       ((double *)bufs[k])[0] = k % 2 ? INFINITY : 0.125;
@@ -156,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   bool f64 = memmem(data, size, "float64", 7) != NULL;
   Compiled c = compile(f64), before = compile(f64);
-  if (!checkpoint_load(c.p, in_path)) {
+  if (!checkpoint_load(c.runner, c.p, in_path)) {
     if (c.diags.nerrors == 0)
       fail("a refused file without an error", &c);
     if (!same_params(c.p, before.p))
@@ -164,11 +166,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else {
     /* What was read, saved again, reads back the same. */
     int64_t step;
-    int n = checkpoint_resume_train(c.p, &step);
+    int n = checkpoint_resume_train(c.runner, &step);
     if (!save(&c, n, step, true, out_path))
       fail("a resumed checkpoint cannot be saved", &c);
     Compiled again = compile(f64);
-    if (!checkpoint_load(again.p, out_path))
+    if (!checkpoint_load(again.runner, again.p, out_path))
       fail("a checkpoint dlc wrote does not load", &again);
     if (!same_params(c.p, again.p))
       fail("a checkpoint saved again loads other params", &again);

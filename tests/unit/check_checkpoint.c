@@ -89,7 +89,7 @@ static double state_value(int i, int k, int64_t e) {
 static bool save_train(const char *name, int64_t done) {
   const Action *a = the_train();
   bool f64 = fx.prog->opts.f64;
-  Schedule *s = schedule_train(fx.prog, a->loss, &a->opt);
+  Schedule *s = train_schedule(fx.runner, fx.prog, a->loss, &a->opt);
   void **bufs = exec_make_buffers(fx.prog, s);
   for (int i = 0; i < fx.prog->nparams; i++)
     for (int k = 0; k < 2; k++)
@@ -107,9 +107,9 @@ static bool save_train(const char *name, int64_t done) {
 static void check_restored_state(void) {
   const Action *a = the_train();
   bool f64 = fx.prog->opts.f64;
-  Schedule *s = schedule_train(fx.prog, a->loss, &a->opt);
+  Schedule *s = train_schedule(fx.runner, fx.prog, a->loss, &a->opt);
   void **bufs = exec_make_buffers(fx.prog, s);
-  checkpoint_resume_state(fx.prog, s, bufs, NULL);
+  checkpoint_resume_state(fx.runner, fx.prog, s, bufs, NULL);
   for (int i = 0; i < fx.prog->nparams; i++)
     for (int k = 0; k < 2; k++)
       for (int64_t e = 0; e < shape_numel(fx.prog->params[i].value.shape); e++) {
@@ -139,12 +139,12 @@ START_TEST(params_round_trip) {
   fx.prog->params[1].value.v[2] = (float)-2.7182817;
   ck_assert(save_train("c.json", 7));
   reopen(false);
-  ck_assert(checkpoint_load(fx.prog, path_of("c.json")));
+  ck_assert(checkpoint_load(fx.runner, fx.prog, path_of("c.json")));
   ck_assert_double_eq(fx.prog->params[0].value.v[0], (float)1 / 3);
   ck_assert_double_eq(fx.prog->params[1].value.v[1], 0.5);
   ck_assert_double_eq(fx.prog->params[1].value.v[2], (float)-2.7182817);
   int64_t step = -1;
-  ck_assert_int_eq(checkpoint_resume_train(fx.prog, &step), 1);
+  ck_assert_int_eq(checkpoint_resume_train(fx.runner, &step), 1);
   ck_assert_int_eq(step, 7);
   /* Adam's second moment overflowed to inf (the state of w holds inf,
    * -inf and NaN): what was saved resumes. */
@@ -161,7 +161,7 @@ START_TEST(f64_round_trip) {
   fx.prog->params[0].value.v[0] = 0.1 + 0.2;
   ck_assert(save_train("c.json", 10));
   reopen(true);
-  ck_assert(checkpoint_load(fx.prog, path_of("c.json")));
+  ck_assert(checkpoint_load(fx.runner, fx.prog, path_of("c.json")));
   ck_assert_double_eq(fx.prog->params[0].value.v[0], 0.1 + 0.2);
   check_restored_state();
 }
@@ -234,13 +234,13 @@ START_TEST(bad_files_refused) {
   FILE *f = fopen(path_of("bad.json"), "w");
   fputs(refused[_i].text, f);
   fclose(f);
-  ck_assert(!checkpoint_load(fx.prog, path_of("bad.json")));
+  ck_assert(!checkpoint_load(fx.runner, fx.prog, path_of("bad.json")));
   ck_assert_int_eq(fx.diags.nerrors, 1);
   ck_assert_msg(strstr(fx.diags.items[0].msg, refused[_i].says), "'%s' lacks '%s'",
                 fx.diags.items[0].msg, refused[_i].says);
   ck_assert(strstr(fx.diags.items[0].msg, "cannot resume from"));
   int64_t step;
-  ck_assert_int_eq(checkpoint_resume_train(fx.prog, &step), 0);
+  ck_assert_int_eq(checkpoint_resume_train(fx.runner, &step), 0);
   /* A refused file changes nothing. */
   ck_assert_double_eq(fx.prog->params[0].value.v[0], (float)0.1);
   ck_assert_double_eq(fx.prog->params[1].value.v[2], 1);
@@ -253,14 +253,14 @@ START_TEST(good_file_read) {
   FILE *f = fopen(path_of("good.json"), "w");
   fputs(HEAD "\"params\": {\"a\": \"nan\", \"w\": [1, \"-inf\", 3]}, " STATE "\n\n", f);
   fclose(f);
-  ck_assert(checkpoint_load(fx.prog, path_of("good.json")));
+  ck_assert(checkpoint_load(fx.runner, fx.prog, path_of("good.json")));
   ck_assert(isnan(fx.prog->params[0].value.v[0]));
   ck_assert(isinf(fx.prog->params[1].value.v[1]) && fx.prog->params[1].value.v[1] < 0);
 }
 END_TEST
 
 static const char *load_error(const char *path) {
-  ck_assert(!checkpoint_load(fx.prog, path));
+  ck_assert(!checkpoint_load(fx.runner, fx.prog, path));
   return fx.diags.items[fx.diags.n - 1].msg;
 }
 
@@ -321,9 +321,9 @@ START_TEST(failed_write_cleaned) {
   ck_assert_ptr_nonnull(strstr(fx.diags.items[0].msg, "File too large"));
   ck_assert_int_eq(files_in_dir(), 1);
   reopen(false);
-  ck_assert(checkpoint_load(fx.prog, path_of("c.json")));
+  ck_assert(checkpoint_load(fx.runner, fx.prog, path_of("c.json")));
   int64_t step;
-  checkpoint_resume_train(fx.prog, &step);
+  checkpoint_resume_train(fx.runner, &step);
   ck_assert_int_eq(step, 1);
 }
 END_TEST

@@ -19,8 +19,6 @@
 
 static void teardown(void) {
   /* The JIT is the program's, created by the first train. */
-  jit_free(fx.prog->jit);
-  fx.prog->jit = NULL;
   fx_teardown();
 }
 
@@ -36,7 +34,7 @@ static bool run(char **out) {
   size_t len = 0;
   FILE *f = open_memstream(out, &len);
   ck_assert_ptr_nonnull(f);
-  bool ok = exec_program(fx.prog, f);
+  bool ok = exec_program(fx.runner, fx.prog, f);
   fclose(f);
   return ok;
 }
@@ -46,7 +44,7 @@ static bool run_train(const Action *a, char **out) {
   size_t len = 0;
   FILE *f = open_memstream(out, &len);
   ck_assert_ptr_nonnull(f);
-  bool ok = exec_train(fx.prog, a, f);
+  bool ok = exec_train(fx.runner, fx.prog, a, f);
   fclose(f);
   return ok;
 }
@@ -840,7 +838,7 @@ START_TEST(emit_llvm_vectorized) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
-  bool ok = exec_emit(fx.prog, "llvm", f);
+  bool ok = exec_emit(fx.runner, fx.prog, "llvm", f);
   fclose(f);
   ck_assert(ok);
   ck_assert_msg(strstr(text, "define i64 @dl_train(ptr"), "no dl_train function in:\n%.2000s",
@@ -863,7 +861,7 @@ START_TEST(emit_asm) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
-  ck_assert(exec_emit(fx.prog, "asm", f));
+  ck_assert(exec_emit(fx.runner, fx.prog, "asm", f));
   fclose(f);
   ck_assert_msg(strstr(text, "dl_train:"), "no dl_train label in:\n%.2000s", text);
   free(text);

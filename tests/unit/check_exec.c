@@ -9,8 +9,6 @@
 #include <stdio.h>
 
 static void teardown(void) {
-  jit_free(fx.prog->jit);
-  fx.prog->jit = NULL;
   fx_teardown();
 }
 
@@ -64,7 +62,7 @@ static char *run_program(void) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
-  ck_assert(exec_program(fx.prog, f));
+  ck_assert(exec_program(fx.runner, fx.prog, f));
   fclose(f);
   return text;
 }
@@ -106,7 +104,7 @@ static char *emit(const char *what, bool *ok) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
-  *ok = exec_emit(fx.prog, what, f);
+  *ok = exec_emit(fx.runner, fx.prog, what, f);
   fclose(f);
   return text;
 }

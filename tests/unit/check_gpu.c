@@ -44,8 +44,6 @@ static void teardown(void) {
   unsetenv("DLC_LIBCUDA");
   unsetenv("DLC_GPU_CHUNK");
   unsetenv("DLC_GPU_BLOCKS");
-  jit_free(fx.prog->jit);                        /* the CPU's, made by exec_train */
-  fx.prog->jit = NULL;
   fx_teardown();
 }
 
@@ -54,7 +52,7 @@ static void teardown(void) {
 static char *ptx_for(const char *text, const char *arch) {
   compile_text(text);
   Action *a = train_action();
-  Schedule *s = schedule_train(fx.prog, a->loss, &a->opt);
+  Schedule *s = train_schedule(fx.runner, fx.prog, a->loss, &a->opt);
   GpuKernel k;
   bool ok = gpu_compile(fx.prog, s, a, &a->opt, arch, &k);
   schedule_free(s);
@@ -209,7 +207,7 @@ END_TEST
 START_TEST(unsupported_op_located) {
   compile_text(SEED_TEXT);
   Action *a = train_action();
-  Schedule *s = schedule_train(fx.prog, a->loss, &a->opt);
+  Schedule *s = train_schedule(fx.runner, fx.prog, a->loss, &a->opt);
   Node *var = ir_at(scalar_var("t", 0), fx.prog->params[0].span);
   s->loss = ir_binary(fx.g, OP_ADD, s->loss, var);
   GpuKernel k;
@@ -247,7 +245,7 @@ static EmuKernel emu_kernel_of(const Schedule *s, const Action *a) {
 /* The program's train, emulated. */
 static EmuKernel emu_kernel(void) {
   Action *a = train_action();
-  Schedule *s = schedule_train(fx.prog, a->loss, &a->opt);
+  Schedule *s = train_schedule(fx.runner, fx.prog, a->loss, &a->opt);
   EmuKernel k = emu_kernel_of(s, a);
   k.s = s;
   return k;
@@ -403,7 +401,7 @@ static void expect_as_cpu(const EmuRun *gpu, double rtol) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
-  bool ok = exec_train(fx.prog, a, f);
+  bool ok = exec_train(fx.runner, fx.prog, a, f);
   fclose(f);
   int64_t logged = gpu->result == a->steps ? a->steps : gpu->result >= 0 ? gpu->result + 1
                                                                           : -gpu->result;
@@ -611,7 +609,7 @@ static char *run_program(void) {
   char *out = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&out, &len);
-  exec_program(fx.prog, f);
+  exec_program(fx.runner, fx.prog, f);
   for (int i = 0; i < fx.diags.n; i++)
     fprintf(f, "diag %d: %s\n", fx.diags.items[i].level, fx.diags.items[i].msg);
   fclose(f);

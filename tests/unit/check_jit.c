@@ -221,13 +221,14 @@ static Program *compile_f32(Arena *a, Diags *d, const char *text) {
 static bool run_program(Program *p, char **out) {
   size_t len = 0;
   FILE *f = open_memstream(out, &len);
-  bool ok = exec_program(p, f);
+  Runner *r = runner_new();
+  bool ok = exec_program(r, p, f);
+  runner_free(r);
   fclose(f);
   return ok;
 }
 
 static void free_program(Program *p, Diags *d, Arena *a) {
-  jit_free(p->jit);
   program_free(p);
   diag_free(d);
   arena_free(a);
@@ -237,7 +238,9 @@ static char *emit_asm_of(Program *p) {
   char *buf = NULL;
   size_t len = 0;
   FILE *out = open_memstream(&buf, &len);
-  ck_assert(exec_emit(p, "asm", out));
+  Runner *r = runner_new();
+  ck_assert(exec_emit(r, p, "asm", out));
+  runner_free(r);
   fclose(out);
   return buf;
 }

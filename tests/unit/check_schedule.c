@@ -22,7 +22,7 @@ static void teardown(void) {
 
 static Schedule *plan(Optimizer opt) {
   ck_assert_ptr_nonnull(fx.prog->loss);
-  S = schedule_train(fx.prog, fx.prog->loss, &opt);
+  S = train_schedule(fx.runner, fx.prog, fx.prog->loss, &opt);
   ck_assert_ptr_nonnull(S);
   return S;
 }
@@ -448,7 +448,7 @@ START_TEST(gradients_past_the_node_limit) {
                "param a = 1\n"
                "loss = sum(sin(sin(sin(sin(a * x)))) * cos(cos(cos(a * x))))\n");
   fx.g->max_nodes = fx.g->nnodes + 5;
-  ck_assert_ptr_null(schedule_train(fx.prog, fx.prog->loss, &sgd));
+  ck_assert_ptr_null(train_schedule(fx.runner, fx.prog, fx.prog->loss, &sgd));
   ck_assert_int_eq(fx.diags.nerrors, 1);
   ck_assert_msg(strstr(fx.diags.items[0].msg, "differentiating this loss makes the program's "
                                               "expressions larger than the limit of"),
@@ -463,7 +463,7 @@ START_TEST(buffers_past_the_limit) {
                "param b = ones(1, 10000)\n"
                "loss = sum(a @ b) + sum(a @ (2 * b)) + sum(a @ (3 * b)) + sum(a @ (4 * b)) + "
                "sum(a @ (5 * b))\n");
-  ck_assert_ptr_null(schedule_train(fx.prog, fx.prog->loss, &sgd));
+  ck_assert_ptr_null(train_schedule(fx.runner, fx.prog, fx.prog->loss, &sgd));
   ck_assert_int_eq(fx.diags.nerrors, 1);
   ck_assert_msg(strstr(fx.diags.items[0].msg, "a train holds at most 400000000"), "%s",
                 fx.diags.items[0].msg);

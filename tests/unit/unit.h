@@ -24,6 +24,7 @@ typedef struct Fixture {
   Diags diags;
   Program *prog;
   Graph *g;
+  Runner *runner;                                /* what runs it: the JIT, made by the first train */
 } Fixture;
 
 static Fixture fx;
@@ -33,12 +34,14 @@ static inline void fixture_open(bool f64) {
   fx.diags = (Diags){0};
   fx.prog = program_new(fx.arena, &fx.diags, (Options){.f64 = f64, .opt_level = 2});
   fx.g = fx.prog->graph;
+  fx.runner = runner_new();
 }
 
 static inline void fx_setup_f64(void) { fixture_open(true); }
 static inline void fx_setup_f32(void) { fixture_open(false); }
 
 static inline void fx_teardown(void) {
+  runner_free(fx.runner);
   program_free(fx.prog);
   arena_free(fx.arena);
   diag_free(&fx.diags);
