@@ -77,7 +77,7 @@ static cJSON *numbers(const void *buf, int64_t n, bool f64, bool scalar) {
  * caller frees it); -1 with errno set. */
 static int temp_beside(const char *path, char **tmp) {
   size_t n = strlen(path) + 16;
-  *tmp = malloc(n);
+  *tmp = xmalloc(n);
   snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
   int fd = mkstemp(*tmp);
   if (fd < 0) {
@@ -107,7 +107,7 @@ static bool write_atomically(const char *path, const char *text) {
   close(fd);
   if (ok && rename(tmp, path) == 0) {
     /* The rename itself reaches the disk with the directory. */
-    char *copy = strdup(path);
+    char *copy = xstrdup(path);
     int dir = open(dirname(copy), O_RDONLY | O_DIRECTORY);
     if (dir >= 0) {
       fsync(dir);
@@ -229,7 +229,7 @@ static char *read_text(Program *p, const char *path, size_t *len) {
         (long long)st.st_size, most);
     return NULL;
   }
-  char *text = malloc((size_t)st.st_size + 1);
+  char *text = xmalloc((size_t)st.st_size + 1);
   *len = 0;
   for (ssize_t got; *len < (size_t)st.st_size; *len += (size_t)got)
     if ((got = read(fd, text + *len, (size_t)st.st_size - *len)) <= 0) {
@@ -417,7 +417,7 @@ static bool read_state(Program *p, const char *path, const cJSON *state, const A
                  pi->name, cJSON_GetArraySize(parts), optimizer_name(a->opt.kind), count);
     const cJSON *part = parts->child;
     for (int k = 0; k < count; k++, part = part->next) {
-      r->state[2 * i + k] = malloc(sizeof(double) * (size_t)(n + 1));
+      r->state[2 * i + k] = xmalloc(sizeof(double) * (size_t)(n + 1));
       if (!read_values(part, r->state[2 * i + k], n, false, p->opts.f64, why, sizeof why))
         return bad(p, path, "the optimizer state of param '%s' %s", pi->name, why);
     }
@@ -454,7 +454,7 @@ static bool check_and_apply(Program *p, const char *path, const cJSON *root, str
     return false;
   double *values[p->nparams + 1];
   for (int i = 0; i < p->nparams; i++)
-    values[i] = malloc(sizeof(double) * (size_t)(shape_numel(p->params[i].value.shape) + 1));
+    values[i] = xmalloc(sizeof(double) * (size_t)(shape_numel(p->params[i].value.shape) + 1));
   bool ok = read_params(p, path, field(root, "params"), values) &&
             no_extra(p, path, field(root, "params"), "a param") &&
             read_state(p, path, field(root, "state"), a, r) &&
@@ -477,9 +477,9 @@ bool checkpoint_load(Runner *runner, Program *p, const char *path) {
   free(text);
   if (!root)
     return bad(p, path, "it is not JSON (a damaged file?)");
-  struct Resume *r = calloc(1, sizeof *r);
+  struct Resume *r = xcalloc(1, sizeof *r);
   r->nstate = 2 * p->nparams;
-  r->state = calloc((size_t)r->nstate + 1, sizeof(double *));
+  r->state = xcalloc((size_t)r->nstate + 1, sizeof(double *));
   bool ok = check_and_apply(p, path, root, r);
   cJSON_Delete(root);
   if (ok) {

@@ -53,8 +53,12 @@ Source *source_read_file(Arena *a, const char *path, Diags *d) {
     len += n;
     if (nul)
       break;
-    if (len == cap)
-      text = realloc(text, cap *= 2);
+    if (len == cap) {
+      char *grown = realloc(text, cap *= 2);     /* (a file's size: failing is an error, below) */
+      if (!grown)
+        free(text);
+      text = grown;
+    }
   }
   bool failed = !text || ferror(f);
   if (!is_stdin)
@@ -108,13 +112,13 @@ void diag_add(Diags *d, DiagLevel level, Span span, const char *fmt, ...) {
   d->dropping = false;
   if (d->n == d->cap) {
     d->cap = d->cap ? d->cap * 2 : 16;
-    d->items = realloc(d->items, sizeof(Diag) * (size_t)d->cap);
+    d->items = xrealloc(d->items, sizeof(Diag) * (size_t)d->cap);
   }
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
-  char *msg = malloc((size_t)n + 1);
+  char *msg = xmalloc((size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(msg, (size_t)n + 1, fmt, ap);
   va_end(ap);

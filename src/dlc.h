@@ -42,6 +42,15 @@ typedef struct Fn Fn;
 
 /* ------------------------------------------------------------------ util.c */
 
+/* malloc, calloc, realloc and strdup that never return NULL: out of memory
+ * ends the process with a message. Every allocation goes through them but
+ * those whose size a user's data decides (a train's buffers, a value),
+ * which fail into an error at the statement instead. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
 Arena *arena_new(void);
 void arena_free(Arena *a);
 void *arena_alloc(Arena *a, size_t size);        /* zeroed, 16-aligned */

@@ -262,13 +262,13 @@ static int thread_count(const Program *p, const Schedule *s) {
 /* Thread k > 0 of a team gets its own copy of the scalar params and their
  * optimizer state; vectors are shared (each thread updates its share). */
 static void **private_buffers(const Program *p, const Schedule *s, void **shared) {
-  void **bufs = calloc((size_t)s->nbufs + 1, sizeof(void *));
+  void **bufs = xcalloc((size_t)s->nbufs + 1, sizeof(void *));
   size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
   for (int k = 0; k < s->nbufs; k++) {
     const BufInfo *bi = &s->bufs[k];
     bool scalar = (bi->kind == BUF_PARAM || bi->kind == BUF_STATE) &&
                   p->params[bi->index].node->shape.rank == 0;
-    bufs[k] = scalar ? memcpy(malloc(elem), shared[k], elem) : shared[k];
+    bufs[k] = scalar ? memcpy(xmalloc(elem), shared[k], elem) : shared[k];
   }
   return bufs;
 }
@@ -303,9 +303,9 @@ static TrainResult run_team(Runner *rn, const Program *p, const Train *tr, void 
   if (!rn->team)
     nthreads = 1;                                /* no threads to be had: one is enough */
   TrainRun r = {.fn = tr->fn, .first_step = first, .end = end, .saver = saver, .log = log,
-                .bufs = calloc((size_t)nthreads, sizeof(void **)), .nthreads = nthreads,
-                .scratch = calloc((size_t)tr->scratch_doubles + 1, sizeof(double)),
-                .team = nthreads > 1 ? rn->team : NULL, .code = calloc((size_t)nthreads, sizeof(int64_t))};
+                .bufs = xcalloc((size_t)nthreads, sizeof(void **)), .nthreads = nthreads,
+                .scratch = xcalloc((size_t)tr->scratch_doubles + 1, sizeof(double)),
+                .team = nthreads > 1 ? rn->team : NULL, .code = xcalloc((size_t)nthreads, sizeof(int64_t))};
   r.bufs[0] = bufs;
   for (int k = 1; k < nthreads; k++)
     r.bufs[k] = private_buffers(p, tr->s, bufs);
@@ -448,7 +448,7 @@ static Node *batch_loss(Program *p, const Action *a, Trains *ts, int64_t rows, N
   for (int m = 0; m < ts->nfull; m++) {
     Shape sh = ts->full[m]->shape;
     sh.dim[0] = rows;
-    Tensor t = {sh, calloc((size_t)shape_numel(sh), sizeof(double))};
+    Tensor t = {sh, xcalloc((size_t)shape_numel(sh), sizeof(double))};
     const char *name = p->data[ts->full[m]->slot].name;
     name = arena_printf(p->arena, "%s[batch]", name ? name : "data");
     leaves[m] = ir_batch_leaf(p->graph, sh, program_add_data(p, name, t));
@@ -464,7 +464,7 @@ static bool compile_trains(Runner *r, Program *p, const Action *a, Trains *ts) {
     return train_compile(r, p, a, a->loss, &a->opt, out, &ts->t[0]) &&
            (ts->bufs[0] = exec_make_buffers(p, ts->t[0].s));
   }
-  ts->full = calloc((size_t)ir_count(a->loss) + 1, sizeof(Node *));
+  ts->full = xcalloc((size_t)ir_count(a->loss) + 1, sizeof(Node *));
   ts->rows = ir_batched_data(a->loss, ts->full, &ts->nfull);   /* sema checked that it splits */
   ts->per_epoch = batches_per_epoch(a, ts->rows, &ts->batch);
   int64_t last = ts->rows - (ts->per_epoch - 1) * ts->batch;
@@ -476,7 +476,7 @@ static bool compile_trains(Runner *r, Program *p, const Action *a, Trains *ts) {
       return false;
     if (!(ts->bufs[k] = exec_make_buffers(p, ts->t[k].s)))
       return false;
-    ts->dst[k] = calloc((size_t)ts->nfull + 1, sizeof(void *));
+    ts->dst[k] = xcalloc((size_t)ts->nfull + 1, sizeof(void *));
     for (int m = 0; m < ts->nfull; m++) {
       int slot = ts->t[k].s->data_buf[leaves[m]->slot];
       ts->dst[k][m] = slot >= 0 ? ts->bufs[k][slot] : NULL;
@@ -515,11 +515,11 @@ static void free_trains(Runner *r, Trains *ts) {
  * working precision, gathered into a train's batch buffers every step. */
 static void batches_begin(const Program *p, const Action *a, const Trains *ts, DlrtBatches *b) {
   size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
-  const char **src = calloc((size_t)ts->nfull + 1, sizeof(char *));
-  int64_t *row_bytes = calloc((size_t)ts->nfull + 1, sizeof(int64_t));
+  const char **src = xcalloc((size_t)ts->nfull + 1, sizeof(char *));
+  int64_t *row_bytes = xcalloc((size_t)ts->nfull + 1, sizeof(int64_t));
   for (int m = 0; m < ts->nfull; m++) {
     const Tensor *t = &p->data[ts->full[m]->slot].value;
-    char *copy = malloc(elem * (size_t)shape_numel(t->shape));
+    char *copy = xmalloc(elem * (size_t)shape_numel(t->shape));
     for (int64_t i = 0; i < shape_numel(t->shape); i++)
       if (p->opts.f64)
         ((double *)copy)[i] = t->v[i];
@@ -529,7 +529,7 @@ static void batches_begin(const Program *p, const Action *a, const Trains *ts, D
     row_bytes[m] = (int64_t)elem * shape_numel(t->shape) / ts->rows;
   }
   *b = (DlrtBatches){.n = ts->rows, .batch = ts->batch, .nbatches = ts->per_epoch, .shuffle = a->shuffle >= 0,
-                     .epoch = -1, .order = malloc(sizeof(int64_t) * (size_t)ts->rows), .ntensors = ts->nfull,
+                     .epoch = -1, .order = xmalloc(sizeof(int64_t) * (size_t)ts->rows), .ntensors = ts->nfull,
                      .src = src, .row_bytes = row_bytes};
   dlrt_rng_seed(&b->rng, (uint64_t)(a->shuffle >= 0 ? a->shuffle : 0));
 }
@@ -608,7 +608,7 @@ bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
 
 /* ---- running a program */
 
-Runner *runner_new(void) { return calloc(1, sizeof(Runner)); }
+Runner *runner_new(void) { return xcalloc(1, sizeof(Runner)); }
 
 void runner_free(Runner *r) {
   if (!r)

@@ -84,8 +84,8 @@ void *nodemap_get(const NodeMap *m, const Node *key) {
 
 void nodemap_put(NodeMap *m, const Node *key, void *val) {
   if ((m->n + 1) * 2 > m->cap) {
-    NodeMap bigger = {calloc(m->cap ? m->cap * 2 : 64, sizeof(Node *)),
-                      calloc(m->cap ? m->cap * 2 : 64, sizeof(void *)),
+    NodeMap bigger = {xcalloc(m->cap ? m->cap * 2 : 64, sizeof(Node *)),
+                      xcalloc(m->cap ? m->cap * 2 : 64, sizeof(void *)),
                       m->cap ? m->cap * 2 : 64, 0};
     for (unsigned i = 0; i < m->cap; i++)
       if (m->keys[i])
@@ -114,7 +114,7 @@ Graph *graph_new(Arena *a) {
   Graph *g = arena_alloc(a, sizeof *g);
   g->arena = a;
   g->nbuckets = 1024;
-  g->buckets = calloc(g->nbuckets, sizeof(Node *));
+  g->buckets = xcalloc(g->nbuckets, sizeof(Node *));
   g->max_nodes = MAX_NODES;
   return g;
 }
@@ -163,7 +163,7 @@ static bool node_equal(const Node *a, const Node *b) {
 
 static void graph_grow(Graph *g) {
   unsigned nb = g->nbuckets * 2;
-  Node **buckets = calloc(nb, sizeof(Node *));
+  Node **buckets = xcalloc(nb, sizeof(Node *));
   for (unsigned i = 0; i < g->nbuckets; i++)
     for (Node *n = g->buckets[i], *next; n; n = next) {
       next = n->bucket_next;
@@ -340,7 +340,7 @@ Node *ir_with_args(Graph *g, const Node *n, Node *const *args) {
 void nodelist_push(NodeList *l, Node *n) {
   if (l->n == l->cap) {
     l->cap = l->cap ? l->cap * 2 : 16;
-    l->items = realloc(l->items, sizeof(Node *) * (size_t)l->cap);
+    l->items = xrealloc(l->items, sizeof(Node *) * (size_t)l->cap);
   }
   l->items[l->n++] = n;
 }
@@ -1113,7 +1113,7 @@ static Shape text_shape(Printer *pr, const Node *n) {
   Shape s = text_shape_of(pr, n);
   if (pr->nshapes == pr->cap) {
     pr->cap = pr->cap ? 2 * pr->cap : 64;
-    pr->shapes = realloc(pr->shapes, sizeof(Shape) * (size_t)pr->cap);
+    pr->shapes = xrealloc(pr->shapes, sizeof(Shape) * (size_t)pr->cap);
   }
   pr->shapes[pr->nshapes++] = s;
   nodemap_put(&pr->known, n, (void *)(intptr_t)pr->nshapes);
@@ -1373,7 +1373,7 @@ void ir_format(Buf *b, const Node *n, const Program *p) {
 double ir_tree_size(Node *root) {
   NodeList order = ir_topo(&root, 1);
   NodeMap index = {0};
-  double *size = malloc(sizeof(double) * (size_t)(order.n + 1));
+  double *size = xmalloc(sizeof(double) * (size_t)(order.n + 1));
   for (int k = 0; k < order.n; k++) {
     Node *n = order.items[k];
     int shown = n->op == OP_FNCALL ? n->fn->arity : n->nargs;

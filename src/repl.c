@@ -112,13 +112,13 @@ static void keep_values(Session *s, const Program *p, bool trained) {
     const ParamInfo *pi = &p->params[i];
     Value *v = find_value(s, pi->name);
     if (!v) {
-      s->values = realloc(s->values, sizeof(Value) * (size_t)(s->nvalues + 1));
+      s->values = xrealloc(s->values, sizeof(Value) * (size_t)(s->nvalues + 1));
       v = &s->values[s->nvalues++];
-      *v = (Value){strdup(pi->name), {pi->value.shape, NULL}, false};
+      *v = (Value){xstrdup(pi->name), {pi->value.shape, NULL}, false};
     }
     size_t n = (size_t)shape_numel(pi->value.shape);
     free(v->t.v);
-    v->t = (Tensor){pi->value.shape, malloc(sizeof(double) * (n ? n : 1))};
+    v->t = (Tensor){pi->value.shape, xmalloc(sizeof(double) * (n ? n : 1))};
     memcpy(v->t.v, pi->value.v, sizeof(double) * n);
     v->trained |= trained;
   }
@@ -141,8 +141,8 @@ static bool mentions(const char *text, const char *name) {
  * else in the order they were first made (a mention cycle is an error sema
  * reports). */
 static int *build_order(const Session *s) {
-  int n = s->ndefs, *order = malloc(sizeof(int) * (size_t)(n + 1));
-  bool *placed = calloc((size_t)n + 1, 1);
+  int n = s->ndefs, *order = xmalloc(sizeof(int) * (size_t)(n + 1));
+  bool *placed = xcalloc((size_t)n + 1, 1);
   for (int k = 0; k < n; k++) {
     int pick = -1;
     for (int i = 0; i < n && pick < 0; i++) {
@@ -222,10 +222,10 @@ static void define(Session *s, const char *name, StmtKind kind, const char *sour
   if (at >= 0) {
     old = s->defs[at];
   } else {
-    s->defs = realloc(s->defs, sizeof(Def) * (size_t)(s->ndefs + 1));
+    s->defs = xrealloc(s->defs, sizeof(Def) * (size_t)(s->ndefs + 1));
     at = s->ndefs++;
   }
-  s->defs[at] = (Def){strdup(name), strdup(source), strdup(text), kind};
+  s->defs[at] = (Def){xstrdup(name), xstrdup(source), xstrdup(text), kind};
   if (build(s, kind == ST_PARAM ? name : NULL)) {
     if (old.name && old.kind == ST_PARAM && kind != ST_PARAM)
       forget_value(s, name);
@@ -793,7 +793,7 @@ static void load_file(Session *s, const char *path) {
   FILE *f = open_to_load(s, path, &st);
   if (!f)
     return;
-  path = strdup(path);                           /* the command line is reused below */
+  path = xstrdup(path);                           /* the command line is reused below */
   Loading here = {st.st_dev, st.st_ino, s->loading};
   s->loading = &here;
   Reader r = {0};
@@ -950,11 +950,11 @@ static char *read_terminal(Session *s, bool more, bool *cancelled) {
     if (interrupted) {
       fputs("^C\n", stdout);
       *cancelled = true;
-      return strdup("");
+      return xstrdup("");
     }
     return NULL;
   }
-  char *copy = strdup(line);
+  char *copy = xstrdup(line);
   size_t len = strlen(copy);
   if (len && copy[len - 1] == '\n')
     copy[--len] = '\0';

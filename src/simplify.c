@@ -74,7 +74,7 @@ static void add_factor(Factors *f, Node *base, double e) {
   nodelist_push(&f->base, base);
   if (f->base.n > f->cap) {
     f->cap = f->base.cap;
-    f->expo = realloc(f->expo, sizeof(double) * (size_t)f->cap);
+    f->expo = xrealloc(f->expo, sizeof(double) * (size_t)f->cap);
   }
   f->expo[f->base.n - 1] = e;
 }

@@ -103,7 +103,7 @@ bool train_compile(Runner *r, Program *p, const Action *a, Node *loss, const Opt
     bool ok = gpu_compile(p, t->s, a, opt, arch, &t->kernel);
     r->ms[PHASE_JIT] += now_ms() - t0;
     if (ok && out == TRAIN_AS_PTX)
-      t->text = strdup(t->kernel.ptx);
+      t->text = xstrdup(t->kernel.ptx);
     return ok;
   }
   }

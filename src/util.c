@@ -24,15 +24,19 @@ struct Arena {
 
 enum { CHUNK_SIZE = 64 * 1024 };
 
-static void *xmalloc(size_t n) {
-  void *p = malloc(n);
+/* Out of memory is the one failure no caller can report usefully. */
+static void *or_die(void *p) {
   if (!p) {
-    /* Out of memory is the one failure no caller can report usefully. */
     fputs("dlc: out of memory\n", stderr);
     abort();
   }
   return p;
 }
+
+void *xmalloc(size_t n) { return or_die(malloc(n ? n : 1)); }
+void *xcalloc(size_t n, size_t size) { return or_die(calloc(n ? n : 1, size ? size : 1)); }
+void *xrealloc(void *p, size_t n) { return or_die(realloc(p, n ? n : 1)); }
+char *xstrdup(const char *s) { return or_die(strdup(s)); }
 
 Arena *arena_new(void) {
   Arena *a = xmalloc(sizeof *a);
@@ -94,12 +98,7 @@ static void buf_reserve(Buf *b, size_t extra) {
   size_t cap = b->cap ? b->cap : 64;
   while (cap < b->len + extra + 1)
     cap *= 2;
-  char *p = realloc(b->data, cap);
-  if (!p) {
-    fputs("dlc: out of memory\n", stderr);
-    abort();
-  }
-  b->data = p;
+  b->data = xrealloc(b->data, cap);
   b->cap = cap;
 }
 
