@@ -13,16 +13,16 @@
 
 #include <stdlib.h>
 
-enum { MAX_STEPS = 20, MAX_ELEMENTS = 4096 };
+enum { MAX_STEPS = 20, MAX_SMALL_ELEMENTS = 4096 };
 
 static Runner *runner;                           /* one JIT for every input, as the REPL has */
 
 static bool small(const Program *p) {
   for (int i = 0; i < p->ndata; i++)
-    if (shape_numel(p->data[i].value.shape) > MAX_ELEMENTS)
+    if (shape_numel(p->data[i].value.shape) > MAX_SMALL_ELEMENTS)
       return false;
   for (int i = 0; i < p->nparams; i++)
-    if (shape_numel(p->params[i].value.shape) > MAX_ELEMENTS)
+    if (shape_numel(p->params[i].value.shape) > MAX_SMALL_ELEMENTS)
       return false;
   return true;
 }
