@@ -205,7 +205,7 @@ static Node *d_slice(Diff *d, Node *n, int i, Node *adj) {
 static Node *d_pad(Diff *d, Node *n, int i, Node *adj) {
   return ir_slice(d->g, adj, n->pos[0], n->pos[1], A(0)->shape);
 }
-/* A fn call: the partial derivatives were built with the call (sema.c), from
+/* A fn call: the partial derivatives were built with the call (fn.c), from
  * the hand-written deriv or from the body; only the arguments get a
  * contribution (the actual ones, and the params the body uses, which sema
  * adds as arguments), never the inlined body or the partials themselves. */

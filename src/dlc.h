@@ -6,6 +6,8 @@
  * each train through train.c, which calls the back half's passes in order:
  *
  *   source text -> lexer.l/parser.y (AST) -> sema.c (checked IR program)
+ *   (program.c the Program it fills; builtins.c its table of built-in
+ *   names; data.c, matrix.c, fn.c the calls it elaborates by kind)
  *   -> exec.c, for each train -> train.c:
  *        diff.c (gradients) -> simplify.c -> schedule.c (lowered; fused loops)
  *        -> codegen.c (LLVM IR) -> jit.c (ORC)
@@ -392,7 +394,7 @@ void ir_format(Buf *b, const Node *n, const Program *p);
 double ir_tree_size(Node *root);
 #define MAX_FORMULA_TERMS 1000000
 
-/* ------------------------------------------------------------------ sema.c */
+/* --------------------------------------------------------------- program.c */
 
 /* A user function. Its body and derivs stay AST: a call inlines them. */
 struct Fn {
@@ -512,21 +514,149 @@ struct Program {
 };
 
 Program *program_new(Arena *a, Diags *d, Options opts);
+void program_free(Program *p);                   /* what the arena does not own */
+/* A new data slot holding t (the program owns t's memory from here). */
+int program_add_data(Program *p, const char *name, Tensor t);
+/* Round a value to the program's precision (f32 unless --f64). */
+double program_round(const Program *p, double v);
+
+/* ------------------------------------------------------------------ sema.c */
+
 /* Checks the statements and builds the program: params get their initial
  * values, param-free definitions are evaluated (hoisted), everything else
  * becomes IR. Returns false when errors were reported. */
 bool sema_program(Program *p, const Stmt *stmts);
-void program_free(Program *p);                   /* what the arena does not own */
-int program_add_data(Program *p, const char *name, Tensor t);
-/* For `dlc check`: fn's body with its formals bound to args, each argument's
- * hand-written partial (NULL where there is no deriv) and symbolic one. */
+
+/* From here to the end of fn.c's banner, sema's own: the state of a run
+ * and what its files call in one another. Nothing after sema uses them. */
+
+/* Names bound inside a fn body or deriv: the formals and `value`. */
+typedef struct Local {
+  const char *name;
+  Node *node;
+  struct Local *next;
+} Local;
+
+/* One sema_program run (or sema_fn_partials' elaboration). */
+typedef struct Sema {
+  Program *p;
+  Graph *g;
+  Diags *d;
+  struct Sym *syms;                              /* the names defined, newest first */
+  const Fn *defining;                            /* fn whose body is being checked */
+  bool in_diff;                                  /* undefined names are free symbols */
+  bool loss_failed;                              /* `loss = ...` had errors: stay quiet about it */
+  bool said_full;                                /* the graph's limit was reported */
+  struct CsvFile *csvs;                          /* the files load_csv read (data.c) */
+} Sema;
+
+/* Checks e and builds its node; NULL after an error (reported). locals:
+ * the names bound in the fn body or deriv it is part of. */
+Node *elab(Sema *s, const Expr *e, Local *locals);
+int count_args(const Arg *a);
+/* Binds a call's arguments, positional or named, to the parameter slots
+ * names[0..nnames) in out[] (NULL: not given); the first nrequired must
+ * be given. `what` names the callee in messages. */
+bool bind_args(Sema *s, const Expr *call, const char *const *names, int nnames,
+               int nrequired, const char *what, Expr **out);
+/* a and b broadcast together (NumPy's rules) to a value that fits; else
+ * an error at span, `what` naming the operation. */
+bool check_broadcast(Sema *s, Span span, Node *a, Node *b, const char *what);
+/* The graph is full (MAX_NODES): an error at span, once a run. */
+bool graph_too_big(Sema *s, Span span, const char *what);
+/* The value of e, which must be a constant scalar (`what` names it in
+ * messages): a number in the working precision, or a whole number in
+ * [min, max] exactly. */
+bool constant_scalar(Sema *s, const Expr *e, Local *locals, const char *what, double *out);
+bool constant_int(Sema *s, const Expr *e, const char *what, double min, double max,
+                  int64_t *out);
+
+/* -------------------------------------------------------------- builtins.c */
+
+typedef enum {
+  B_ELEM,                                        /* elementwise op */
+  B_REDUCE,                                      /* sum, mean */
+  B_LEN,
+  B_LINSPACE, B_ZEROS, B_ONES, B_FILL, B_RAND, B_RANDN, B_EYE, B_LOAD_CSV,
+  B_MAXMIN,                                      /* max, min: of two, or a reduction */
+  B_LOGSUMEXP, B_SOFTMAX, B_LOG_SOFTMAX, B_ARGMAX, B_ONEHOT, B_TRANSPOSE,
+  B_STACK, B_CONCAT,                             /* any number of arguments */
+  B_DIFF,
+  B_TRAIN, B_PRINT,                              /* statements */
+  B_OPTIMIZER,                                   /* sgd, adam, rmsprop */
+} BuiltinKind;
+
+enum { MAX_PARAMS = 6 };                        /* the most arguments a built-in names */
+
+typedef struct Builtin {
+  const char *name;
+  BuiltinKind kind;
+  int op;                                        /* B_ELEM, B_REDUCE, B_MAXMIN: the Op;
+                                                    B_OPTIMIZER: OptimKind */
+  int nrequired;                                 /* params[0..nrequired) must be given */
+  const char *params[MAX_PARAMS];                /* their names, in order */
+} Builtin;
+extern const Builtin builtins[];
+extern const int nbuiltins;
 /* The i-th built-in name (functions, then constants); NULL past the last
  * (the REPL completes them). */
 const char *sema_builtin_name(int i);
+const Builtin *find_builtin(const char *name);   /* NULL: not a built-in */
+int nparams_of(const Builtin *b);                /* the names in b->params */
+bool is_constant_name(const char *name);         /* pi, inf */
+
+/* ------------------------------------------------------------------ data.c */
+
+/* Counts n more numbers of data; false, with an error at span, past
+ * MAX_DATA_ELEMENTS. */
+bool budget(Sema *s, Span span, int64_t n);
+/* A new data leaf holding t (the program owns t's memory from here). */
+Node *data_leaf(Sema *s, Tensor t, const char *name);
+Tensor tensor_alloc(Shape shape);                /* uninitialised, malloc'd */
+/* The calls that make data now: load_csv and linspace, zeros, ones, fill,
+ * rand, randn, eye (args bound to b's params by bind_args), and a list
+ * literal, [1, 2] or [[1, 2], [3, 4]]. NULL after an error. */
+Node *elab_load_csv(Sema *s, const Expr *call, Expr **args);
+Node *elab_constructor(Sema *s, const Expr *call, const Builtin *b, Expr **args);
+Node *elab_list(Sema *s, const Expr *e);
+/* Frees the CSV files a run read (once each, however often named). */
+void csv_files_free(Sema *s);
+
+/* ---------------------------------------------------------------- matrix.c */
+
+/* a @ b, elaborated already. */
+Node *elab_matmul(Sema *s, const Expr *e, Node *a, Node *b);
+/* A[i, j], each index an integer or a slice lo:hi. */
+Node *elab_index(Sema *s, const Expr *e, Local *locals);
+/* stack(v, ...) (stack) or concat(A, ..., axis = a). */
+Node *elab_join(Sema *s, const Expr *e, bool stack, Local *locals);
+/* The built-ins of matrices and reductions (sum, mean, max, min, argmax,
+ * logsumexp, softmax, log_softmax, onehot, transpose). */
+Node *elab_tensor_call(Sema *s, const Expr *e, const Builtin *b, Expr **args, Local *locals);
+
+/* -------------------------------------------------------------------- fn.c */
+
+/* The fn calls inlined so far (Program.fn_memo), by fn and arguments. */
+typedef struct FnMemo {
+  struct FnCall **buckets;                       /* malloc'd */
+  unsigned nbuckets, n;
+  unsigned run;                                  /* sema_program runs so far */
+} FnMemo;
+
+/* Inlines fn at actuals: *body, and each argument's hand-written partial
+ * hand[i] (NULL without a deriv) and symbolic one sym[i] (only where there
+ * is no deriv, unless all_sym); *body_vars is the body over var_nodes, the
+ * formals as symbols. False after an error. */
+bool expand_fn(Sema *s, const Fn *fn, Node *const *actuals, Node **body, Node **hand,
+               Node **sym, bool all_sym, Node **body_vars, Node **var_nodes);
+/* A call of fn, inlined once for each distinct list of argument nodes. */
+Node *elab_fn_call(Sema *s, const Expr *call, const Fn *fn, Local *locals);
+/* diff(e, x): d e / d x, element by element. */
+Node *elab_diff(Sema *s, const Expr *call, Expr **args, Local *locals);
+/* For `dlc check`: fn's body with its formals bound to args, each argument's
+ * hand-written partial (NULL where there is no deriv) and symbolic one. */
 bool sema_fn_partials(Program *p, const Fn *fn, Node *const *args, Node **body, Node **hand,
                       Node **sym);
-/* Round a value to the program's precision (f32 unless --f64). */
-double program_round(const Program *p, double v);
 
 /* ------------------------------------------------------------------ eval.c */
 
