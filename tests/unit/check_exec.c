@@ -1,8 +1,9 @@
-/* check_exec.c — unit tests for src/exec.c, the part that does not need a
- * training run (check_codegen.c runs those): how values print (a scalar,
- * a short vector, a long one elided to its three first and three last
- * elements), print and show actions, formulas for values with a free
- * symbol, and `dlc emit grad|ir` text.
+/* check_exec.c — unit tests for src/exec.c and src/train.c, the parts
+ * that need no long training run (check_codegen.c runs those): how values
+ * print (a scalar, a short vector, a long one elided to its three first and
+ * three last elements), print and show actions, formulas for values with a
+ * free symbol, `dlc emit grad|ir` text, the train compiler's outputs, the
+ * decoding of how a train ended, and a runner shared by programs.
  */
 #include "unit.h"
 
@@ -142,6 +143,88 @@ START_TEST(emit_without_loss) {
 }
 END_TEST
 
+/* ---- the train compiler and what a train says */
+
+/* Every way compiled steps end, as the CPU's function and the GPU's
+ * kernel return it, decodes to why and after how many steps. */
+START_TEST(train_result_decodes) {
+  TrainResult r = train_result(100, 100);
+  ck_assert(r.stop == TRAIN_DONE && r.done == 100);
+  r = train_result(37, 100);
+  ck_assert(r.stop == TRAIN_NONFINITE && r.done == 37);
+  r = train_result(0, 100);                      /* the very first step */
+  ck_assert(r.stop == TRAIN_NONFINITE && r.done == 0);
+  r = train_result(-1 - 37, 100);
+  ck_assert(r.stop == TRAIN_UPDATE_NONFINITE && r.done == 37);
+  r = train_result(-1, 100);
+  ck_assert(r.stop == TRAIN_UPDATE_NONFINITE && r.done == 0);
+  r = train_result(dlrt_train_interrupted(100, 37), 100);
+  ck_assert(r.stop == TRAIN_INTERRUPTED && r.done == 37);
+  r = train_result(dlrt_train_interrupted(100, 0), 100);
+  ck_assert(r.stop == TRAIN_INTERRUPTED && r.done == 0);
+}
+END_TEST
+
+/* One train compiler for every output: a function in the runner's JIT,
+ * LLVM text, assembly, PTX; each freed by train_free. */
+START_TEST(train_compile_outputs) {
+  compile_text("x = linspace(-1, 1, 64)\n"
+               "param a = 0.5\n"
+               "loss = sum((a * x - sin(x))^2)\n"
+               "train(steps = 3, optimizer = sgd(lr = 0.01))\n");
+  Action *a = train_action();
+  Train t;
+  ck_assert(train_compile(fx.runner, fx.prog, a, a->loss, &a->opt, TRAIN_FOR_CPU, &t));
+  ck_assert_ptr_nonnull(t.fn);
+  ck_assert_ptr_nonnull(t.s);
+  ck_assert_ptr_nonnull(fx.runner->jit);
+  ck_assert_int_eq(fx.runner->ntrains, 1);
+  train_free(fx.runner, &t);
+  ck_assert_ptr_null(t.s);
+  ck_assert(train_compile(fx.runner, fx.prog, a, a->loss, &a->opt, TRAIN_AS_LLVM, &t));
+  ck_assert_ptr_nonnull(strstr(t.text, "define"));
+  ck_assert_ptr_nonnull(strstr(t.text, "@dl_train("));
+  train_free(fx.runner, &t);
+  ck_assert(train_compile(fx.runner, fx.prog, a, a->loss, &a->opt, TRAIN_AS_PTX, &t));
+  ck_assert_ptr_nonnull(strstr(t.text, ".entry " GPU_KERNEL));
+  train_free(fx.runner, &t);
+  ck_assert_int_eq(fx.runner->ntrains, 1);      /* only machine code takes a name in the JIT */
+  ck_assert_int_eq(fx.diags.nerrors, 0);
+}
+END_TEST
+
+/* The runner outlives programs: the REPL builds one per definition and
+ * keeps one JIT for all; each train takes a new name in it. */
+START_TEST(runner_outlives_programs) {
+  const char *text = "x = linspace(-1, 1, 64)\n"
+                     "param a = 0.5\n"
+                     "loss = sum((a * x - sin(x))^2)\n"
+                     "train(steps = 3, optimizer = sgd(lr = 0.01))\n"
+                     "print(a)\n";
+  compile_text(text);
+  char *first = run_program();
+  Jit *jit = fx.runner->jit;
+  ck_assert_ptr_nonnull(jit);
+  Arena *arena = arena_new();
+  Diags d = {0};
+  Program *p = program_new(arena, &d, fx.prog->opts);
+  ck_assert(sema_program(p, parse_source(source_new(arena, "t.dl", text, strlen(text)), arena, &d)));
+  char *second = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&second, &len);
+  ck_assert(exec_program(fx.runner, p, f));
+  fclose(f);
+  ck_assert_ptr_eq(fx.runner->jit, jit);
+  ck_assert_int_eq(fx.runner->ntrains, 2);
+  ck_assert_str_eq(first, second);
+  program_free(p);
+  diag_free(&d);
+  arena_free(arena);
+  free(first);
+  free(second);
+}
+END_TEST
+
 static Suite *exec_suite(void) {
   Suite *s = suite_create("exec");
 
@@ -161,6 +244,13 @@ static Suite *exec_suite(void) {
   tcase_add_checked_fixture(tc, fx_setup_f64, teardown);
   tcase_add_test(tc, emit_grad_and_ir);
   tcase_add_test(tc, emit_without_loss);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("train");
+  tcase_add_checked_fixture(tc, fx_setup_f64, teardown);
+  tcase_add_test(tc, train_result_decodes);
+  tcase_add_test(tc, train_compile_outputs);
+  tcase_add_test(tc, runner_outlives_programs);
   suite_add_tcase(s, tc);
   return s;
 }
