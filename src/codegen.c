@@ -1,37 +1,53 @@
-/* codegen.c — the schedule as LLVM IR: the whole `train` call in one
- * function.
+/* codegen.c — training steps as LLVM IR: the node rules, the one step
+ * skeleton every target shares, and the CPU target.
+ *
+ * The node rules give a node of the schedule its value from its
+ * arguments' values (emit_node; a kernel's element, kernel_element), and a
+ * param its optimizer's update (update_value). The skeleton,
+ * codegen_steps, runs steps [first, last) of a train with them: per step,
+ * by stage, the prelude's scalars, the fused loops and the kernels; the
+ * report of the loss; the finite checks; the update of every param; and
+ * the interrupts and checkpoints of a target that has them. Its result is
+ * `last`; or t, the step whose loss or gradient was NaN or infinite; or
+ * -1 - t, when step t's update would have made a param NaN or infinite
+ * (either way step t's update is not applied: the params keep their last
+ * finite values); or last + 1 + k when dlrt_interrupt stopped it after k
+ * steps.
+ *
+ * Many threads run it together. Each computes every scalar of the step
+ * itself and takes a share of every vector: the same elements of a vector
+ * param, of its gradient and of its optimizer state in every loop and
+ * every step, so only sums cross threads. The target totals them so that
+ * every thread holds the same bits, and every thread takes the same
+ * branch at the finite checks. How a thread loops over its share, how the
+ * sums are totalled, how the threads meet, where the loss goes, which
+ * functions libm calls go to, and its own kernels, minibatches, interrupts
+ * and checkpoints are the target's: the hooks of a StepTarget (dlc.h), as
+ * QBE's targets are. gpu.c is one target, the CPU below the other.
+ *
+ * The CPU's train function, codegen_train,
  *
  *   int64_t dl_train(void **bufs, int64_t steps, DlrtLog *log, int64_t thread,
  *                    int64_t nthreads, double *scratch, DlrtTeam *team,
  *                    int64_t first_step, TrainSaver *saver)
  *
- * runs every step: the scalar preludes and fused loops of the schedule, the
- * step callback (log lines, the divergence watch), the finite checks, and
- * the optimizer update — no interpretation between steps.
- *
- * A team of nthreads runs it together, each thread with its own `thread`
- * number and its own copy of the scalar params and their state (in bufs);
- * vectors are shared. Each thread computes its share of every loop (see
- * Blocks), publishes the sums of its blocks in `scratch`, meets the others
- * at a barrier, and adds all blocks' sums in block order: every thread then
- * holds the same scalars, and they are the scalars one thread computes
- * alone, bit for bit. Only thread 0 logs, and saves checkpoints.
- *
- * Steps run from first_step (0, or where a resumed train was). It returns
- * `steps`; or t, the step whose loss or gradient was NaN or infinite; or
- * -1 - t, when step t's update would have made a param NaN or infinite
- * (either way step t's update is not applied: the params keep their last
- * finite values); or steps + 1 + k when dlrt_interrupt stopped it after k
- * steps.
+ * is run by a team of nthreads, each with its own `thread` number and its
+ * own copy of the scalar params and their state (in bufs). Its share of a
+ * loop is blocks of elements (see Blocks); it publishes the sums of its
+ * blocks in `scratch`, meets the others at a barrier, and adds all blocks'
+ * sums in block order: they are the scalars one thread computes alone, bit
+ * for bit. Thread 0 logs (dlrt_step), gathers minibatches, saves
+ * checkpoints and reads dlrt_interrupt. Its kernels are loops over its
+ * share of a result's rows (or columns), large products OpenBLAS's.
  *
  * Loops are counted loops over blocks of elements whose reductions are
  * phis; the reduction's fadd carries reassoc so that LLVM's vectorizer may
- * split it into vector lanes (see shared/notes/llvm19.md), and each block's
- * sum is published for the team. exp in float32 is inline arithmetic;
- * other elementary functions are libm calls that name their libmvec
- * vector variants, so that vectorized loops call those. Every node is
- * emitted from values already emitted: preludes and loop bodies are in
- * topological order, so there is no recursion over the expression.
+ * split it into vector lanes (see shared/notes/llvm19.md). exp in float32
+ * is inline arithmetic; other elementary functions are libm calls that
+ * name their libmvec vector variants, so that vectorized loops call those.
+ * Every node is emitted from values already emitted: preludes and loop
+ * bodies are in topological order, so there is no recursion over the
+ * expression.
  */
 #include "dlc.h"
 
@@ -41,27 +57,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A libm function the step calls, by its libm name (sinf). */
+typedef struct MathFn {
+  char name[32];
+  LLVMValueRef fn;                               /* as the target named it (StepTarget.math) */
+} MathFn;
+
 typedef struct Cg {
   const Program *p;
   const Schedule *s;
   const Optimizer *opt;
+  StepTarget *t;                                 /* what the target does its own way */
   LLVMContextRef ctx;
   LLVMModuleRef mod;
   LLVMBuilderRef b;
   LLVMTypeRef ft, dt, i64, ptr;
   LLVMValueRef fn;
-  LLVMValueRef *bufs;                            /* base pointer of each buffer */
+  LLVMValueRef *bufs;                            /* base pointer of each buffer (t->bufs) */
   NodeMap scalar;                                /* scalar node -> value, per step */
   NodeMap elem;                                  /* vector node -> element value, per loop */
   LLVMValueRef idx;                              /* current loop index */
   Shape loop_shape;                              /* ... over a tensor of this shape */
   LLVMValueRef *loop_bad;                        /* per loop: NaN when a stored vector is not finite */
-  LLVMValueRef thread, nthreads, team;           /* who runs this copy (see the header) */
   LLVMValueRef scratch;                          /* this step's half of the scratch array */
   int64_t *loop_region, *update_region;          /* where in it each loop and param update publishes */
   int64_t scratch_size;                          /* doubles in one half */
-  int64_t stop_slot;                             /* where thread 0 publishes dlrt_interrupt */
-  int vector_bits;                               /* widest libmvec variant to name; 0: none */
+  int64_t stop_slot;                             /* where the leader publishes dlrt_interrupt */
+  MathFn *math;                                  /* libm functions declared */
+  int nmath;
   LLVMValueRef *vector_fns;                      /* declared variants, kept by llvm.compiler.used */
   int nvector_fns;
 } Cg;
@@ -128,7 +151,7 @@ static void vector_variants(Cg *c, const char *scalar, int nargs, Buf *attr) {
   int lane_bits = c->p->opts.f64 ? 64 : 32;
   const char *params = nargs == 2 ? "vv" : "v";
   for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
-    if (widths[w].bits > c->vector_bits)
+    if (widths[w].bits > c->t->vector_bits)
       continue;
     int lanes = widths[w].bits / lane_bits;
     char vname[64];
@@ -145,24 +168,42 @@ static void vector_variants(Cg *c, const char *scalar, int nargs, Buf *attr) {
   }
 }
 
-/* A call of a libm function (expf, or exp under --f64) of one or two
- * arguments. It touches no memory, so LLVM may hoist it, and where libmvec
- * is loaded the loop vectorizer replaces it by a vector variant. */
-static LLVMValueRef libm(Cg *c, const char *name, LLVMValueRef *args, int nargs) {
+/* The libm function `name` (expf, pow), declared on first use as touching
+ * no memory, so that LLVM may hoist its calls. The target may rename it or
+ * give it a body (StepTarget.math); it is found again here by libm's
+ * name. */
+static LLVMValueRef libm_fn(Cg *c, const char *name, LLVMTypeRef fty) {
+  for (int k = 0; k < c->nmath; k++)
+    if (strcmp(c->math[k].name, name) == 0)
+      return c->math[k].fn;
+  LLVMValueRef f = LLVMAddFunction(c->mod, name, fty);
+  const char *attrs[] = {"nounwind", "willreturn", "nosync", "memory"};  /* memory(none) */
+  for (int i = 0; i < 4; i++)
+    add_fn_attr(c, f, attrs[i]);
+  c->math = realloc(c->math, sizeof(MathFn) * (size_t)(c->nmath + 1));
+  MathFn *m = &c->math[c->nmath++];
+  snprintf(m->name, sizeof m->name, "%s", name);
+  m->fn = f;
+  if (c->t->math)
+    c->t->math(c->t, f);
+  return f;
+}
+
+/* A call of a libm function of one or two arguments of one type: `name`
+ * (exp) in double, its float variant (expf) in float. A node's call (lanes)
+ * names the libmvec variants the target has, for the loop vectorizer to
+ * replace it by. Adam's bias corrections (pow) name none: they are
+ * computed once a step, and stay libm's to the bit. */
+static LLVMValueRef libm(Cg *c, const char *name, LLVMValueRef *args, int nargs, bool lanes) {
+  LLVMTypeRef type = LLVMTypeOf(args[0]);
   char scalar[32];
-  snprintf(scalar, sizeof scalar, "%s%s", name, c->p->opts.f64 ? "" : "f");
-  LLVMTypeRef params[2] = {c->ft, c->ft};
-  LLVMTypeRef fty = LLVMFunctionType(c->ft, params, (unsigned)nargs, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(c->mod, scalar);
-  if (!f) {
-    f = LLVMAddFunction(c->mod, scalar, fty);
-    const char *attrs[] = {"nounwind", "willreturn", "nosync", "memory"};  /* memory(none) */
-    for (int i = 0; i < 4; i++)
-      add_fn_attr(c, f, attrs[i]);
-  }
-  LLVMValueRef call = LLVMBuildCall2(c->b, fty, f, args, (unsigned)nargs, "");
+  snprintf(scalar, sizeof scalar, "%s%s", name, type == c->dt ? "" : "f");
+  LLVMTypeRef params[2] = {type, type};
+  LLVMTypeRef fty = LLVMFunctionType(type, params, (unsigned)nargs, 0);
+  LLVMValueRef call = LLVMBuildCall2(c->b, fty, libm_fn(c, scalar, fty), args, (unsigned)nargs, "");
   Buf attr = {0};
-  vector_variants(c, scalar, nargs, &attr);
+  if (lanes)
+    vector_variants(c, scalar, nargs, &attr);
   if (attr.len) {
     const char *key = "vector-function-abi-variant";
     LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex,
@@ -173,7 +214,7 @@ static LLVMValueRef libm(Cg *c, const char *name, LLVMValueRef *args, int nargs)
   return call;
 }
 
-static LLVMValueRef libm1(Cg *c, const char *name, LLVMValueRef x) { return libm(c, name, &x, 1); }
+static LLVMValueRef libm1(Cg *c, const char *name, LLVMValueRef x) { return libm(c, name, &x, 1, true); }
 
 static LLVMValueRef bool_to_float(Cg *c, LLVMValueRef b) { return LLVMBuildUIToFP(c->b, b, c->ft, ""); }
 
@@ -265,7 +306,7 @@ static LLVMValueRef emit_pow(Cg *c, const Node *n, LLVMValueRef a, LLVMValueRef 
   if (is_constant(c, e, &k) && k == 0.5)
     return intrinsic1(c, "llvm.sqrt", a);
   LLVMValueRef args[2] = {a, b};
-  return libm(c, "pow", args, 2);
+  return libm(c, "pow", args, 2, true);
 }
 
 static LLVMValueRef value_of(Cg *c, const Node *n) {
@@ -389,79 +430,32 @@ static LLVMValueRef emit_node(Cg *c, const Node *n) {
   abort();
 }
 
-/* Reductions sum a block of this many elements at a time in the working
- * type (in vector lanes); the blocks' sums are then added in double, in
- * block order: the rounding error of a sum over a million floats stays
- * that of a few thousand, as with PyTorch's cascaded sums, and the result
- * does not depend on how many threads computed the blocks. */
-enum { SUM_BLOCK = 4096 };
-
-static int64_t block_count(int64_t n) { return (n + SUM_BLOCK - 1) / SUM_BLOCK; }
-
 static void add_incoming(LLVMValueRef phi, LLVMValueRef a, LLVMBasicBlockRef from_a,
                          LLVMValueRef b, LLVMBasicBlockRef from_b) {
   LLVMAddIncoming(phi, (LLVMValueRef[]){a, b}, (LLVMBasicBlockRef[]){from_a, from_b}, 2);
 }
 
-/* A loop over this thread's share of a vector's elements, as a loop over
- * blocks around a loop over a block's elements. The share is blocks
- * [nblocks * k / T, nblocks * (k + 1) / T) for thread k of T: it depends
- * on the length only, so a thread touches the same elements of every
- * vector of one length, in every loop and every step, and only reductions
- * cross threads. */
-typedef struct Blocks {
-  int64_t n, nblocks;
-  LLVMBasicBlockRef outer, inner, block_done, done;
-  LLVMValueRef blk, first;                       /* the block, and its first element */
-  LLVMValueRef stop;                             /* one past its last element */
-} Blocks;
-
-/* Leaves the builder in the element loop, after the index phi (c->idx). */
-static void blocks_begin(Cg *c, Blocks *k, int64_t n) {
-  k->n = n;
-  k->nblocks = block_count(n);
-  k->outer = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block");
-  k->inner = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop");
-  k->block_done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.done");
-  k->done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "loop.done");
-  if (k->nblocks == 1) {
-    /* One block is thread 0's, and a loop of constant trip count that
-     * LLVM vectorizes without remainder loops. */
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), k->outer,
-                    k->done);
-    LLVMPositionBuilderAtEnd(c->b, k->outer);
-    k->blk = k->first = iconst(c, 0);
-    k->stop = iconst(c, n);
-    LLVMBuildBr(c->b, k->inner);
-    LLVMPositionBuilderAtEnd(c->b, k->block_done);
-    LLVMBuildBr(c->b, k->done);
-  } else {
-    LLVMValueRef nb = iconst(c, k->nblocks);
-    LLVMValueRef lo = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nb, c->thread, ""), c->nthreads, "");
-    LLVMValueRef next_thread = LLVMBuildAdd(c->b, c->thread, iconst(c, 1), "");
-    LLVMValueRef hi = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nb, next_thread, ""), c->nthreads, "");
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), k->outer, k->done);
-    LLVMPositionBuilderAtEnd(c->b, k->outer);
-    k->blk = LLVMBuildPhi(c->b, c->i64, "b");
-    k->first = LLVMBuildMul(c->b, k->blk, iconst(c, SUM_BLOCK), "");
-    LLVMValueRef past = LLVMBuildAdd(c->b, k->first, iconst(c, SUM_BLOCK), "");
-    k->stop = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, past, iconst(c, n), ""), past,
-                              iconst(c, n), "");
-    LLVMBuildBr(c->b, k->inner);
-    LLVMPositionBuilderAtEnd(c->b, k->block_done);
-    LLVMValueRef blk_next = LLVMBuildAdd(c->b, k->blk, iconst(c, 1), "");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, blk_next, hi, ""), k->outer, k->done);
-    add_incoming(k->blk, lo, pre, blk_next, k->block_done);
-  }
-  LLVMPositionBuilderAtEnd(c->b, k->inner);
-  c->idx = LLVMBuildPhi(c->b, c->i64, "i");
+static LLVMBasicBlockRef block(Cg *c, const char *name) {
+  return LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
 }
 
-/* Asks the vectorizer for masked vector iterations instead of a scalar
- * remainder loop: for a vector of one block, a loop of constant trip
- * count, that is less machine code to compile (about 1.5 ms of the seed's
- * 20) and as fast. Over many blocks the masks would cost every iteration. */
+/* Branches to a new block that runs only when cond holds; returns the
+ * block where both ways meet, for end_if. */
+static LLVMBasicBlockRef begin_if(Cg *c, LLVMValueRef cond, const char *name) {
+  char done[64];
+  snprintf(done, sizeof done, "%s.done", name);
+  LLVMBasicBlockRef then = block(c, name), join = block(c, done);
+  LLVMBuildCondBr(c->b, cond, then, join);
+  LLVMPositionBuilderAtEnd(c->b, then);
+  return join;
+}
+
+static void end_if(Cg *c, LLVMBasicBlockRef join) {
+  LLVMBuildBr(c->b, join);
+  LLVMPositionBuilderAtEnd(c->b, join);
+}
+
+/* A hint for the loop vectorizer, on the branch that closes a loop. */
 static void loop_hint(Cg *c, LLVMValueRef latch, const char *key, bool value) {
   LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
   LLVMMetadataRef kv[2] = {LLVMMDStringInContext2(c->ctx, key, strlen(key)),
@@ -473,147 +467,10 @@ static void loop_hint(Cg *c, LLVMValueRef latch, const char *key, bool value) {
   LLVMSetMetadata(latch, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, loop));
 }
 
-static void fold_tail(Cg *c, LLVMValueRef latch) { loop_hint(c, latch, "llvm.loop.vectorize.predicate.enable", true); }
-
-/* Closes the element loop; leaves the builder in block.done, before its
- * branch, for the block's results. Returns the last block of the element
- * loop, the incoming block of its phis. */
-static LLVMBasicBlockRef blocks_end_elements(Cg *c, Blocks *k) {
-  LLVMValueRef idx_next = LLVMBuildAdd(c->b, c->idx, iconst(c, 1), "");
-  LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
-  LLVMValueRef br = LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, k->stop, ""),
-                                    k->inner, k->block_done);
-  if (k->nblocks == 1)
-    fold_tail(c, br);
-  add_incoming(c->idx, k->first, k->outer, idx_next, end);
-  LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(k->block_done));
-  return end;
-}
-
-/* A block's result (a sum, or a finite flag), published for the team:
- * row `row` of the region at `region` in the scratch array, one double
- * per block. */
-static void publish(Cg *c, Blocks *k, int64_t region, int row, LLVMValueRef v) {
-  LLVMValueRef wide = LLVMTypeOf(v) == c->dt ? v : LLVMBuildFPExt(c->b, v, c->dt, "");
-  LLVMValueRef at = LLVMBuildAdd(c->b, iconst(c, region + row * k->nblocks), k->blk, "");
-  LLVMBuildStore(c->b, wide, LLVMBuildGEP2(c->b, c->dt, c->scratch, &at, 1, ""));
-}
-
-/* A call of a runtime function returning nothing (dlrt_step,
- * dlrt_team_barrier), declared in the module on first use. */
-static void call_runtime(Cg *c, const char *name, LLVMTypeRef *params, LLVMValueRef *args, int n) {
-  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, (unsigned)n, 0);
-  LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
-  if (!f)
-    f = LLVMAddFunction(c->mod, name, fty);
-  LLVMBuildCall2(c->b, fty, f, args, (unsigned)n, "");
-}
-
-/* Waits for the team, when there is one. */
-static void team_barrier(Cg *c) {
-  LLVMBasicBlockRef wait = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "barrier");
-  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "barrier.done");
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, c->nthreads, iconst(c, 1), ""), wait, go);
-  LLVMPositionBuilderAtEnd(c->b, wait);
-  call_runtime(c, "dlrt_team_barrier", &c->ptr, &c->team, 1);
-  LLVMBuildBr(c->b, go);
-  LLVMPositionBuilderAtEnd(c->b, go);
-}
-
-/* After the barrier: each of nrows rows of a region summed over all
- * blocks, in block order, in double. Every thread computes the same
- * totals from the same numbers. */
-static void combine(Cg *c, Blocks *k, int64_t region, int nrows, LLVMValueRef *total) {
-  team_barrier(c);
-  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "combine");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "combine.done");
-  LLVMBuildBr(c->b, body);
-  LLVMPositionBuilderAtEnd(c->b, body);
-  LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "j");
-  LLVMValueRef acc[nrows + 1];
-  for (int r = 0; r < nrows; r++)
-    acc[r] = LLVMBuildPhi(c->b, c->dt, "total");
-  for (int r = 0; r < nrows; r++) {
-    LLVMValueRef at = LLVMBuildAdd(c->b, iconst(c, region + r * k->nblocks), j, "");
-    LLVMValueRef v = LLVMBuildLoad2(c->b, c->dt, LLVMBuildGEP2(c->b, c->dt, c->scratch, &at, 1, ""), "");
-    total[r] = LLVMBuildFAdd(c->b, acc[r], v, "");
-  }
-  LLVMValueRef jn = LLVMBuildAdd(c->b, j, iconst(c, 1), "");
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, iconst(c, k->nblocks), ""), body, done);
-  add_incoming(j, iconst(c, 0), pre, jn, body);
-  for (int r = 0; r < nrows; r++)
-    add_incoming(acc[r], LLVMConstReal(c->dt, 0), pre, total[r], body);
-  LLVMPositionBuilderAtEnd(c->b, done);
-}
-
-/* Element c->idx of m, in a loop over c->loop_shape: loaded when the
- * loop loads it, else computed from its arguments' elements. */
-static LLVMValueRef loop_value(Cg *c, const Loop *l, const Node *m) {
-  return loop_loads(c->s, l, m) ? load_held(c, m, slot_of(c, m)) : emit_node(c, m);
-}
-
-/* One fused loop: every vector node its reductions and stores need, per
- * element. Reductions accumulate in phis; each block's sums and finite
- * flag are published, and combined once the team has them all. */
-static void emit_loop(Cg *c, int loop_index) {
-  const Loop *l = &c->s->loops[loop_index];
-  int nred = l->reductions.n, nst = l->stores.n;
-  LLVMValueRef fzero = fconst(c, 0);
-  LLVMFastMathFlags reassoc = LLVMFastMathAllowReassoc | LLVMFastMathAllowContract;
-  Blocks k;
-  blocks_begin(c, &k, shape_numel(l->shape));
-  LLVMValueRef acc[nred + 1], next[nred + 1];
-  for (int r = 0; r < nred; r++)
-    acc[r] = LLVMBuildPhi(c->b, c->ft, "acc");
-  /* The finite check of the stored vectors (add_nonfinite). */
-  LLVMValueRef bad = nst ? LLVMBuildPhi(c->b, c->ft, "nonfinite") : NULL;
-
-  Node *roots[nred + nst + 1];
-  int nroots;
-  NodeList order = loop_order(c->s, l, roots, &nroots);
-  nodemap_free(&c->elem);
-  c->loop_shape = l->shape;
-  for (int i = 0; i < order.n; i++)
-    nodemap_put(&c->elem, order.items[i], loop_value(c, l, order.items[i]));
-  nodelist_free(&order);
-
-  for (int r = 0; r < nred; r++)
-    next[r] = with_flags(LLVMBuildFAdd(c->b, acc[r], value_of(c, roots[r]), ""), reassoc);
-  LLVMValueRef bad_next = bad;
-  for (int s = 0; s < nst; s++) {
-    LLVMValueRef v = value_of(c, l->stores.items[s]);
-    LLVMBuildStore(c->b, v, buf_elem_ptr(c, l->store_slots[s], c->idx));
-    if (c->s->bufs[l->store_slots[s]].kind == BUF_GRAD)   /* (a kernel's input shows in the loss) */
-      bad_next = add_nonfinite(c, bad_next, v);
-  }
-  LLVMBasicBlockRef end = blocks_end_elements(c, &k);
-  for (int r = 0; r < nred; r++)
-    add_incoming(acc[r], fzero, k.outer, next[r], end);
-  if (bad)
-    add_incoming(bad, fzero, k.outer, bad_next, end);
-  int64_t region = c->loop_region[loop_index];
-  for (int r = 0; r < nred; r++)
-    publish(c, &k, region, r, next[r]);
-  if (bad)
-    publish(c, &k, region, nred, bad_next);
-
-  LLVMPositionBuilderAtEnd(c->b, k.done);
-  LLVMValueRef total[nred + 2];
-  combine(c, &k, region, nred + (bad != NULL), total);
-  for (int r = 0; r < nred; r++) {
-    const Node *red = l->reductions.items[r];
-    LLVMValueRef v = total[r];
-    if (red->op == OP_MEAN)
-      v = LLVMBuildFDiv(c->b, v, LLVMConstReal(c->dt, (double)k.n), "");
-    nodemap_put(&c->scalar, red, c->ft == c->dt ? v : LLVMBuildFPTrunc(c->b, v, c->ft, ""));
-  }
-  c->loop_bad[loop_index] = bad ? total[nred] : NULL;
-}
-
-/* ---- kernels: whole-tensor operations between the loops (schedule.c).
- * Each thread computes its share of the result's rows (or columns), in
- * an order that does not depend on the share, then the team meets. */
+/* ---- kernels' elements: the whole-tensor operations of the schedule
+ * (products, transposes, axis reductions, slices, pads), an element
+ * computed alone from its arguments' buffers, each sum in order, so that
+ * its value does not depend on how the elements are shared out. */
 
 /* A counted loop `for (i = lo; i < hi; i++)`: for_begin leaves the
  * builder in the body, after the phi of i; for_end closes it and leaves
@@ -653,14 +510,6 @@ static LLVMBasicBlockRef for_end(Cg *c, For *f, LLVMValueRef hi) {
   return last;
 }
 
-/* This thread's share [lo, hi) of n rows: n * k / T to n * (k + 1) / T. */
-static void share(Cg *c, int64_t n, LLVMValueRef *lo, LLVMValueRef *hi) {
-  LLVMValueRef nn = iconst(c, n);
-  *lo = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nn, c->thread, ""), c->nthreads, "");
-  *hi = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nn, LLVMBuildAdd(c->b, c->thread, iconst(c, 1), ""), ""),
-                      c->nthreads, "");
-}
-
 static LLVMValueRef at2(Cg *c, LLVMValueRef i, int64_t cols, LLVMValueRef j) {
   return LLVMBuildAdd(c->b, LLVMBuildMul(c->b, i, iconst(c, cols), ""), j, "");
 }
@@ -671,11 +520,6 @@ static LLVMValueRef load_at(Cg *c, int slot, LLVMValueRef idx) {
 
 static void store_at(Cg *c, int slot, LLVMValueRef idx, LLVMValueRef v) {
   LLVMBuildStore(c->b, v, buf_elem_ptr(c, slot, idx));
-}
-
-bool codegen_uses_blas(const Node *n) {
-  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(n->args[0]->shape);
-  return n->op == OP_MATMUL && cols > 1 && rows * cols * inner >= DLRT_BLAS_MIN_MACS && dlrt_blas();
 }
 
 /* Element (i, j) of A @ B: the sum over k of A[i, k] B[k, j], in order
@@ -696,62 +540,6 @@ static LLVMValueRef dot(Cg *c, const Node *n, LLVMValueRef i, LLVMValueRef j) {
   LLVMValueRef sum = LLVMBuildPhi(c->b, c->ft, "");
   add_incoming(sum, fconst(c, 0), fk.pre, next, last);
   return sum;
-}
-
-/* C = A @ B: by OpenBLAS; else row by row: C[i, :] = sum over k of
- * A[i, k] B[k, :], each sum in order of k, the inner loop over a row of B
- * (vectorized); for a column B, a dot product per row. */
-static void emit_matmul(Cg *c, const Node *n, int out) {
-  const Node *a = n->args[0], *b = n->args[1];
-  int sa = slot_of(c, a), sb = slot_of(c, b);
-  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
-  if (codegen_uses_blas(n)) {
-    /* OpenBLAS, on thread 0 for the whole product: its sums are then in
-     * one order whatever the number of threads. */
-    LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "gemm");
-    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "gemm.done");
-    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), call, go);
-    LLVMPositionBuilderAtEnd(c->b, call);
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
-    LLVMTypeRef types[14] = {i32, i32, i32, i32, i32, i32, c->ft, c->ptr, i32, c->ptr, i32, c->ft, c->ptr, i32};
-    /* order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc */
-    int64_t ints[14] = {DLRT_CBLAS_ROW_MAJOR, DLRT_CBLAS_NO_TRANS, DLRT_CBLAS_NO_TRANS, rows, cols, inner,
-                        0, 0, inner, 0, cols, 0, 0, cols};
-    LLVMValueRef args[14];
-    for (int k = 0; k < 14; k++)
-      args[k] = LLVMConstInt(i32, (unsigned long long)ints[k], 0);
-    args[6] = fconst(c, 1);
-    args[7] = c->bufs[sa];
-    args[9] = c->bufs[sb];
-    args[11] = fconst(c, 0);
-    args[12] = c->bufs[out];
-    call_runtime(c, c->p->opts.f64 ? "cblas_dgemm" : "cblas_sgemm", types, args, 14);
-    LLVMBuildBr(c->b, go);
-    LLVMPositionBuilderAtEnd(c->b, go);
-    return;
-  }
-  LLVMValueRef lo, hi, zero = iconst(c, 0);
-  share(c, rows, &lo, &hi);
-  For fi, fj, fk, fj2;
-  LLVMValueRef i = for_begin(c, &fi, lo, hi);
-  if (cols == 1) {
-    store_at(c, out, i, dot(c, n, i, zero));
-    for_end(c, &fi, hi);
-    return;
-  }
-  LLVMValueRef j = for_begin(c, &fj, zero, iconst(c, cols));
-  store_at(c, out, at2(c, i, cols, j), fconst(c, 0));
-  for_end(c, &fj, iconst(c, cols));
-  LLVMValueRef k = for_begin(c, &fk, zero, iconst(c, inner));
-  LLVMValueRef aik = load_at(c, sa, at2(c, i, inner, k));
-  LLVMValueRef j2 = for_begin(c, &fj2, zero, iconst(c, cols));
-  LLVMValueRef at = at2(c, i, cols, j2);
-  LLVMValueRef prod = arith(c, LLVMFMul, aik, load_at(c, sb, at2(c, k, cols, j2)));
-  store_at(c, out, at, arith(c, LLVMFAdd, load_at(c, out, at), prod));
-  fj2.vectorize = cols >= MIN_VECTOR_TRIP;
-  for_end(c, &fj2, iconst(c, cols));
-  for_end(c, &fk, iconst(c, inner));
-  for_end(c, &fi, hi);
 }
 
 /* Element (i, j) of SLICE (a's block at pos) or PAD (zeros with a at
@@ -820,38 +608,6 @@ static LLVMValueRef axis_element(Cg *c, const Node *n, LLVMValueRef o) {
   return result;
 }
 
-/* A reduction of one axis of a matrix. Down the columns (axis 0, but for
- * argmax), the output row accumulates in memory, for this thread's share
- * of the columns, the inner loop along the rows of the matrix
- * (vectorized); else a register per result element. */
-static void emit_axis(Cg *c, const Node *n, int out) {
-  const Node *a = n->args[0];
-  int sa = slot_of(c, a);
-  int64_t rows = shape_rows(a->shape), cols = shape_cols(a->shape);
-  Op op = n->op;
-  LLVMValueRef lo, hi;
-  bool along_rows = n->slot == 1;
-  share(c, along_rows ? rows : cols, &lo, &hi);
-  For fo;
-  if (!along_rows && op != OP_ARGMAX) {
-    For fi, fj2;
-    LLVMValueRef j = for_begin(c, &fo, lo, hi);
-    store_at(c, out, j, op == OP_RSUM ? fconst(c, 0) : load_at(c, sa, j));
-    for_end(c, &fo, hi);
-    LLVMValueRef i = for_begin(c, &fi, iconst(c, 0), iconst(c, rows));
-    LLVMValueRef j2 = for_begin(c, &fj2, lo, hi);
-    LLVMValueRef acc = load_at(c, out, j2), unused = NULL;
-    store_at(c, out, j2, reduce_step(c, op, acc, load_at(c, sa, at2(c, i, cols, j2)), i, &unused));
-    fj2.vectorize = cols >= MIN_VECTOR_TRIP;
-    for_end(c, &fj2, hi);
-    for_end(c, &fi, iconst(c, rows));
-    return;
-  }
-  LLVMValueRef o = for_begin(c, &fo, lo, hi);
-  store_at(c, out, o, axis_element(c, n, o));
-  for_end(c, &fo, hi);
-}
-
 /* Element (i, j) of kernel n's result, computed alone from its
  * arguments' buffers (each sum in order). */
 static LLVMValueRef kernel_element(Cg *c, const Node *n, LLVMValueRef i, LLVMValueRef j) {
@@ -860,29 +616,6 @@ static LLVMValueRef kernel_element(Cg *c, const Node *n, LLVMValueRef i, LLVMVal
   case OP_TRANSPOSE: return load_at(c, slot_of(c, n->args[0]), at2(c, j, shape_rows(n->shape), i));
   case OP_SLICE: case OP_PAD: return block_element(c, n, i, j);
   default: return axis_element(c, n, n->slot == 1 ? i : j);
-  }
-}
-
-/* A kernel whose elements are computed alone (TRANSPOSE, SLICE, PAD), by
- * rows of its result. */
-static void emit_by_rows(Cg *c, const Node *n, int out) {
-  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape);
-  LLVMValueRef lo, hi;
-  share(c, rows, &lo, &hi);
-  For fi, fj;
-  LLVMValueRef i = for_begin(c, &fi, lo, hi);
-  LLVMValueRef j = for_begin(c, &fj, iconst(c, 0), iconst(c, cols));
-  store_at(c, out, at2(c, i, cols, j), kernel_element(c, n, i, j));
-  for_end(c, &fj, iconst(c, cols));
-  for_end(c, &fi, hi);
-}
-
-static void emit_kernel(Cg *c, const Node *n) {
-  int out = slot_of(c, n);
-  switch (n->op) {
-  case OP_MATMUL: emit_matmul(c, n, out); break;
-  case OP_TRANSPOSE: case OP_SLICE: case OP_PAD: emit_by_rows(c, n, out); break;
-  default: emit_axis(c, n, out); break;
   }
 }
 
@@ -951,115 +684,110 @@ static void adam_step_terms(Cg *c, Step *st) {
   LLVMValueRef one = LLVMConstReal(c->dt, 1);
   LLVMValueRef pw1[2] = {LLVMConstReal(c->dt, c->opt->beta1), k};
   LLVMValueRef pw2[2] = {LLVMConstReal(c->dt, c->opt->beta2), k};
-  LLVMValueRef bc1 = LLVMBuildFSub(c->b, one, intrinsic(c, "llvm.pow", pw1, 2), "");
-  LLVMValueRef bc2 = LLVMBuildFSub(c->b, one, intrinsic(c, "llvm.pow", pw2, 2), "");
+  LLVMValueRef bc1 = LLVMBuildFSub(c->b, one, libm(c, "pow", pw1, 2, false), "");
+  LLVMValueRef bc2 = LLVMBuildFSub(c->b, one, libm(c, "pow", pw2, 2, false), "");
   LLVMValueRef step_size = LLVMBuildFDiv(c->b, LLVMConstReal(c->dt, c->opt->lr), bc1, "");
   LLVMValueRef bc2_sqrt = intrinsic1(c, "llvm.sqrt", bc2);
   st->step_size = c->ft == c->dt ? step_size : LLVMBuildFPTrunc(c->b, step_size, c->ft, "");
   st->bc2_sqrt = c->ft == c->dt ? bc2_sqrt : LLVMBuildFPTrunc(c->b, bc2_sqrt, c->ft, "");
 }
 
-/* Every param's update. It runs twice: first without commit, computing the
- * new values only and returning whether all are finite; then, if they are,
- * with commit, storing them and the optimizer state. So an update that
- * would overflow a param leaves every param as it was. */
-static LLVMValueRef emit_update(Cg *c, const Step *st, bool commit) {
-  const Program *p = c->p;
-  const Schedule *s = c->s;
-  LLVMValueRef ok = LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 1, 0);
-  for (int i = 0; i < p->nparams; i++) {
-    int64_t n = shape_numel(p->params[i].node->shape);
-    if (p->params[i].node->shape.rank == 0) {
-      LLVMValueRef state[2];
-      for (int k = 0; k < 2; k++)
-        state[k] = s->state_buf[2 * i + k] >= 0 ? c->bufs[s->state_buf[2 * i + k]] : NULL;
-      LLVMValueRef pv = value_of(c, p->params[i].node);
-      LLVMValueRef nv = update_value(c, st, pv, value_of(c, s->grads[i]), state, commit);
-      if (commit)
-        LLVMBuildStore(c->b, nv, c->bufs[s->param_buf[i]]);
-      else
-        ok = LLVMBuildAnd(c->b, ok, is_finite(c, nv), "");
-      continue;
-    }
-    /* A vector param: a loop over this thread's share of its elements and
-     * of its stored gradient; the check publishes a finite flag per block. */
-    Blocks k;
-    blocks_begin(c, &k, n);
-    LLVMValueRef j = c->idx;
-    LLVMValueRef bad = commit ? NULL : LLVMBuildPhi(c->b, c->ft, "nonfinite");
-    LLVMValueRef pp = buf_elem_ptr(c, s->param_buf[i], j);
-    LLVMValueRef gv = LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, s->grad_buf[i], j), "");
-    LLVMValueRef state[2];
-    for (int m = 0; m < 2; m++)
-      state[m] = s->state_buf[2 * i + m] >= 0 ? buf_elem_ptr(c, s->state_buf[2 * i + m], j) : NULL;
-    LLVMValueRef nv = update_value(c, st, LLVMBuildLoad2(c->b, c->ft, pp, ""), gv, state, commit);
-    LLVMValueRef bad_next = NULL;
-    if (commit)
-      LLVMBuildStore(c->b, nv, pp);
-    else
-      bad_next = add_nonfinite(c, bad, nv);
-    LLVMBasicBlockRef end_block = blocks_end_elements(c, &k);
-    if (bad) {
-      add_incoming(bad, fconst(c, 0), k.outer, bad_next, end_block);
-      publish(c, &k, c->update_region[i], 0, bad_next);
-    }
-    LLVMPositionBuilderAtEnd(c->b, k.done);
-    if (bad) {
-      LLVMValueRef total;
-      combine(c, &k, c->update_region[i], 1, &total);
-      ok = LLVMBuildAnd(c->b, ok, fcmp(c, LLVMRealOEQ, total, LLVMConstReal(c->dt, 0)), "");
-    }
+/* ---- the step skeleton, every target's (codegen_steps) */
+
+/* A place in this step's half of the scratch array. */
+static LLVMValueRef scratch_at(Cg *c, int64_t offset) {
+  LLVMValueRef at = iconst(c, offset);
+  return LLVMBuildGEP2(c->b, c->dt, c->scratch, &at, 1, "");
+}
+
+/* A reduction's running sum after v. Where the target's vectorizer splits
+ * sums into lanes they are reassociated (and may contract, as arithmetic
+ * does); the GPU adds in element order: it has no vectorizer to gain from
+ * it. */
+static LLVMValueRef sum_add(Cg *c, LLVMValueRef acc, LLVMValueRef v) {
+  LLVMValueRef sum = LLVMBuildFAdd(c->b, acc, v, "");
+  return c->t->reassociate ? with_flags(sum, LLVMFastMathAllowReassoc | LLVMFastMathAllowContract) : sum;
+}
+
+/* Element c->idx of m, in a loop over c->loop_shape: loaded when the
+ * loop loads it, else computed from its arguments' elements. */
+static LLVMValueRef loop_value(Cg *c, const Loop *l, const Node *m) {
+  return loop_loads(c->s, l, m) ? load_held(c, m, slot_of(c, m)) : emit_node(c, m);
+}
+
+/* One fused loop over this thread's share of the elements: every vector
+ * node its reductions and stores need, per element. Its sums, the
+ * reductions and the finite check of the stored gradients
+ * (add_nonfinite), are totalled over all threads by the target. */
+static void emit_loop(Cg *c, int loop_index) {
+  const Loop *l = &c->s->loops[loop_index];
+  int nred = l->reductions.n, nst = l->stores.n, nsums = loop_sums(l);
+  int64_t n = shape_numel(l->shape);
+  LLVMValueRef at = scratch_at(c, c->loop_region[loop_index]);
+  Elements *k = c->t->elements_begin(c->t, n, nsums);
+  c->idx = k->i;
+
+  Node *roots[nred + nst + 1];
+  int nroots;
+  NodeList order = loop_order(c->s, l, roots, &nroots);
+  nodemap_free(&c->elem);
+  c->loop_shape = l->shape;
+  for (int i = 0; i < order.n; i++)
+    nodemap_put(&c->elem, order.items[i], loop_value(c, l, order.items[i]));
+  nodelist_free(&order);
+
+  LLVMValueRef next[nsums + 1], total[nsums + 1];
+  for (int r = 0; r < nred; r++)
+    next[r] = sum_add(c, k->sums[r], value_of(c, roots[r]));
+  if (nst)
+    next[nred] = k->sums[nred];
+  for (int s = 0; s < nst; s++) {
+    LLVMValueRef v = value_of(c, l->stores.items[s]);
+    LLVMBuildStore(c->b, v, buf_elem_ptr(c, l->store_slots[s], c->idx));
+    if (c->s->bufs[l->store_slots[s]].kind == BUF_GRAD)   /* (a kernel's input shows in the loss) */
+      next[nred] = add_nonfinite(c, next[nred], v);
   }
-  return ok;
+  c->t->elements_end(c->t, k, next, at, total);
+  for (int r = 0; r < nred; r++) {
+    const Node *red = l->reductions.items[r];
+    LLVMValueRef v = total[r];
+    if (red->op == OP_MEAN)
+      v = LLVMBuildFDiv(c->b, v, LLVMConstReal(c->dt, (double)n), "");
+    nodemap_put(&c->scalar, red, c->ft == c->dt ? v : LLVMBuildFPTrunc(c->b, v, c->ft, ""));
+  }
+  c->loop_bad[loop_index] = nst ? total[nred] : NULL;
 }
 
-/* Thread 0 reads dlrt_interrupt once per step and publishes what it read;
- * every thread looks at the published value at the end of the step, after
- * the step's barriers, so all stop after the same step. */
-static void publish_interrupt(Cg *c, LLVMValueRef stop_at) {
-  LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
-  LLVMValueRef flag = LLVMGetNamedGlobal(c->mod, "dlrt_interrupt");
-  if (!flag)
-    flag = LLVMAddGlobal(c->mod, i32, "dlrt_interrupt");
-  LLVMBasicBlockRef read = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "interrupt.read");
-  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "interrupt.done");
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), read, go);
-  LLVMPositionBuilderAtEnd(c->b, read);
-  LLVMValueRef v = LLVMBuildLoad2(c->b, i32, flag, "");
-  LLVMSetVolatile(v, 1);
-  LLVMBuildStore(c->b, LLVMBuildUIToFP(c->b, v, c->dt, ""), stop_at);
-  LLVMBuildBr(c->b, go);
-  LLVMPositionBuilderAtEnd(c->b, go);
+/* A kernel for a target without code of its own for it: an element loop
+ * over its result. */
+static void kernel_by_element(Cg *c, const Node *n) {
+  LLVMValueRef cols = iconst(c, shape_cols(n->shape));
+  Elements *k = c->t->elements_begin(c->t, shape_numel(n->shape), 0);
+  LLVMValueRef i = k->i;
+  LLVMValueRef v = kernel_element(c, n, LLVMBuildUDiv(c->b, i, cols, ""), LLVMBuildURem(c->b, i, cols, ""));
+  store_at(c, slot_of(c, n), i, v);
+  c->t->elements_end(c->t, k, NULL, NULL, NULL);
 }
 
-/* With --save-every K, every K steps but the last, a checkpoint: the team
- * finishes the step's updates, then thread 0 calls saver->save(saver,
- * done). The other threads go on to the next step, whose first barrier
- * waits for it. (Without it, no code at all.) */
-static void emit_save(Cg *c, LLVMValueRef done, LLVMValueRef steps, LLVMValueRef saver) {
-  int64_t every = c->p->opts.save_path ? c->p->opts.save_every : 0;
-  if (every <= 0)
-    return;
-  LLVMBasicBlockRef save = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save");
-  LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save.call");
-  LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "save.done");
-  LLVMValueRef due = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSRem(c->b, done, iconst(c, every), ""),
-                                   iconst(c, 0), "");
-  LLVMValueRef not_last = LLVMBuildICmp(c->b, LLVMIntSLT, done, steps, "");
-  LLVMBuildCondBr(c->b, LLVMBuildAnd(c->b, due, not_last, ""), save, go);
-  LLVMPositionBuilderAtEnd(c->b, save);
-  team_barrier(c);
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->thread, iconst(c, 0), ""), call, go);
-  LLVMPositionBuilderAtEnd(c->b, call);
-  LLVMTypeRef args[2] = {c->ptr, c->i64};
-  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), args, 2, 0);
-  LLVMValueRef fn = LLVMBuildLoad2(c->b, c->ptr, saver, "");   /* TrainSaver.save */
-  LLVMBuildCall2(c->b, fty, fn, (LLVMValueRef[]){saver, done}, 2, "");
-  LLVMBuildBr(c->b, go);
-  LLVMPositionBuilderAtEnd(c->b, go);
+/* The kernels of stage st, then a barrier: the stages after read their
+ * results. (The loops' stores they read are visible to them after the
+ * totals that end each loop.) */
+static void emit_kernels(Cg *c, int st) {
+  bool any = false;
+  for (int k = 0; k < c->s->nkernels; k++)
+    if (c->s->kernels[k].stage == st) {
+      if (c->t->kernel)
+        c->t->kernel(c->t, c->s->kernels[k].node);
+      else
+        kernel_by_element(c, c->s->kernels[k].node);
+      any = true;
+    }
+  if (any)
+    c->t->barrier(c->t);
 }
 
-/* The step body: preludes and loops by stage, then the loss and gradients. */
+/* The step's values: its scalar params (each thread's own), then by stage
+ * the prelude's scalars, the loops and the kernels. */
 static void emit_step(Cg *c) {
   const Schedule *s = c->s;
   nodemap_free(&c->scalar);
@@ -1072,240 +800,622 @@ static void emit_step(Cg *c) {
     for (int l = 0; l < s->nloops; l++)
       if (s->loops[l].stage == st)
         emit_loop(c, l);
-    bool kernels = false;
-    for (int k = 0; k < s->nkernels; k++)
-      if (s->kernels[k].stage == st) {
-        emit_kernel(c, s->kernels[k].node);
-        kernels = true;
-      }
-    if (kernels)
-      team_barrier(c);
+    emit_kernels(c, st);
   }
 }
 
-/* Where each loop and each vector param's update check publishes its
- * per-block results in the scratch array, and thread 0 the interrupt
- * request. */
+/* Every param's update. It runs twice: first without commit, computing the
+ * new values only and returning whether all are finite (the same answer in
+ * every thread); then, if they are, with commit, storing them and the
+ * optimizer state. So an update that would overflow a param leaves every
+ * param as it was. A thread updates its share of a vector param. */
+static LLVMValueRef emit_update(Cg *c, const Step *st, bool commit) {
+  const Program *p = c->p;
+  const Schedule *s = c->s;
+  LLVMValueRef ok = LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 1, 0);
+  for (int i = 0; i < p->nparams; i++) {
+    LLVMValueRef state[2];
+    if (p->params[i].node->shape.rank == 0) {
+      for (int k = 0; k < 2; k++)
+        state[k] = s->state_buf[2 * i + k] >= 0 ? c->bufs[s->state_buf[2 * i + k]] : NULL;
+      LLVMValueRef pv = value_of(c, p->params[i].node);
+      LLVMValueRef nv = update_value(c, st, pv, value_of(c, s->grads[i]), state, commit);
+      if (commit)
+        LLVMBuildStore(c->b, nv, c->bufs[s->param_buf[i]]);
+      else
+        ok = LLVMBuildAnd(c->b, ok, is_finite(c, nv), "");
+      continue;
+    }
+    /* A vector param: its elements, its stored gradient's and its state's;
+     * the check totals a finite flag. */
+    LLVMValueRef at = commit ? NULL : scratch_at(c, c->update_region[i]);
+    Elements *k = c->t->elements_begin(c->t, shape_numel(p->params[i].node->shape), commit ? 0 : 1);
+    LLVMValueRef j = k->i;
+    LLVMValueRef pp = buf_elem_ptr(c, s->param_buf[i], j);
+    LLVMValueRef gv = LLVMBuildLoad2(c->b, c->ft, buf_elem_ptr(c, s->grad_buf[i], j), "");
+    for (int m = 0; m < 2; m++)
+      state[m] = s->state_buf[2 * i + m] >= 0 ? buf_elem_ptr(c, s->state_buf[2 * i + m], j) : NULL;
+    LLVMValueRef nv = update_value(c, st, LLVMBuildLoad2(c->b, c->ft, pp, ""), gv, state, commit);
+    LLVMValueRef bad = NULL, total;
+    if (commit)
+      LLVMBuildStore(c->b, nv, pp);
+    else
+      bad = add_nonfinite(c, k->sums[0], nv);
+    c->t->elements_end(c->t, k, &bad, at, &total);
+    if (!commit)
+      ok = LLVMBuildAnd(c->b, ok, fcmp(c, LLVMRealOEQ, total, LLVMConstReal(c->dt, 0)), "");
+  }
+  return ok;
+}
+
+/* With --save-every K, every K steps but the last, a checkpoint, where the
+ * target saves: the threads finish the step's updates, then the leader
+ * saves. The others go on to the next step, whose first barrier waits for
+ * it. (Without it, no code at all.) */
+static void emit_save(Cg *c, LLVMValueRef done) {
+  int64_t every = c->p->opts.save_path ? c->p->opts.save_every : 0;
+  if (every <= 0 || !c->t->save)
+    return;
+  LLVMValueRef due = LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSRem(c->b, done, iconst(c, every), ""),
+                                   iconst(c, 0), "");
+  LLVMValueRef not_last = LLVMBuildICmp(c->b, LLVMIntSLT, done, c->t->last, "");
+  LLVMBasicBlockRef join = begin_if(c, LLVMBuildAnd(c->b, due, not_last, ""), "save");
+  c->t->barrier(c->t);
+  LLVMBasicBlockRef saved = begin_if(c, c->t->leader, "save.call");
+  c->t->save(c->t, done);
+  end_if(c, saved);
+  end_if(c, join);
+}
+
+/* Where each loop's and each vector param's update check's partial sums
+ * go in a half of the scratch array: a row of t->partials(n) doubles per
+ * sum; and the leader's interrupt request, where the target has one. */
 static void scratch_layout(Cg *c) {
   const Schedule *s = c->s;
-  c->stop_slot = c->scratch_size++;
+  StepTarget *t = c->t;
+  c->stop_slot = t->interrupt ? c->scratch_size++ : -1;
   c->loop_region = calloc((size_t)s->nloops + 1, sizeof(int64_t));
   c->update_region = calloc((size_t)c->p->nparams + 1, sizeof(int64_t));
   for (int l = 0; l < s->nloops; l++) {
     c->loop_region[l] = c->scratch_size;
-    int rows = s->loops[l].reductions.n + (s->loops[l].stores.n > 0);
-    c->scratch_size += rows * block_count(shape_numel(s->loops[l].shape));
+    c->scratch_size += loop_sums(&s->loops[l]) * t->partials(t, shape_numel(s->loops[l].shape));
   }
   for (int i = 0; i < c->p->nparams; i++) {
     c->update_region[i] = c->scratch_size;
     if (c->p->params[i].node->shape.rank > 0)
-      c->scratch_size += block_count(shape_numel(c->p->params[i].node->shape));
+      c->scratch_size += t->partials(t, shape_numel(c->p->params[i].node->shape));
   }
 }
 
-static void set_types(Cg *c) {
+/* The skeleton's state, for the function t's builder is in. */
+static void cg_open(Cg *c, const Program *p, const Schedule *s, const Optimizer *opt, StepTarget *t) {
+  *c = (Cg){.p = p, .s = s, .opt = opt, .t = t, .b = t->b, .bufs = t->bufs};
+  c->fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(t->b));
+  c->mod = LLVMGetGlobalParent(c->fn);
+  c->ctx = LLVMGetModuleContext(c->mod);
   c->dt = LLVMDoubleTypeInContext(c->ctx);
-  c->ft = c->p->opts.f64 ? c->dt : LLVMFloatTypeInContext(c->ctx);
+  c->ft = p->opts.f64 ? c->dt : LLVMFloatTypeInContext(c->ctx);
   c->i64 = LLVMInt64TypeInContext(c->ctx);
   c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
+  c->loop_bad = calloc((size_t)s->nloops + 1, sizeof(LLVMValueRef));
+  scratch_layout(c);
 }
 
-LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
-                              LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
-                              int64_t *scratch_doubles) {
-  Cg c = {.p = p, .s = s, .opt = opt, .ctx = ctx, .vector_bits = vector_bits};
-  scratch_layout(&c);
-  *scratch_doubles = 2 * c.scratch_size;
-  c.mod = LLVMModuleCreateWithNameInContext("dl_train", ctx);
-  c.b = LLVMCreateBuilderInContext(ctx);
-  set_types(&c);
-
-  LLVMTypeRef params[9] = {c.ptr, c.i64, c.ptr, c.i64, c.i64, c.ptr, c.ptr, c.i64, c.ptr};
-  c.fn = LLVMAddFunction(c.mod, fn_name, LLVMFunctionType(c.i64, params, 9, 0));
-  LLVMValueRef bufs_arg = LLVMGetParam(c.fn, 0), steps = LLVMGetParam(c.fn, 1);
-  LLVMValueRef log_ctx = LLVMGetParam(c.fn, 2);
-  c.thread = LLVMGetParam(c.fn, 3);
-  c.nthreads = LLVMGetParam(c.fn, 4);
-  LLVMValueRef scratch = LLVMGetParam(c.fn, 5);
-  c.team = LLVMGetParam(c.fn, 6);
-  LLVMValueRef first_step = LLVMGetParam(c.fn, 7), saver = LLVMGetParam(c.fn, 8);
-
-  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(ctx, c.fn, "entry");
-  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(ctx, c.fn, "step");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(ctx, c.fn, "step.body");
-  LLVMBasicBlockRef finished = LLVMAppendBasicBlockInContext(ctx, c.fn, "finished");
-  LLVMBasicBlockRef failed = LLVMAppendBasicBlockInContext(ctx, c.fn, "nonfinite");
-
-  LLVMPositionBuilderAtEnd(c.b, entry);
-  c.bufs = calloc((size_t)s->nbufs + 1, sizeof(LLVMValueRef));
-  c.loop_bad = calloc((size_t)s->nloops + 1, sizeof(LLVMValueRef));
-  for (int k = 0; k < s->nbufs; k++) {
-    LLVMValueRef slot = LLVMBuildGEP2(c.b, c.ptr, bufs_arg, (LLVMValueRef[]){iconst(&c, k)}, 1, "");
-    c.bufs[k] = LLVMBuildLoad2(c.b, c.ptr, slot, "buf");
+/* The libmvec variants named are kept until the vectorizer has run; and
+ * c's memory freed. */
+static void cg_close(Cg *c) {
+  if (c->nvector_fns) {
+    LLVMTypeRef list = LLVMArrayType(c->ptr, (unsigned)c->nvector_fns);
+    LLVMValueRef used = LLVMAddGlobal(c->mod, list, "llvm.compiler.used");
+    LLVMSetInitializer(used, LLVMConstArray(c->ptr, c->vector_fns, (unsigned)c->nvector_fns));
+    LLVMSetLinkage(used, LLVMAppendingLinkage);
+    LLVMSetSection(used, "llvm.metadata");
   }
-  LLVMBuildBr(c.b, head);
+  free(c->vector_fns);
+  free(c->math);
+  free(c->loop_bad);
+  free(c->loop_region);
+  free(c->update_region);
+  nodemap_free(&c->scalar);
+  nodemap_free(&c->elem);
+}
 
-  LLVMPositionBuilderAtEnd(c.b, head);
-  Step st = {.t = LLVMBuildPhi(c.b, c.i64, "t")};
-  LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntSLT, st.t, steps, ""), body, finished);
+/* The step loop: steps [first, last), each ending in the finite checks
+ * and the update; the result, as codegen_steps says, in the block `out`
+ * where the builder is left. */
+static LLVMValueRef emit_steps(Cg *c) {
+  const Schedule *s = c->s;
+  StepTarget *t = c->t;
+  LLVMBasicBlockRef entry = LLVMGetInsertBlock(c->b);
+  LLVMBasicBlockRef head = block(c, "step"), body = block(c, "step.body"), finished = block(c, "finished"),
+                    failed = block(c, "nonfinite"), overflow = block(c, "update.overflow"),
+                    out = block(c, "out");
+  LLVMBuildBr(c->b, head);
 
-  LLVMPositionBuilderAtEnd(c.b, body);
+  LLVMPositionBuilderAtEnd(c->b, head);
+  Step st = {.t = LLVMBuildPhi(c->b, c->i64, "t")};
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, st.t, t->last, ""), body, finished);
+
+  LLVMPositionBuilderAtEnd(c->b, body);
   /* Steps alternate between the two halves of the scratch array: a thread
    * may publish step t + 1's sums while another still reads step t's, but
    * cannot reach step t + 2 before every thread has passed a barrier of
    * step t + 1, after its reads. */
-  LLVMValueRef half = LLVMBuildMul(c.b, LLVMBuildAnd(c.b, st.t, iconst(&c, 1), ""),
-                                   iconst(&c, c.scratch_size), "");
-  c.scratch = LLVMBuildGEP2(c.b, c.dt, scratch, &half, 1, "scratch");
-  LLVMValueRef stop_at = LLVMBuildGEP2(c.b, c.dt, c.scratch, (LLVMValueRef[]){iconst(&c, c.stop_slot)}, 1, "");
-  publish_interrupt(&c, stop_at);
-  if (s->batched) {                              /* thread 0 gathers the step's minibatch */
-    LLVMBasicBlockRef gather = LLVMAppendBasicBlockInContext(ctx, c.fn, "batch");
-    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(ctx, c.fn, "batch.done");
-    LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntEQ, c.thread, iconst(&c, 0), ""), gather, go);
-    LLVMPositionBuilderAtEnd(c.b, gather);
-    call_runtime(&c, "dlrt_batch", (LLVMTypeRef[]){c.ptr, c.i64}, (LLVMValueRef[]){log_ctx, st.t}, 2);
-    LLVMBuildBr(c.b, go);
-    LLVMPositionBuilderAtEnd(c.b, go);
-    team_barrier(&c);
+  LLVMValueRef half = LLVMBuildMul(c->b, LLVMBuildAnd(c->b, st.t, iconst(c, 1), ""),
+                                   iconst(c, c->scratch_size), "");
+  c->scratch = LLVMBuildGEP2(c->b, c->dt, t->scratch, &half, 1, "scratch");
+  /* The leader reads the interrupt request once per step and publishes
+   * it; every thread looks at it at the end of the step, after the step's
+   * barriers, so all stop after the same step. */
+  LLVMValueRef stop_at = NULL;
+  if (t->interrupt) {
+    stop_at = scratch_at(c, c->stop_slot);
+    LLVMBasicBlockRef join = begin_if(c, t->leader, "interrupt.read");
+    LLVMBuildStore(c->b, t->interrupt(t), stop_at);
+    end_if(c, join);
   }
-  emit_step(&c);
-  LLVMValueRef loss = value_of(&c, s->loss);
-
-  /* Thread 0 reports the step's loss: the log line when due, and the
-   * watch for a diverging loss (dlrt_step). */
-  LLVMBasicBlockRef report = LLVMAppendBasicBlockInContext(ctx, c.fn, "report");
-  LLVMBasicBlockRef check = LLVMAppendBasicBlockInContext(ctx, c.fn, "check");
-  LLVMValueRef t1 = LLVMBuildAdd(c.b, st.t, iconst(&c, 1), "");
-  LLVMBuildCondBr(c.b, LLVMBuildICmp(c.b, LLVMIntEQ, c.thread, iconst(&c, 0), ""), report, check);
-  LLVMPositionBuilderAtEnd(c.b, report);
-  LLVMValueRef wide_loss = c.ft == c.dt ? loss : LLVMBuildFPExt(c.b, loss, c.dt, "");
-  call_runtime(&c, "dlrt_step", (LLVMTypeRef[]){c.ptr, c.i64, c.dt},
-               (LLVMValueRef[]){log_ctx, st.t, wide_loss}, 3);
-  LLVMBuildBr(c.b, check);
+  if (s->batched && t->gather) {                 /* the leader gathers the step's minibatch */
+    LLVMBasicBlockRef join = begin_if(c, t->leader, "batch");
+    t->gather(t, st.t);
+    end_if(c, join);
+    t->barrier(t);
+  }
+  emit_step(c);
+  LLVMValueRef loss = value_of(c, s->loss);
+  LLVMBasicBlockRef join = begin_if(c, t->leader, "report");
+  t->report(t, st.t, c->ft == c->dt ? loss : LLVMBuildFPExt(c->b, loss, c->dt, ""));
+  end_if(c, join);
 
   /* The loss and every gradient must be finite before the update. */
-  LLVMPositionBuilderAtEnd(c.b, check);
-  LLVMValueRef ok = is_finite(&c, loss);
-  for (int i = 0; i < p->nparams; i++)
-    if (p->params[i].node->shape.rank == 0)
-      ok = LLVMBuildAnd(c.b, ok, is_finite(&c, value_of(&c, s->grads[i])), "");
+  LLVMValueRef ok = is_finite(c, loss);
+  for (int i = 0; i < c->p->nparams; i++)
+    if (c->p->params[i].node->shape.rank == 0)
+      ok = LLVMBuildAnd(c->b, ok, is_finite(c, value_of(c, s->grads[i])), "");
   for (int l = 0; l < s->nloops; l++)
-    if (c.loop_bad[l])
-      ok = LLVMBuildAnd(c.b, ok, fcmp(&c, LLVMRealOEQ, c.loop_bad[l], LLVMConstReal(c.dt, 0)), "");
-  LLVMBasicBlockRef update = LLVMAppendBasicBlockInContext(ctx, c.fn, "update.params");
-  LLVMBuildCondBr(c.b, ok, update, failed);
+    if (c->loop_bad[l])
+      ok = LLVMBuildAnd(c->b, ok, fcmp(c, LLVMRealOEQ, c->loop_bad[l], LLVMConstReal(c->dt, 0)), "");
+  LLVMBasicBlockRef update = block(c, "update.params"), commit = block(c, "update.commit");
+  LLVMBuildCondBr(c->b, ok, update, failed);
 
-  LLVMPositionBuilderAtEnd(c.b, update);
-  if (opt->kind == OPT_ADAM)
-    adam_step_terms(&c, &st);
-  LLVMBasicBlockRef commit = LLVMAppendBasicBlockInContext(ctx, c.fn, "update.commit");
-  LLVMBasicBlockRef overflow = LLVMAppendBasicBlockInContext(ctx, c.fn, "update.overflow");
-  LLVMBuildCondBr(c.b, emit_update(&c, &st, false), commit, overflow);
-  LLVMPositionBuilderAtEnd(c.b, commit);
-  emit_update(&c, &st, true);
+  LLVMPositionBuilderAtEnd(c->b, update);
+  if (c->opt->kind == OPT_ADAM)
+    adam_step_terms(c, &st);
+  LLVMBuildCondBr(c->b, emit_update(c, &st, false), commit, overflow);
+  LLVMPositionBuilderAtEnd(c->b, commit);
+  emit_update(c, &st, true);
   /* A thread updates only its share of a vector param: where the next
-   * step reads other elements of one, the team meets first. */
+   * step reads other elements of one, the threads meet first. */
   if (s->params_shared)
-    team_barrier(&c);
-  emit_save(&c, t1, steps, saver);
-  /* Interrupted: stop after this step, having done t + 1 of them. */
-  LLVMBasicBlockRef interrupted = LLVMAppendBasicBlockInContext(ctx, c.fn, "interrupted");
-  LLVMValueRef stop = LLVMBuildLoad2(c.b, c.dt, stop_at, "");
-  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c.b);
-  LLVMBuildCondBr(c.b, fcmp(&c, LLVMRealONE, stop, LLVMConstReal(c.dt, 0)), interrupted, head);
-  LLVMAddIncoming(st.t, (LLVMValueRef[]){first_step, t1}, (LLVMBasicBlockRef[]){entry, latch}, 2);
-
-  LLVMPositionBuilderAtEnd(c.b, finished);
-  LLVMBuildRet(c.b, steps);
-  LLVMPositionBuilderAtEnd(c.b, failed);
-  LLVMBuildRet(c.b, st.t);
-  LLVMPositionBuilderAtEnd(c.b, overflow);
-  LLVMBuildRet(c.b, LLVMBuildSub(c.b, iconst(&c, -1), st.t, ""));
-  LLVMPositionBuilderAtEnd(c.b, interrupted);
-  LLVMBuildRet(c.b, LLVMBuildAdd(c.b, LLVMBuildAdd(c.b, steps, iconst(&c, 1), ""), t1, ""));
-
-  if (c.nvector_fns) {
-    LLVMTypeRef list = LLVMArrayType(c.ptr, (unsigned)c.nvector_fns);
-    LLVMValueRef used = LLVMAddGlobal(c.mod, list, "llvm.compiler.used");
-    LLVMSetInitializer(used, LLVMConstArray(c.ptr, c.vector_fns, (unsigned)c.nvector_fns));
-    LLVMSetLinkage(used, LLVMAppendingLinkage);
-    LLVMSetSection(used, "llvm.metadata");
+    t->barrier(t);
+  LLVMValueRef t1 = LLVMBuildAdd(c->b, st.t, iconst(c, 1), "");
+  emit_save(c, t1);
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b), interrupted = NULL;
+  if (stop_at) {                                 /* interrupted: stop, t + 1 steps done */
+    interrupted = block(c, "interrupted");
+    LLVMValueRef stop = LLVMBuildLoad2(c->b, c->dt, stop_at, "");
+    LLVMBuildCondBr(c->b, fcmp(c, LLVMRealONE, stop, LLVMConstReal(c->dt, 0)), interrupted, head);
+  } else {
+    LLVMBuildBr(c->b, head);
   }
-  free(c.vector_fns);
-  free(c.bufs);
-  free(c.loop_bad);
-  free(c.loop_region);
-  free(c.update_region);
-  nodemap_free(&c.scalar);
-  nodemap_free(&c.elem);
-  LLVMDisposeBuilder(c.b);
-  return c.mod;
+  add_incoming(st.t, t->first, entry, t1, latch);
+
+  LLVMPositionBuilderAtEnd(c->b, overflow);
+  LLVMValueRef overflowed = LLVMBuildSub(c->b, iconst(c, -1), st.t, "");
+  LLVMBuildBr(c->b, out);
+  LLVMValueRef stopped = NULL;
+  if (interrupted) {
+    LLVMPositionBuilderAtEnd(c->b, interrupted);
+    stopped = LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, t->last, iconst(c, 1), ""), t1, "");
+    LLVMBuildBr(c->b, out);
+  }
+  LLVMPositionBuilderAtEnd(c->b, finished);
+  LLVMBuildBr(c->b, out);
+  LLVMPositionBuilderAtEnd(c->b, failed);
+  LLVMBuildBr(c->b, out);
+  LLVMPositionBuilderAtEnd(c->b, out);
+  LLVMValueRef result = LLVMBuildPhi(c->b, c->i64, "result");
+  LLVMAddIncoming(result, (LLVMValueRef[]){t->last, st.t, overflowed, stopped},
+                  (LLVMBasicBlockRef[]){finished, failed, overflow, interrupted}, interrupted ? 4 : 3);
+  return result;
 }
 
-/* ---- the seam gpu.c generates through: this file's node values and
- * optimizer rules, emitted into a function another code generator builds,
- * over buffers it chose. No libmvec variants are named (vector_bits 0):
- * libm calls stay plain calls of `sinf`, `exp`..., for that generator to
- * resolve. */
-
-struct NodeEmitter {
+LLVMValueRefDl codegen_steps(const Program *p, const Schedule *s, const Optimizer *opt,
+                             StepTarget *t, int64_t *half_doubles) {
   Cg c;
-  Step st;
-  const Loop *loop;                              /* the loop being emitted */
+  cg_open(&c, p, s, opt, t);
+  LLVMValueRef result = emit_steps(&c);
+  *half_doubles = c.scratch_size;
+  cg_close(&c);
+  return result;
+}
+
+/* ---- the CPU: a team of threads (codegen_train) */
+
+typedef struct Cpu {
+  StepTarget t;                                  /* first: the hooks get it back */
+  Cg *c;                                         /* the skeleton emitting the step */
+  LLVMValueRef thread, nthreads, team;           /* who runs this copy (see the header) */
+  LLVMValueRef log, saver;                       /* where the loss goes; TrainSaver */
+} Cpu;
+
+/* Reductions sum a block of this many elements at a time in the working
+ * type (in vector lanes); the blocks' sums are then added in double, in
+ * block order: the rounding error of a sum over a million floats stays
+ * that of a few thousand, as with PyTorch's cascaded sums, and the result
+ * does not depend on how many threads computed the blocks. */
+enum { SUM_BLOCK = 4096 };
+
+static int64_t block_count(int64_t n) { return (n + SUM_BLOCK - 1) / SUM_BLOCK; }
+
+/* A block's sum is published for the team: a row of scratch per sum. */
+static int64_t cpu_partials(StepTarget *t, int64_t n) {
+  (void)t;
+  return block_count(n);
+}
+
+/* A loop over this thread's share of a vector's elements, as a loop over
+ * blocks around a loop over a block's elements. The share is blocks
+ * [nblocks * k / T, nblocks * (k + 1) / T) for thread k of T: it depends
+ * on the length only, so a thread touches the same elements of every
+ * vector of one length, in every loop and every step, and only reductions
+ * cross threads. */
+typedef struct Blocks {
+  Elements e;                                    /* first: the skeleton's view */
+  int64_t nblocks;
+  int nsums;
+  LLVMBasicBlockRef outer, inner, block_done, done;
+  LLVMValueRef blk, first;                       /* the block, and its first element */
+  LLVMValueRef stop;                             /* one past its last element */
+  LLVMValueRef sums[];                           /* e.sums: phis of the element loop */
+} Blocks;
+
+/* Leaves the builder in the element loop, after the phis of the element
+ * and of the sums. */
+static Elements *blocks_begin(StepTarget *t, int64_t n, int nsums) {
+  Cpu *u = (Cpu *)t;
+  Cg *c = u->c;
+  Blocks *k = calloc(1, sizeof *k + sizeof(LLVMValueRef) * (size_t)nsums);
+  k->nblocks = block_count(n);
+  k->nsums = nsums;
+  k->outer = block(c, "block");
+  k->inner = block(c, "loop");
+  k->block_done = block(c, "block.done");
+  k->done = block(c, "loop.done");
+  if (k->nblocks == 1) {
+    /* One block is thread 0's, and a loop of constant trip count that
+     * LLVM vectorizes without remainder loops. */
+    LLVMBuildCondBr(c->b, t->leader, k->outer, k->done);
+    LLVMPositionBuilderAtEnd(c->b, k->outer);
+    k->blk = k->first = iconst(c, 0);
+    k->stop = iconst(c, n);
+    LLVMBuildBr(c->b, k->inner);
+    LLVMPositionBuilderAtEnd(c->b, k->block_done);
+    LLVMBuildBr(c->b, k->done);
+  } else {
+    LLVMValueRef nb = iconst(c, k->nblocks);
+    LLVMValueRef lo = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nb, u->thread, ""), u->nthreads, "");
+    LLVMValueRef next_thread = LLVMBuildAdd(c->b, u->thread, iconst(c, 1), "");
+    LLVMValueRef hi = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nb, next_thread, ""), u->nthreads, "");
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, lo, hi, ""), k->outer, k->done);
+    LLVMPositionBuilderAtEnd(c->b, k->outer);
+    k->blk = LLVMBuildPhi(c->b, c->i64, "b");
+    k->first = LLVMBuildMul(c->b, k->blk, iconst(c, SUM_BLOCK), "");
+    LLVMValueRef past = LLVMBuildAdd(c->b, k->first, iconst(c, SUM_BLOCK), "");
+    k->stop = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, past, iconst(c, n), ""), past,
+                              iconst(c, n), "");
+    LLVMBuildBr(c->b, k->inner);
+    LLVMPositionBuilderAtEnd(c->b, k->block_done);
+    LLVMValueRef blk_next = LLVMBuildAdd(c->b, k->blk, iconst(c, 1), "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, blk_next, hi, ""), k->outer, k->done);
+    add_incoming(k->blk, lo, pre, blk_next, k->block_done);
+  }
+  LLVMPositionBuilderAtEnd(c->b, k->inner);
+  k->e.i = LLVMBuildPhi(c->b, c->i64, "i");
+  k->e.sums = k->sums;
+  for (int r = 0; r < nsums; r++)
+    k->sums[r] = LLVMBuildPhi(c->b, c->ft, "sum");
+  return &k->e;
+}
+
+/* Asks the vectorizer for masked vector iterations instead of a scalar
+ * remainder loop: for a vector of one block, a loop of constant trip
+ * count, that is less machine code to compile (about 1.5 ms of the seed's
+ * 20) and as fast. Over many blocks the masks would cost every iteration. */
+static void fold_tail(Cg *c, LLVMValueRef latch) { loop_hint(c, latch, "llvm.loop.vectorize.predicate.enable", true); }
+
+/* A call of a runtime function returning nothing (dlrt_step,
+ * dlrt_team_barrier), declared in the module on first use. */
+static void call_runtime(Cg *c, const char *name, LLVMTypeRef *params, LLVMValueRef *args, int n) {
+  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), params, (unsigned)n, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+  if (!f)
+    f = LLVMAddFunction(c->mod, name, fty);
+  LLVMBuildCall2(c->b, fty, f, args, (unsigned)n, "");
+}
+
+/* Waits for the team, when there is one. */
+static void team_barrier(StepTarget *t) {
+  Cpu *u = (Cpu *)t;
+  Cg *c = u->c;
+  LLVMBasicBlockRef join = begin_if(c, LLVMBuildICmp(c->b, LLVMIntSGT, u->nthreads, iconst(c, 1), ""), "barrier");
+  call_runtime(c, "dlrt_team_barrier", &c->ptr, &u->team, 1);
+  end_if(c, join);
+}
+
+/* A block's result (a sum, or a finite flag), published for the team:
+ * row `row` of the rows at `at` in the scratch array, one double per
+ * block. */
+static void publish(Cg *c, Blocks *k, LLVMValueRef at, int row, LLVMValueRef v) {
+  LLVMValueRef wide = LLVMTypeOf(v) == c->dt ? v : LLVMBuildFPExt(c->b, v, c->dt, "");
+  LLVMValueRef idx = LLVMBuildAdd(c->b, iconst(c, row * k->nblocks), k->blk, "");
+  LLVMBuildStore(c->b, wide, LLVMBuildGEP2(c->b, c->dt, at, &idx, 1, ""));
+}
+
+/* After the barrier: each row at `at` summed over all blocks, in block
+ * order, in double. Every thread computes the same totals from the same
+ * numbers. */
+static void combine(Cpu *u, Blocks *k, LLVMValueRef at, LLVMValueRef *total) {
+  Cg *c = u->c;
+  int nrows = k->nsums;
+  team_barrier(&u->t);
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b), body = block(c, "combine"), done = block(c, "combine.done");
+  LLVMBuildBr(c->b, body);
+  LLVMPositionBuilderAtEnd(c->b, body);
+  LLVMValueRef j = LLVMBuildPhi(c->b, c->i64, "j");
+  LLVMValueRef acc[nrows + 1];
+  for (int r = 0; r < nrows; r++)
+    acc[r] = LLVMBuildPhi(c->b, c->dt, "total");
+  for (int r = 0; r < nrows; r++) {
+    LLVMValueRef idx = LLVMBuildAdd(c->b, iconst(c, r * k->nblocks), j, "");
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->dt, LLVMBuildGEP2(c->b, c->dt, at, &idx, 1, ""), "");
+    total[r] = LLVMBuildFAdd(c->b, acc[r], v, "");
+  }
+  LLVMValueRef jn = LLVMBuildAdd(c->b, j, iconst(c, 1), "");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, iconst(c, k->nblocks), ""), body, done);
+  add_incoming(j, iconst(c, 0), pre, jn, body);
+  for (int r = 0; r < nrows; r++)
+    add_incoming(acc[r], LLVMConstReal(c->dt, 0), pre, total[r], body);
+  LLVMPositionBuilderAtEnd(c->b, done);
+}
+
+/* Closes the element loop. With `at`, each block's sums are published
+ * there when the block is done, and totalled once the team has them
+ * all. */
+static void blocks_end(StepTarget *t, Elements *e, LLVMValueRef *next, LLVMValueRef at, LLVMValueRef *total) {
+  Cpu *u = (Cpu *)t;
+  Cg *c = u->c;
+  Blocks *k = (Blocks *)e;
+  LLVMValueRef idx_next = LLVMBuildAdd(c->b, e->i, iconst(c, 1), "");
+  LLVMBasicBlockRef end = LLVMGetInsertBlock(c->b);
+  LLVMValueRef br = LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, idx_next, k->stop, ""),
+                                    k->inner, k->block_done);
+  if (k->nblocks == 1)
+    fold_tail(c, br);
+  add_incoming(e->i, k->first, k->outer, idx_next, end);
+  for (int r = 0; r < k->nsums; r++)
+    add_incoming(k->sums[r], fconst(c, 0), k->outer, next[r], end);
+  if (at) {
+    LLVMPositionBuilderBefore(c->b, LLVMGetFirstInstruction(k->block_done));
+    for (int r = 0; r < k->nsums; r++)
+      publish(c, k, at, r, next[r]);
+  }
+  LLVMPositionBuilderAtEnd(c->b, k->done);
+  if (at)
+    combine(u, k, at, total);
+  free(k);
+}
+
+/* ---- the CPU's kernels. Each thread computes its share of the result's
+ * rows (or columns), in an order that does not depend on the share, then
+ * the team meets. */
+
+/* This thread's share [lo, hi) of n rows: n * k / T to n * (k + 1) / T. */
+static void share(Cpu *u, int64_t n, LLVMValueRef *lo, LLVMValueRef *hi) {
+  Cg *c = u->c;
+  LLVMValueRef nn = iconst(c, n);
+  *lo = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nn, u->thread, ""), u->nthreads, "");
+  *hi = LLVMBuildSDiv(c->b, LLVMBuildMul(c->b, nn, LLVMBuildAdd(c->b, u->thread, iconst(c, 1), ""), ""),
+                      u->nthreads, "");
+}
+
+bool codegen_uses_blas(const Node *n) {
+  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(n->args[0]->shape);
+  return n->op == OP_MATMUL && cols > 1 && rows * cols * inner >= DLRT_BLAS_MIN_MACS && dlrt_blas();
+}
+
+/* C = A @ B: by OpenBLAS; else row by row: C[i, :] = sum over k of
+ * A[i, k] B[k, :], each sum in order of k, the inner loop over a row of B
+ * (vectorized); for a column B, a dot product per row. */
+static void emit_matmul(Cpu *u, const Node *n, int out) {
+  Cg *c = u->c;
+  const Node *a = n->args[0], *b = n->args[1];
+  int sa = slot_of(c, a), sb = slot_of(c, b);
+  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape), inner = shape_cols(a->shape);
+  if (codegen_uses_blas(n)) {
+    /* OpenBLAS, on thread 0 for the whole product: its sums are then in
+     * one order whatever the number of threads. */
+    LLVMBasicBlockRef join = begin_if(c, u->t.leader, "gemm");
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
+    LLVMTypeRef types[14] = {i32, i32, i32, i32, i32, i32, c->ft, c->ptr, i32, c->ptr, i32, c->ft, c->ptr, i32};
+    /* order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc */
+    int64_t ints[14] = {DLRT_CBLAS_ROW_MAJOR, DLRT_CBLAS_NO_TRANS, DLRT_CBLAS_NO_TRANS, rows, cols, inner,
+                        0, 0, inner, 0, cols, 0, 0, cols};
+    LLVMValueRef args[14];
+    for (int k = 0; k < 14; k++)
+      args[k] = LLVMConstInt(i32, (unsigned long long)ints[k], 0);
+    args[6] = fconst(c, 1);
+    args[7] = c->bufs[sa];
+    args[9] = c->bufs[sb];
+    args[11] = fconst(c, 0);
+    args[12] = c->bufs[out];
+    call_runtime(c, c->p->opts.f64 ? "cblas_dgemm" : "cblas_sgemm", types, args, 14);
+    end_if(c, join);
+    return;
+  }
+  LLVMValueRef lo, hi, zero = iconst(c, 0);
+  share(u, rows, &lo, &hi);
+  For fi, fj, fk, fj2;
+  LLVMValueRef i = for_begin(c, &fi, lo, hi);
+  if (cols == 1) {
+    store_at(c, out, i, dot(c, n, i, zero));
+    for_end(c, &fi, hi);
+    return;
+  }
+  LLVMValueRef j = for_begin(c, &fj, zero, iconst(c, cols));
+  store_at(c, out, at2(c, i, cols, j), fconst(c, 0));
+  for_end(c, &fj, iconst(c, cols));
+  LLVMValueRef k = for_begin(c, &fk, zero, iconst(c, inner));
+  LLVMValueRef aik = load_at(c, sa, at2(c, i, inner, k));
+  LLVMValueRef j2 = for_begin(c, &fj2, zero, iconst(c, cols));
+  LLVMValueRef at = at2(c, i, cols, j2);
+  LLVMValueRef prod = arith(c, LLVMFMul, aik, load_at(c, sb, at2(c, k, cols, j2)));
+  store_at(c, out, at, arith(c, LLVMFAdd, load_at(c, out, at), prod));
+  fj2.vectorize = cols >= MIN_VECTOR_TRIP;
+  for_end(c, &fj2, iconst(c, cols));
+  for_end(c, &fk, iconst(c, inner));
+  for_end(c, &fi, hi);
+}
+
+/* A reduction of one axis of a matrix. Down the columns (axis 0, but for
+ * argmax), the output row accumulates in memory, for this thread's share
+ * of the columns, the inner loop along the rows of the matrix
+ * (vectorized); else a register per result element. */
+static void emit_axis(Cpu *u, const Node *n, int out) {
+  Cg *c = u->c;
+  const Node *a = n->args[0];
+  int sa = slot_of(c, a);
+  int64_t rows = shape_rows(a->shape), cols = shape_cols(a->shape);
+  Op op = n->op;
+  LLVMValueRef lo, hi;
+  bool along_rows = n->slot == 1;
+  share(u, along_rows ? rows : cols, &lo, &hi);
+  For fo;
+  if (!along_rows && op != OP_ARGMAX) {
+    For fi, fj2;
+    LLVMValueRef j = for_begin(c, &fo, lo, hi);
+    store_at(c, out, j, op == OP_RSUM ? fconst(c, 0) : load_at(c, sa, j));
+    for_end(c, &fo, hi);
+    LLVMValueRef i = for_begin(c, &fi, iconst(c, 0), iconst(c, rows));
+    LLVMValueRef j2 = for_begin(c, &fj2, lo, hi);
+    LLVMValueRef acc = load_at(c, out, j2), unused = NULL;
+    store_at(c, out, j2, reduce_step(c, op, acc, load_at(c, sa, at2(c, i, cols, j2)), i, &unused));
+    fj2.vectorize = cols >= MIN_VECTOR_TRIP;
+    for_end(c, &fj2, hi);
+    for_end(c, &fi, iconst(c, rows));
+    return;
+  }
+  LLVMValueRef o = for_begin(c, &fo, lo, hi);
+  store_at(c, out, o, axis_element(c, n, o));
+  for_end(c, &fo, hi);
+}
+
+/* A kernel whose elements are computed alone (TRANSPOSE, SLICE, PAD), by
+ * rows of its result. */
+static void emit_by_rows(Cpu *u, const Node *n, int out) {
+  Cg *c = u->c;
+  int64_t rows = shape_rows(n->shape), cols = shape_cols(n->shape);
+  LLVMValueRef lo, hi;
+  share(u, rows, &lo, &hi);
+  For fi, fj;
+  LLVMValueRef i = for_begin(c, &fi, lo, hi);
+  LLVMValueRef j = for_begin(c, &fj, iconst(c, 0), iconst(c, cols));
+  store_at(c, out, at2(c, i, cols, j), kernel_element(c, n, i, j));
+  for_end(c, &fj, iconst(c, cols));
+  for_end(c, &fi, hi);
+}
+
+static void cpu_kernel(StepTarget *t, const Node *n) {
+  Cpu *u = (Cpu *)t;
+  int out = slot_of(u->c, n);
+  switch (n->op) {
+  case OP_MATMUL: emit_matmul(u, n, out); break;
+  case OP_TRANSPOSE: case OP_SLICE: case OP_PAD: emit_by_rows(u, n, out); break;
+  default: emit_axis(u, n, out); break;
+  }
+}
+
+/* ---- what thread 0 does for the team */
+
+/* The step's loss, to the log line when due and to the watch for a
+ * diverging loss (dlrt_step). */
+static void cpu_report(StepTarget *t, LLVMValueRef step, LLVMValueRef loss) {
+  Cpu *u = (Cpu *)t;
+  Cg *c = u->c;
+  call_runtime(c, "dlrt_step", (LLVMTypeRef[]){c->ptr, c->i64, c->dt}, (LLVMValueRef[]){u->log, step, loss}, 3);
+}
+
+static void cpu_gather(StepTarget *t, LLVMValueRef step) {
+  Cpu *u = (Cpu *)t;
+  Cg *c = u->c;
+  call_runtime(c, "dlrt_batch", (LLVMTypeRef[]){c->ptr, c->i64}, (LLVMValueRef[]){u->log, step}, 2);
+}
+
+/* dlrt_interrupt, which the runtime's signal handler sets. */
+static LLVMValueRef cpu_interrupt(StepTarget *t) {
+  Cg *c = ((Cpu *)t)->c;
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(c->ctx);
+  LLVMValueRef flag = LLVMGetNamedGlobal(c->mod, "dlrt_interrupt");
+  if (!flag)
+    flag = LLVMAddGlobal(c->mod, i32, "dlrt_interrupt");
+  LLVMValueRef v = LLVMBuildLoad2(c->b, i32, flag, "");
+  LLVMSetVolatile(v, 1);
+  return LLVMBuildUIToFP(c->b, v, c->dt, "");
+}
+
+/* saver->save(saver, done): the code for it is there only with
+ * --save-every (the skeleton's emit_save). */
+static void cpu_save(StepTarget *t, LLVMValueRef done) {
+  Cpu *u = (Cpu *)t;
+  Cg *c = u->c;
+  LLVMTypeRef args[2] = {c->ptr, c->i64};
+  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(c->ctx), args, 2, 0);
+  LLVMValueRef fn = LLVMBuildLoad2(c->b, c->ptr, u->saver, "");   /* TrainSaver.save */
+  LLVMBuildCall2(c->b, fty, fn, (LLVMValueRef[]){u->saver, done}, 2, "");
+}
+
+static const StepTarget cpu_target = {
+    .reassociate = true,
+    .partials = cpu_partials,
+    .elements_begin = blocks_begin,
+    .elements_end = blocks_end,
+    .barrier = team_barrier,
+    .report = cpu_report,
+    .kernel = cpu_kernel,
+    .gather = cpu_gather,
+    .interrupt = cpu_interrupt,
+    .save = cpu_save,
 };
 
-NodeEmitter *emitter_new(const Program *p, const Schedule *s, const Optimizer *opt,
-                         LLVMModuleRefDl mod, LLVMBuilderRefDl b, LLVMValueRefDl *bufs) {
-  NodeEmitter *e = calloc(1, sizeof *e);
-  e->c = (Cg){.p = p, .s = s, .opt = opt, .ctx = LLVMGetModuleContext(mod), .mod = mod, .b = b,
-              .bufs = bufs};
-  set_types(&e->c);
-  return e;
+LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
+                              LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
+                              int64_t *scratch_doubles) {
+  LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("dl_train", ctx);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+  LLVMTypeRef i64 = LLVMInt64TypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
+  LLVMTypeRef params[9] = {ptr, i64, ptr, i64, i64, ptr, ptr, i64, ptr};
+  LLVMValueRef fn = LLVMAddFunction(mod, fn_name, LLVMFunctionType(i64, params, 9, 0));
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+  LLVMValueRef *bufs = calloc((size_t)s->nbufs + 1, sizeof(LLVMValueRef));
+  for (int k = 0; k < s->nbufs; k++) {
+    LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)k, 1);
+    bufs[k] = LLVMBuildLoad2(b, ptr, LLVMBuildGEP2(b, ptr, LLVMGetParam(fn, 0), &at, 1, ""), "buf");
+  }
+  Cg c;
+  Cpu u = {.t = cpu_target, .c = &c, .thread = LLVMGetParam(fn, 3), .nthreads = LLVMGetParam(fn, 4),
+           .team = LLVMGetParam(fn, 6), .log = LLVMGetParam(fn, 2), .saver = LLVMGetParam(fn, 8)};
+  u.t.b = b;
+  u.t.bufs = bufs;
+  u.t.scratch = LLVMGetParam(fn, 5);
+  u.t.first = LLVMGetParam(fn, 7);
+  u.t.last = LLVMGetParam(fn, 1);
+  u.t.leader = LLVMBuildICmp(b, LLVMIntEQ, u.thread, LLVMConstInt(i64, 0, 1), "thread0");
+  u.t.vector_bits = vector_bits;
+  cg_open(&c, p, s, opt, &u.t);
+  LLVMBuildRet(b, emit_steps(&c));
+  *scratch_doubles = 2 * c.scratch_size;
+  cg_close(&c);
+  free(bufs);
+  LLVMDisposeBuilder(b);
+  return mod;
 }
-
-void emitter_free(NodeEmitter *e) {
-  nodemap_free(&e->c.scalar);
-  nodemap_free(&e->c.elem);
-  free(e);
-}
-
-LLVMValueRefDl emitter_node(NodeEmitter *e, const Node *n, LLVMValueRefDl idx) {
-  e->c.idx = idx;
-  LLVMValueRef v = n->shape.rank ? loop_value(&e->c, e->loop, n) : emit_node(&e->c, n);
-  nodemap_put(n->shape.rank ? &e->c.elem : &e->c.scalar, n, v);
-  return v;
-}
-
-LLVMValueRefDl emitter_kernel_element(NodeEmitter *e, const Node *n, LLVMValueRefDl row, LLVMValueRefDl col) {
-  e->c.fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(e->c.b));   /* where its loops go */
-  return kernel_element(&e->c, n, row, col);
-}
-
-LLVMValueRefDl emitter_value(NodeEmitter *e, const Node *n) { return value_of(&e->c, n); }
-
-void emitter_define(NodeEmitter *e, const Node *n, LLVMValueRefDl v) { nodemap_put(&e->c.scalar, n, v); }
-
-void emitter_begin_step(NodeEmitter *e, LLVMValueRefDl t) {
-  nodemap_free(&e->c.scalar);
-  e->st = (Step){.t = t};
-}
-
-void emitter_begin_loop(NodeEmitter *e, const Loop *l) {
-  nodemap_free(&e->c.elem);
-  e->c.loop_shape = l->shape;
-  e->loop = l;
-}
-
-void emitter_begin_update(NodeEmitter *e) {
-  if (e->c.opt->kind == OPT_ADAM)
-    adam_step_terms(&e->c, &e->st);
-}
-
-LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRefDl grad,
-                              LLVMValueRefDl *state, bool commit) {
-  return update_value(&e->c, &e->st, param, grad, state, commit);
-}
-
-LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v) { return is_finite(&e->c, v); }
-

@@ -769,13 +769,23 @@ int loop_roots(const Loop *l, Node **roots);
  * are leaves, which it loads (loop_loads) rather than computes. */
 NodeList loop_order(const Schedule *s, const Loop *l, Node **roots, int *nroots);
 bool loop_loads(const Schedule *s, const Loop *l, const Node *n);
+/* The sums a step finishes over loop l's elements: one per reduction,
+ * and where it stores, one for the finite check of what it stores. */
+int loop_sums(const Loop *l);
+/* Whether each thread (of a CPU team, of a GPU grid) holds buffer k of
+ * its own: a scalar param and its optimizer state, which every thread
+ * updates alike. Vectors are shared: each thread updates its share. */
+bool schedule_buffer_private(const Program *p, const Schedule *s, int k);
 
 /* ------------------------------------------------------------- codegen.c */
 
 /* LLVM's own handle types, named without including LLVM's headers here:
- * only codegen.c and jit.c see LLVM. */
+ * the files that build or run LLVM IR (codegen.c, gpu.c, gpumath.c,
+ * jit.c) include them; the rest of the compiler sees only these names. */
 typedef struct LLVMOpaqueContext *LLVMContextRefDl;
 typedef struct LLVMOpaqueModule *LLVMModuleRefDl;
+typedef struct LLVMOpaqueBuilder *LLVMBuilderRefDl;
+typedef struct LLVMOpaqueValue *LLVMValueRefDl;
 
 /* What a train saves its checkpoints through: compiled code calls
  * save(self, steps_done) every --save-every steps (thread 0, the team
@@ -799,39 +809,67 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
                               LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
                               int64_t *scratch_doubles);
 
-/* The seam gpu.c generates through: the values of a schedule's nodes and
- * the optimizer's update, emitted by this file's rules into a function
- * another code generator builds (its builder's current block), over its
- * own buffers: bufs[k] is where buffer k of the schedule is, a scalar's
- * possibly a private copy. */
-typedef struct LLVMOpaqueBuilder *LLVMBuilderRefDl;
-typedef struct LLVMOpaqueValue *LLVMValueRefDl;
-typedef struct NodeEmitter NodeEmitter;
-NodeEmitter *emitter_new(const Program *p, const Schedule *s, const Optimizer *opt,
-                         LLVMModuleRefDl mod, LLVMBuilderRefDl b, LLVMValueRefDl *bufs);
-void emitter_free(NodeEmitter *e);
-/* Step t begins: scalar values of the last step are forgotten. */
-void emitter_begin_step(NodeEmitter *e, LLVMValueRefDl t);
-/* Loop l begins: element values of the last loop are forgotten. */
-void emitter_begin_loop(NodeEmitter *e, const Loop *l);
-/* n's value (at element idx of loop l's shape, for a vector) from its
- * arguments' values, or loaded when l loads it (with broadcasting),
- * emitted and remembered; emitter_value finds it again. */
-LLVMValueRefDl emitter_node(NodeEmitter *e, const Node *n, LLVMValueRefDl idx);
-/* Element (row, col) of kernel n's result (schedule_is_kernel), from its
- * arguments' buffers, each sum in order. */
-LLVMValueRefDl emitter_kernel_element(NodeEmitter *e, const Node *n, LLVMValueRefDl row, LLVMValueRefDl col);
-LLVMValueRefDl emitter_value(NodeEmitter *e, const Node *n);
-/* n's value is v (a reduction's total, computed by the caller). */
-void emitter_define(NodeEmitter *e, const Node *n, LLVMValueRefDl v);
-/* Before the updates of a step: its per-step terms (Adam's bias
- * corrections). Then one param's (element's) new value from its value and
- * gradient; state[k] points to its optimizer state, stored only with
- * commit. */
-void emitter_begin_update(NodeEmitter *e);
-LLVMValueRefDl emitter_update(NodeEmitter *e, LLVMValueRefDl param, LLVMValueRefDl grad,
-                              LLVMValueRefDl *state, bool commit);
-LLVMValueRefDl emitter_is_finite(NodeEmitter *e, LLVMValueRefDl v);
+/* The one step skeleton (codegen_steps) and a target's hooks, as QBE's
+ * generic pipeline and its Target: the skeleton emits the steps of a
+ * train, and asks the target only what it does its own way. A target (the
+ * CPU's team in codegen.c, the GPU's grid in gpu.c) embeds a StepTarget
+ * first in its own state; each hook gets it back as t. */
+typedef struct StepTarget StepTarget;
+
+/* A loop over this thread's share of a vector's elements, as its target
+ * runs it (which embeds this first in its own loop state). */
+typedef struct Elements {
+  LLVMValueRefDl i;                              /* the element (i64) */
+  LLVMValueRefDl *sums;                          /* running sums (working type) before element i */
+} Elements;
+
+struct StepTarget {
+  /* The function the target built, the builder at the end of its entry: */
+  LLVMBuilderRefDl b;
+  LLVMValueRefDl *bufs;                          /* [nbufs] where each buffer is; a private copy
+                                                    where schedule_buffer_private says so */
+  LLVMValueRefDl scratch;                        /* two halves of partial sums (codegen_steps) */
+  LLVMValueRefDl first, last;                    /* i64: the steps to run, [first, last) */
+  LLVMValueRefDl leader;                         /* i1: the thread that reports and saves */
+  bool reassociate;                              /* a thread's sums may be split into vector lanes */
+  int vector_bits;                               /* widest libmvec variants libm calls name; 0: none */
+
+  /* How many partial sums over n elements it publishes: a row of scratch. */
+  int64_t (*partials)(StepTarget *t, int64_t n);
+  /* The element loop: begin leaves the builder in its body, with nsums
+   * sums from 0; end closes it, given their values after element i
+   * (next). With sums_at (a place in scratch: a row of partials(n)
+   * doubles per sum), total[r] is then sum r over every thread's
+   * elements, in double, the same bits in every thread. */
+  Elements *(*elements_begin)(StepTarget *t, int64_t n, int nsums);
+  void (*elements_end)(StepTarget *t, Elements *k, LLVMValueRefDl *next, LLVMValueRefDl sums_at,
+                       LLVMValueRefDl *total);
+  /* Every thread waits for all others; what they wrote before is visible after. */
+  void (*barrier)(StepTarget *t);
+  /* The leader's report of the loss (a double) of step (an i64). */
+  void (*report)(StepTarget *t, LLVMValueRefDl step, LLVMValueRefDl loss);
+  /* A libm function (sinf, log1p, pow: touching no memory) just declared
+   * for the step's calls: the target may rename it or give it a body of its
+   * own. NULL: libm's. */
+  void (*math)(StepTarget *t, LLVMValueRefDl fn);
+
+  /* What only some targets do; NULL where this one does not. */
+  void (*kernel)(StepTarget *t, const Node *n);  /* its own code for a kernel (NULL: an element
+                                                    loop over the result, each element alone) */
+  void (*gather)(StepTarget *t, LLVMValueRefDl step);   /* the leader gathers step's minibatch */
+  LLVMValueRefDl (*interrupt)(StepTarget *t);    /* the leader reads the interrupt request at the
+                                                    start of a step: a double, nonzero to stop */
+  void (*save)(StepTarget *t, LLVMValueRefDl done);     /* the leader saves a checkpoint */
+};
+
+/* Emits steps [t->first, t->last) at t->b: for each, by stage, the
+ * prelude scalars, the fused loops and the kernels; the loss report; the
+ * finite checks; the optimizer update; the interrupts and checkpoints the
+ * target has. Returns the result, an i64 encoded as TrainFn's, with the
+ * builder in the block after the steps. *half_doubles: the doubles in
+ * each half of t->scratch. */
+LLVMValueRefDl codegen_steps(const Program *p, const Schedule *s, const Optimizer *opt,
+                             StepTarget *t, int64_t *half_doubles);
 
 /* ----------------------------------------------------------------- jit.c */
 
@@ -900,10 +938,10 @@ LLVMModuleRefDl gpu_emulated(const Program *p, const Schedule *s, const Action *
                              const Optimizer *opt, LLVMContextRefDl ctx, GpuKernel *out);
 
 /* gpumath.c, the GPU's own libm where there is no libdevice: a body for
- * each libm function declared in mod (codegen's sin, log1p, powf...),
- * its table of 2/pi in address space table_space. Returns the name of
- * one it has none of, else NULL. */
-const char *gpumath_define(LLVMModuleRefDl mod, unsigned table_space);
+ * fn, a libm function as codegen declares them (sin, log1p, powf...),
+ * reading its table of 2/pi from address space table_space. False, and
+ * fn left a declaration, when it has none. */
+bool gpumath_define(LLVMValueRefDl fn, unsigned table_space);
 
 /* ----------------------------------------------------------------- train.c */
 

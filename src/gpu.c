@@ -1,18 +1,20 @@
-/* gpu.c — the schedule as PTX for NVIDIA GPUs, through LLVM's NVPTX target.
+/* gpu.c — the GPU target of the step skeleton (codegen.c): PTX for NVIDIA
+ * GPUs, through LLVM's NVPTX target.
  *
  * One kernel runs many training steps per launch:
  *
  *   void dl_steps(void **bufs, int64_t first, int64_t last, double *losses,
  *                 double *scratch, int64_t *barrier, int64_t *result)
  *
- * It is the CPU's train function (codegen.c) with the team of threads
- * replaced by the grid: every GPU thread keeps its own copy of the scalar
- * params and their optimizer state (registers, after SROA), computes every
- * scalar of the step itself, and takes the elements i = g, g + G, g + 2G...
- * of every vector, g being its index in the grid of G threads. A thread
- * thus touches the same elements of a vector param, of its stored gradient
- * and of its optimizer state in every loop and every step: only reductions
- * cross threads.
+ * Its steps are codegen_steps's, the CPU team's threads replaced by the
+ * grid's: every GPU thread keeps its own copy of the scalar params and
+ * their optimizer state (registers, after SROA), computes every scalar of
+ * the step itself, and takes the elements i = g, g + G, g + 2G... of every
+ * vector, g being its index in the grid of G threads. What is the GPU's
+ * own is here: the kernel's entry and parameters, the thread's ids, and
+ * the hooks (StepTarget) of the grid-stride element loop, of the sums over
+ * the grid, of the grid barrier, of the losses array and of the math
+ * functions, libdevice's or our own.
  *
  * A reduction is summed per thread in the working type, then per block in
  * double (warp shuffles, then the warps' sums in shared memory, in warp
@@ -31,26 +33,23 @@
  * neither: its block sums are the totals.
  *
  * Matrix work (the schedule's kernels: products, transposes, axis
- * reductions, slices and pads) runs after the loops of its stage, a
- * thread per element of its result (grid-stride as the loops), each sum
- * in order by codegen's element rules, so its values do not depend on the
- * grid; a grid barrier follows, and the loops of later stages load its
- * buffer with codegen's broadcasting. The loops' stores that kernels read
- * are visible to them after the grid sum that ends each loop. One more
- * barrier ends each step where the next reads elements of a vector param
- * that other threads update (a kernel's argument, a broadcast row: see
- * schedule.c's params_shared).
+ * reductions, slices and pads) is the skeleton's element loop over each
+ * result, a thread per element, each sum in order, so its values do not
+ * depend on the grid; a grid barrier follows. The loops' stores that
+ * kernels read are visible to them after the grid sum that ends each
+ * loop. One more barrier ends each step where the next reads elements of a
+ * vector param that other threads update (schedule.c's params_shared).
  *
  * Thread 0 writes each step's loss to losses[t - first] (the runtime
  * prints the log lines from them) and, at the end, the scalar params and
  * their state back to their buffers and the result to *result, with the
  * CPU function's meaning: `last`, or t when step t's loss or a gradient
  * was NaN or infinite, or -1 - t when step t's update would make a param
- * NaN or infinite.
+ * NaN or infinite. (Interrupts and checkpoints are the runtime's, between
+ * launches.)
  *
- * Node values and update rules are codegen.c's (the NodeEmitter seam);
- * their libm calls (`sinf`, `log1p`..., and `pow` for Adam's powers of
- * beta) become libdevice's `__nv_sinf`..., and libdevice is linked in and
+ * The step's libm functions (`sinf`, `log1p`..., and `pow` for Adam's
+ * powers of beta) are libdevice's `__nv_sinf`..., linked in and
  * internalized. Where there is no libdevice, gpumath.c gives each a body
  * of dlc's own, within 1 ulp of glibc's (tanh 2): `--target gpu` never
  * needs it.
@@ -83,6 +82,7 @@ enum {
 };
 
 typedef struct Gpu {
+  StepTarget t;                                  /* first: the hooks get it back */
   const Program *p;
   const Schedule *s;
   const Action *action;                          /* the train, where errors without a place go */
@@ -91,17 +91,15 @@ typedef struct Gpu {
   LLVMBuilderRef b;
   LLVMTypeRef ft, dt, i32, i64, ptr, gptr;
   LLVMValueRef fn;
-  NodeEmitter *e;
   LLVMValueRef *bufs;                            /* global memory, or a private copy */
   LLVMValueRef tid, block, nblocks, gtid, gsize; /* i64 */
-  LLVMValueRef scratch;                          /* this step's half */
   LLVMValueRef barrier, arrivals;                /* grid barrier counter; this block's count */
   LLVMValueRef shared;                           /* [GPU_WARPS * max_rows] doubles */
   int max_rows;
-  int64_t *loop_region, *update_region;          /* in units of GPU_MAX_GRID doubles */
-  int64_t scratch_rows;
-  LLVMValueRef *loop_bad;
+  int64_t scratch_half;                          /* doubles in each half of scratch */
+  LLVMValueRef losses;                           /* the kernel's losses array */
   bool libdevice;                                /* found: libm calls are its */
+  bool libdevice_used;                           /* ... and some are */
   const char *libdevice_path;
   bool failed;                                   /* an error was reported */
   bool emulated;                                 /* for the host (gpu_emulated) */
@@ -264,12 +262,12 @@ static void grid_sync(Gpu *g) {
 }
 
 /* n per-thread values (doubles) summed over the grid, the same in every
- * thread: block sums published in rows [region, region + n) of this
- * step's scratch, the grid barrier, then every block sums the partials
- * (each thread a strided share, in order; then the block). Partials are
- * read volatile: another block wrote them, and L1 is not coherent. A grid
- * of one block (a small problem) has its totals after the block sum. */
-static void grid_sum(Gpu *g, int64_t region, LLVMValueRef *v, int n, LLVMValueRef *total) {
+ * thread: block sums published in the n rows at `at` (in this step's
+ * scratch), the grid barrier, then every block sums the partials (each
+ * thread a strided share, in order; then the block). Partials are read
+ * volatile: another block wrote them, and L1 is not coherent. A grid of
+ * one block (a small problem) has its totals after the block sum. */
+static void grid_sum(Gpu *g, LLVMValueRef at, LLVMValueRef *v, int n, LLVMValueRef *total) {
   LLVMValueRef part[n + 1], across[n + 1];
   block_sum(g, v, n, part);
   LLVMBasicBlockRef one = LLVMGetInsertBlock(g->b), many = block_named(g, "grid.sum"),
@@ -278,8 +276,8 @@ static void grid_sum(Gpu *g, int64_t region, LLVMValueRef *v, int n, LLVMValueRe
   LLVMPositionBuilderAtEnd(g->b, many);
   LLVMBasicBlockRef join = begin_if(g, is_thread0(g, g->tid), "publish");
   for (int r = 0; r < n; r++) {
-    LLVMValueRef at = LLVMBuildAdd(g->b, iconst(g, (region + r) * GPU_MAX_GRID), g->block, "");
-    LLVMBuildStore(g->b, part[r], gep(g, g->dt, g->scratch, at));
+    LLVMValueRef idx = LLVMBuildAdd(g->b, iconst(g, r * GPU_MAX_GRID), g->block, "");
+    LLVMBuildStore(g->b, part[r], gep(g, g->dt, at, idx));
   }
   end_if(g, join);
   grid_sync(g);
@@ -294,8 +292,8 @@ static void grid_sum(Gpu *g, int64_t region, LLVMValueRef *v, int n, LLVMValueRe
   LLVMBuildCondBr(g->b, icmp(g, LLVMIntULT, j, g->nblocks), body, done);
   LLVMPositionBuilderAtEnd(g->b, body);
   for (int r = 0; r < n; r++) {
-    LLVMValueRef at = LLVMBuildAdd(g->b, iconst(g, (region + r) * GPU_MAX_GRID), j, "");
-    LLVMValueRef x = LLVMBuildLoad2(g->b, g->dt, gep(g, g->dt, g->scratch, at), "");
+    LLVMValueRef idx = LLVMBuildAdd(g->b, iconst(g, r * GPU_MAX_GRID), j, "");
+    LLVMValueRef x = LLVMBuildLoad2(g->b, g->dt, gep(g, g->dt, at, idx), "");
     LLVMSetVolatile(x, 1);
     next[r] = LLVMBuildFAdd(g->b, acc[r], x, "");
   }
@@ -315,55 +313,123 @@ static void grid_sum(Gpu *g, int64_t region, LLVMValueRef *v, int n, LLVMValueRe
   }
 }
 
-/* ---- loops over a vector's elements: i = gtid, gtid + gsize, ... */
+/* Every thread of the grid waits for the others here. */
+static void grid_barrier(StepTarget *t) {
+  Gpu *g = (Gpu *)t;
+  LLVMBasicBlockRef many = block_named(g, "grid.barrier"), one = block_named(g, "block.barrier"),
+                    done = block_named(g, "barrier.done");
+  LLVMBuildCondBr(g->b, icmp(g, LLVMIntUGT, g->nblocks, iconst(g, 1)), many, one);
+  LLVMPositionBuilderAtEnd(g->b, many);
+  grid_sync(g);
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, one);
+  bar_sync(g);
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
 
-typedef struct Elements {
-  LLVMBasicBlockRef pre, head, body, done;
-  LLVMValueRef i;
-  int n;                                         /* carried values */
-  LLVMValueRef *carried;                         /* their phis in head */
-} Elements;
+/* ---- the step's hooks */
 
-/* Leaves the builder in the body, with k->i the element. Each of the
- * values init[0..n) is carried around the loop (k->carried[r]). */
-static void elements_begin(Gpu *g, Elements *k, int64_t numel, LLVMValueRef *init, int n) {
-  k->pre = LLVMGetInsertBlock(g->b);
+/* A row of scratch has room for a partial sum per block of the largest
+ * grid. */
+static int64_t grid_partials(StepTarget *t, int64_t n) {
+  (void)t, (void)n;
+  return GPU_MAX_GRID;
+}
+
+/* The loop over this thread's elements: i = gtid, gtid + gsize, ... */
+typedef struct Stride {
+  Elements e;                                    /* first: the skeleton's view */
+  LLVMBasicBlockRef head, done;
+  int nsums;
+  LLVMValueRef sums[];                           /* e.sums: phis of head */
+} Stride;
+
+/* Leaves the builder in the body, the sums carried around the loop from 0. */
+static Elements *stride_begin(StepTarget *t, int64_t numel, int nsums) {
+  Gpu *g = (Gpu *)t;
+  Stride *k = calloc(1, sizeof *k + sizeof(LLVMValueRef) * (size_t)nsums);
+  k->nsums = nsums;
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
   k->head = block_named(g, "elements");
-  k->body = block_named(g, "elements.body");
+  LLVMBasicBlockRef body = block_named(g, "elements.body");
   k->done = block_named(g, "elements.done");
-  k->n = n;
-  k->carried = calloc((size_t)n + 1, sizeof(LLVMValueRef));
   LLVMBuildBr(g->b, k->head);
   LLVMPositionBuilderAtEnd(g->b, k->head);
-  k->i = LLVMBuildPhi(g->b, g->i64, "i");
-  for (int r = 0; r < n; r++) {
-    k->carried[r] = LLVMBuildPhi(g->b, LLVMTypeOf(init[r]), "carried");
-    LLVMAddIncoming(k->carried[r], &init[r], &k->pre, 1);
+  k->e.i = LLVMBuildPhi(g->b, g->i64, "i");
+  k->e.sums = k->sums;
+  LLVMValueRef zero = LLVMConstReal(g->ft, 0);
+  for (int r = 0; r < nsums; r++) {
+    k->sums[r] = LLVMBuildPhi(g->b, g->ft, "sum");
+    LLVMAddIncoming(k->sums[r], &zero, &pre, 1);
   }
-  LLVMAddIncoming(k->i, &g->gtid, &k->pre, 1);
-  LLVMBuildCondBr(g->b, icmp(g, LLVMIntSLT, k->i, iconst(g, numel)), k->body, k->done);
-  LLVMPositionBuilderAtEnd(g->b, k->body);
+  LLVMAddIncoming(k->e.i, &g->gtid, &pre, 1);
+  LLVMBuildCondBr(g->b, icmp(g, LLVMIntSLT, k->e.i, iconst(g, numel)), body, k->done);
+  LLVMPositionBuilderAtEnd(g->b, body);
+  return &k->e;
 }
 
-/* Closes the loop with the carried values' next values; leaves the
- * builder after it, where final[r] are their values at the end. */
-static void elements_end(Gpu *g, Elements *k, LLVMValueRef *next, LLVMValueRef *final) {
-  LLVMValueRef in = LLVMBuildAdd(g->b, k->i, g->gsize, "");
+/* Closes the loop, leaving the builder after it; with `at`, the sums'
+ * values at the end totalled over the grid, in double. */
+static void stride_end(StepTarget *t, Elements *e, LLVMValueRef *next, LLVMValueRef at, LLVMValueRef *total) {
+  Gpu *g = (Gpu *)t;
+  Stride *k = (Stride *)e;
+  LLVMValueRef in = LLVMBuildAdd(g->b, e->i, g->gsize, "");
   LLVMBasicBlockRef end = LLVMGetInsertBlock(g->b);
   LLVMBuildBr(g->b, k->head);
-  LLVMAddIncoming(k->i, &in, &end, 1);
-  for (int r = 0; r < k->n; r++)
-    LLVMAddIncoming(k->carried[r], &next[r], &end, 1);
-  for (int r = 0; r < k->n; r++)
-    final[r] = k->carried[r];
-  free(k->carried);
+  LLVMAddIncoming(e->i, &in, &end, 1);
+  for (int r = 0; r < k->nsums; r++)
+    LLVMAddIncoming(k->sums[r], &next[r], &end, 1);
   LLVMPositionBuilderAtEnd(g->b, k->done);
+  if (at) {
+    LLVMValueRef wide[k->nsums + 1];
+    for (int r = 0; r < k->nsums; r++)
+      wide[r] = to_double(g, k->sums[r]);
+    grid_sum(g, at, wide, k->nsums, total);
+  }
+  free(k);
 }
 
-/* bad + (v - v): stays 0 while every v is finite (as codegen.c does). */
-static LLVMValueRef add_nonfinite(Gpu *g, LLVMValueRef bad, LLVMValueRef v) {
-  return LLVMBuildFAdd(g->b, bad, to_double(g, LLVMBuildFSub(g->b, v, v, "")), "");
+/* Thread 0 keeps the step's loss for the runtime's log. */
+static void report_loss(StepTarget *t, LLVMValueRef step, LLVMValueRef loss) {
+  Gpu *g = (Gpu *)t;
+  LLVMBuildStore(g->b, loss, gep(g, g->dt, g->losses, LLVMBuildSub(g->b, step, t->first, "")));
 }
+
+/* A libm function the step calls: with libdevice, libdevice's, whose
+ * names are libm's with __nv_ before them (linked in by link_libdevice);
+ * without, a body of our own (gpumath.c), inlined by the optimizer. One we
+ * have none of is a bug of ours: codegen calls no other. Emulated, the
+ * host's libm stands for libdevice. */
+static void gpu_math(StepTarget *t, LLVMValueRef f) {
+  Gpu *g = (Gpu *)t;
+  size_t len;
+  const char *name = LLVMGetValueName2(f, &len);
+  if (g->libdevice) {
+    if (!g->emulated) {
+      char nv[64];
+      snprintf(nv, sizeof nv, "__nv_%s", name);
+      LLVMSetValueName2(f, nv, strlen(nv));
+      g->libdevice_used = true;
+    }
+    return;
+  }
+  if (!gpumath_define(f, g->emulated ? 0 : AS_GLOBAL)) {
+    diag_error(g->p->diags, g->action ? g->action->span : (Span){0},
+               "internal error: no GPU code of dlc's own for libm's '%s' (and no libdevice at %s)",
+               name, g->libdevice_path);
+    g->failed = true;
+  }
+}
+
+static const StepTarget gpu_target = {
+    .partials = grid_partials,
+    .elements_begin = stride_begin,
+    .elements_end = stride_end,
+    .barrier = grid_barrier,
+    .report = report_loss,
+    .math = gpu_math,
+};
 
 /* ---- nodes */
 
@@ -394,179 +460,17 @@ static bool check_nodes(Gpu *g) {
   return ok;
 }
 
-/* One fused loop of the schedule: its reductions summed over the grid,
- * its vector outputs stored, and a finite flag for the gradients among
- * them. The grid sum's barrier makes the stores visible to the kernels
- * after the loop. */
-static void gpu_loop(Gpu *g, int index) {
-  const Loop *l = &g->s->loops[index];
-  int nred = l->reductions.n, nst = l->stores.n, rows = nred + (nst > 0);
-  int64_t numel = shape_numel(l->shape);
-  LLVMValueRef init[rows + 1], next[rows + 1];
-  for (int r = 0; r < nred; r++)
-    init[r] = LLVMConstReal(g->ft, 0);
-  if (nst)
-    init[nred] = dconst(g, 0);
-  Elements k;
-  elements_begin(g, &k, numel, init, rows);
-
-  Node *roots[nred + nst + 1];
-  int nroots;
-  NodeList order = loop_order(g->s, l, roots, &nroots);
-  emitter_begin_loop(g->e, l);
-  for (int i = 0; i < order.n; i++)
-    emitter_node(g->e, order.items[i], k.i);
-  nodelist_free(&order);
-  for (int r = 0; r < nred; r++)
-    next[r] = LLVMBuildFAdd(g->b, k.carried[r], emitter_value(g->e, roots[r]), "");
-  if (nst)
-    next[nred] = k.carried[nred];
-  for (int s = 0; s < nst; s++) {
-    LLVMValueRef v = emitter_value(g->e, l->stores.items[s]);
-    LLVMBuildStore(g->b, v, gep(g, g->ft, g->bufs[l->store_slots[s]], k.i));
-    if (g->s->bufs[l->store_slots[s]].kind == BUF_GRAD)   /* (a kernel's input shows in the loss) */
-      next[nred] = add_nonfinite(g, next[nred], v);
-  }
-  LLVMValueRef final[rows + 1], wide[rows + 1], total[rows + 1];
-  elements_end(g, &k, next, final);
-  for (int r = 0; r < rows; r++)
-    wide[r] = to_double(g, final[r]);
-  grid_sum(g, g->loop_region[index], wide, rows, total);
-  for (int r = 0; r < nred; r++) {
-    const Node *red = l->reductions.items[r];
-    LLVMValueRef v = total[r];
-    if (red->op == OP_MEAN)
-      v = LLVMBuildFDiv(g->b, v, dconst(g, (double)numel), "");
-    emitter_define(g->e, red, g->ft == g->dt ? v : LLVMBuildFPTrunc(g->b, v, g->ft, ""));
-  }
-  g->loop_bad[index] = nst ? total[nred] : NULL;
-}
-
-/* Every thread of the grid waits for the others here. */
-static void grid_barrier(Gpu *g) {
-  LLVMBasicBlockRef many = block_named(g, "grid.barrier"), one = block_named(g, "block.barrier"),
-                    done = block_named(g, "barrier.done");
-  LLVMBuildCondBr(g->b, icmp(g, LLVMIntUGT, g->nblocks, iconst(g, 1)), many, one);
-  LLVMPositionBuilderAtEnd(g->b, many);
-  grid_sync(g);
-  LLVMBuildBr(g->b, done);
-  LLVMPositionBuilderAtEnd(g->b, one);
-  bar_sync(g);
-  LLVMBuildBr(g->b, done);
-  LLVMPositionBuilderAtEnd(g->b, done);
-}
-
-/* A kernel of the schedule (a product, a transpose...): a thread per
- * element of its result, whose sums are in order (codegen's rules), so
- * the result does not depend on the grid. */
-static void gpu_kernel(Gpu *g, const Node *n) {
-  int ready, out = schedule_buffer(g->s, n, &ready);
-  LLVMValueRef cols = iconst(g, shape_cols(n->shape));
-  Elements k;
-  elements_begin(g, &k, shape_numel(n->shape), NULL, 0);
-  LLVMValueRef v = emitter_kernel_element(g->e, n, LLVMBuildUDiv(g->b, k.i, cols, ""),
-                                          LLVMBuildURem(g->b, k.i, cols, ""));
-  LLVMBuildStore(g->b, v, gep(g, g->ft, g->bufs[out], k.i));
-  elements_end(g, &k, NULL, NULL);
-}
-
-/* The kernels of stage st, then a barrier: the stages after read their
- * results. */
-static void gpu_kernels(Gpu *g, int st) {
-  bool any = false;
-  for (int k = 0; k < g->s->nkernels; k++)
-    if (g->s->kernels[k].stage == st) {
-      gpu_kernel(g, g->s->kernels[k].node);
-      any = true;
-    }
-  if (any)
-    grid_barrier(g);
-}
-
-/* ---- the update */
-
-static void state_of(Gpu *g, int param, LLVMValueRef idx, LLVMValueRef *state) {
-  for (int k = 0; k < 2; k++) {
-    int buf = g->s->state_buf[2 * param + k];
-    state[k] = buf < 0 ? NULL : idx ? gep(g, g->ft, g->bufs[buf], idx) : g->bufs[buf];
-  }
-}
-
-/* Every param's update, as codegen's emit_update: without commit it only
- * says whether every new value is finite (the same answer in every
- * thread); with commit it stores them and the optimizer state. */
-static LLVMValueRef gpu_update(Gpu *g, bool commit) {
-  const Program *p = g->p;
-  const Schedule *s = g->s;
-  LLVMValueRef ok = LLVMConstInt(LLVMInt1TypeInContext(g->ctx), 1, 0);
-  for (int i = 0; i < p->nparams; i++) {
-    LLVMValueRef state[2];
-    if (p->params[i].node->shape.rank == 0) {
-      state_of(g, i, NULL, state);
-      LLVMValueRef nv = emitter_update(g->e, emitter_value(g->e, p->params[i].node),
-                                       emitter_value(g->e, s->grads[i]), state, commit);
-      if (commit)
-        LLVMBuildStore(g->b, nv, g->bufs[s->param_buf[i]]);
-      else
-        ok = LLVMBuildAnd(g->b, ok, emitter_is_finite(g->e, nv), "");
-      continue;
-    }
-    LLVMValueRef zero = dconst(g, 0);
-    Elements k;
-    elements_begin(g, &k, shape_numel(p->params[i].node->shape), &zero, commit ? 0 : 1);
-    LLVMValueRef pp = gep(g, g->ft, g->bufs[s->param_buf[i]], k.i);
-    LLVMValueRef gv = LLVMBuildLoad2(g->b, g->ft, gep(g, g->ft, g->bufs[s->grad_buf[i]], k.i), "");
-    state_of(g, i, k.i, state);
-    LLVMValueRef nv = emitter_update(g->e, LLVMBuildLoad2(g->b, g->ft, pp, ""), gv, state, commit);
-    LLVMValueRef bad = NULL;
-    if (commit)
-      LLVMBuildStore(g->b, nv, pp);
-    else
-      bad = add_nonfinite(g, k.carried[0], nv);
-    LLVMValueRef wide, total;
-    elements_end(g, &k, &bad, &wide);
-    if (!commit) {
-      grid_sum(g, g->update_region[i], &wide, 1, &total);
-      ok = LLVMBuildAnd(g->b, ok, LLVMBuildFCmp(g->b, LLVMRealOEQ, total, zero, ""), "");
-    }
-  }
-  return ok;
-}
-
 /* ---- the kernel */
-
-/* Rows of GPU_MAX_GRID doubles in each half of scratch: one per
- * reduction (and finite flag) of each loop, one per vector param. */
-static void scratch_layout(Gpu *g) {
-  const Schedule *s = g->s;
-  g->loop_region = calloc((size_t)s->nloops + 1, sizeof(int64_t));
-  g->update_region = calloc((size_t)g->p->nparams + 1, sizeof(int64_t));
-  g->max_rows = 1;
-  for (int l = 0; l < s->nloops; l++) {
-    int rows = s->loops[l].reductions.n + (s->loops[l].stores.n > 0);
-    g->loop_region[l] = g->scratch_rows;
-    g->scratch_rows += rows;
-    g->max_rows = rows > g->max_rows ? rows : g->max_rows;
-  }
-  for (int i = 0; i < g->p->nparams; i++) {
-    g->update_region[i] = g->scratch_rows;
-    g->scratch_rows += g->p->params[i].node->shape.rank > 0;
-  }
-}
 
 /* Where the kernel's pointers are: buffers in global memory, except that
  * scalar params and their state get private copies (allocas) for the
  * steps of a launch. */
 static void load_buffers(Gpu *g, LLVMValueRef bufs_arg, LLVMValueRef *globals) {
-  const Schedule *s = g->s;
-  for (int k = 0; k < s->nbufs; k++) {
+  for (int k = 0; k < g->s->nbufs; k++) {
     LLVMValueRef slot = gep(g, g->ptr, bufs_arg, iconst(g, k));
     globals[k] = LLVMBuildPointerCast(g->b, LLVMBuildLoad2(g->b, g->ptr, slot, ""), g->gptr, "buf");
-    const BufInfo *bi = &s->bufs[k];
-    bool scalar = (bi->kind == BUF_PARAM || bi->kind == BUF_STATE) &&
-                  g->p->params[bi->index].node->shape.rank == 0;
     g->bufs[k] = globals[k];
-    if (scalar) {
+    if (schedule_buffer_private(g->p, g->s, k)) {
       g->bufs[k] = LLVMBuildAlloca(g->b, g->ft, "private");
       LLVMBuildStore(g->b, LLVMBuildLoad2(g->b, g->ft, globals[k], ""), g->bufs[k]);
     }
@@ -579,15 +483,22 @@ static void store_private(Gpu *g, LLVMValueRef *globals) {
       LLVMBuildStore(g->b, LLVMBuildLoad2(g->b, g->ft, g->bufs[k], ""), globals[k]);
 }
 
-static void build_kernel(Gpu *g) {
-  const Program *p = g->p;
+/* The kernel: its entry (ids, the barrier's counter, the private
+ * copies), the skeleton's steps, and the way out: the result, and the
+ * private copies back, by thread 0. */
+static void build_kernel(Gpu *g, const Optimizer *opt) {
   const Schedule *s = g->s;
   bool emulated = g->emulated;
   LLVMTypeRef params[8] = {g->ptr, g->i64, g->i64, g->ptr, g->ptr, g->ptr, g->ptr, g->ptr};
   LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(g->ctx), params, emulated ? 8 : 7, 0);
   g->fn = LLVMAddFunction(g->mod, GPU_KERNEL, fty);
-  LLVMValueRef first = LLVMGetParam(g->fn, 1), last = LLVMGetParam(g->fn, 2);
-  LLVMValueRef losses = LLVMGetParam(g->fn, 3), result = LLVMGetParam(g->fn, 6);
+  /* Shared memory holds the warps' sums of the most sums one grid sum
+   * totals: a loop's (an update check totals one). */
+  g->max_rows = 1;
+  for (int l = 0; l < s->nloops; l++) {
+    int rows = loop_sums(&s->loops[l]);
+    g->max_rows = rows > g->max_rows ? rows : g->max_rows;
+  }
   LLVMTypeRef shared_type = LLVMArrayType(LLVMArrayType(g->dt, GPU_WARPS), (unsigned)g->max_rows);
   if (!emulated) {
     LLVMSetFunctionCallConv(g->fn, LLVMPTXKernelCallConv);
@@ -596,11 +507,7 @@ static void build_kernel(Gpu *g) {
     LLVMSetLinkage(g->shared, LLVMInternalLinkage);
   }
 
-  LLVMBasicBlockRef entry = block_named(g, "entry"), head = block_named(g, "step"),
-                    body = block_named(g, "step.body"), finished = block_named(g, "finished"),
-                    failed = block_named(g, "nonfinite"), overflow = block_named(g, "update.overflow"),
-                    out = block_named(g, "out");
-  LLVMPositionBuilderAtEnd(g->b, entry);
+  LLVMPositionBuilderAtEnd(g->b, block_named(g, "entry"));
   if (emulated) {
     g->emu = LLVMGetParam(g->fn, 7);
     g->shared = emu_field(g, 4);
@@ -613,131 +520,30 @@ static void build_kernel(Gpu *g) {
   g->barrier = LLVMBuildPointerCast(g->b, LLVMGetParam(g->fn, 5), g->gptr, "");
   g->arrivals = LLVMBuildAlloca(g->b, g->i64, "arrivals");
   LLVMBuildStore(g->b, iconst(g, 0), g->arrivals);
-  LLVMValueRef scratch = LLVMBuildPointerCast(g->b, LLVMGetParam(g->fn, 4), g->gptr, "");
+  g->losses = LLVMGetParam(g->fn, 3);
   LLVMValueRef globals[s->nbufs + 1];
   load_buffers(g, LLVMGetParam(g->fn, 0), globals);
-  LLVMBuildBr(g->b, head);
 
-  LLVMPositionBuilderAtEnd(g->b, head);
-  LLVMValueRef t = LLVMBuildPhi(g->b, g->i64, "t");
-  LLVMBuildCondBr(g->b, icmp(g, LLVMIntSLT, t, last), body, finished);
-
-  LLVMPositionBuilderAtEnd(g->b, body);
-  LLVMValueRef half = LLVMBuildMul(g->b, LLVMBuildAnd(g->b, t, iconst(g, 1), ""),
-                                   iconst(g, g->scratch_rows * GPU_MAX_GRID), "");
-  g->scratch = gep(g, g->dt, scratch, half);
-  emitter_begin_step(g->e, t);
-  for (int i = 0; i < p->nparams; i++)
-    if (p->params[i].node->shape.rank == 0)
-      emitter_node(g->e, p->params[i].node, NULL);
-  for (int st = 0; st <= s->nstages; st++) {
-    for (int k = 0; k < s->prelude[st].n; k++)
-      emitter_node(g->e, s->prelude[st].items[k], NULL);
-    for (int l = 0; l < s->nloops; l++)
-      if (s->loops[l].stage == st)
-        gpu_loop(g, l);
-    gpu_kernels(g, st);
-  }
-  LLVMValueRef loss = emitter_value(g->e, s->loss);
-  LLVMBasicBlockRef join = begin_if(g, is_thread0(g, g->gtid), "report");
-  LLVMBuildStore(g->b, to_double(g, loss), gep(g, g->dt, losses, LLVMBuildSub(g->b, t, first, "")));
-  end_if(g, join);
-
-  LLVMValueRef ok = emitter_is_finite(g->e, loss);
-  for (int i = 0; i < p->nparams; i++)
-    if (p->params[i].node->shape.rank == 0)
-      ok = LLVMBuildAnd(g->b, ok, emitter_is_finite(g->e, emitter_value(g->e, s->grads[i])), "");
-  for (int l = 0; l < s->nloops; l++)
-    if (g->loop_bad[l])
-      ok = LLVMBuildAnd(g->b, ok, LLVMBuildFCmp(g->b, LLVMRealOEQ, g->loop_bad[l], dconst(g, 0), ""), "");
-  LLVMBasicBlockRef update = block_named(g, "update.params"), commit = block_named(g, "update.commit");
-  LLVMBuildCondBr(g->b, ok, update, failed);
-  LLVMPositionBuilderAtEnd(g->b, update);
-  emitter_begin_update(g->e);
-  LLVMBuildCondBr(g->b, gpu_update(g, false), commit, overflow);
-  LLVMPositionBuilderAtEnd(g->b, commit);
-  gpu_update(g, true);
-  if (s->params_shared)                          /* the next step reads other threads' params */
-    grid_barrier(g);
-  LLVMValueRef t1 = LLVMBuildAdd(g->b, t, iconst(g, 1), "");
-  LLVMAddIncoming(t, (LLVMValueRef[]){first, t1}, (LLVMBasicBlockRef[]){entry, LLVMGetInsertBlock(g->b)}, 2);
-  LLVMBuildBr(g->b, head);
-
-  /* The way out: the result, and the private copies back, by thread 0. */
-  LLVMPositionBuilderAtEnd(g->b, finished);
-  LLVMBuildBr(g->b, out);
-  LLVMPositionBuilderAtEnd(g->b, failed);
-  LLVMBuildBr(g->b, out);
-  LLVMPositionBuilderAtEnd(g->b, overflow);
-  LLVMValueRef overflowed = LLVMBuildSub(g->b, iconst(g, -1), t, "");
-  LLVMBuildBr(g->b, out);
-  LLVMPositionBuilderAtEnd(g->b, out);
-  LLVMValueRef r = LLVMBuildPhi(g->b, g->i64, "result");
-  LLVMAddIncoming(r, (LLVMValueRef[]){last, t, overflowed},
-                  (LLVMBasicBlockRef[]){finished, failed, overflow}, 3);
-  join = begin_if(g, is_thread0(g, g->gtid), "write.back");
-  LLVMBuildStore(g->b, r, result);
+  g->t = gpu_target;
+  g->t.b = g->b;
+  g->t.bufs = g->bufs;
+  g->t.scratch = LLVMBuildPointerCast(g->b, LLVMGetParam(g->fn, 4), g->gptr, "");
+  g->t.first = LLVMGetParam(g->fn, 1);
+  g->t.last = LLVMGetParam(g->fn, 2);
+  g->t.leader = is_thread0(g, g->gtid);
+  LLVMValueRef r = codegen_steps(g->p, s, opt, &g->t, &g->scratch_half);
+  LLVMBasicBlockRef join = begin_if(g, g->t.leader, "write.back");
+  LLVMBuildStore(g->b, r, LLVMGetParam(g->fn, 6));
   store_private(g, globals);
   end_if(g, join);
   LLVMBuildRetVoid(g->b);
 }
 
-/* ---- libm calls, to libdevice or our own */
+/* ---- libdevice */
 
-/* llvm.pow.f64 (Adam's bias corrections) is no instruction on NVPTX:
- * each call becomes one of libm's pow, which is then libdevice's or our
- * own like codegen's calls. */
-static void replace_pow(Gpu *g) {
-  LLVMValueRef pow = LLVMGetNamedFunction(g->mod, "llvm.pow.f64");
-  if (!pow)
-    return;
-  LLVMTypeRef args[2] = {g->dt, g->dt};
-  LLVMTypeRef fty = LLVMFunctionType(g->dt, args, 2, 0);
-  LLVMValueRef repl = LLVMGetNamedFunction(g->mod, "pow");
-  if (!repl)
-    repl = LLVMAddFunction(g->mod, "pow", fty);
-  LLVMBuilderRef b = LLVMCreateBuilderInContext(g->ctx);
-  LLVMUseRef u;
-  while ((u = LLVMGetFirstUse(pow))) {
-    LLVMValueRef call = LLVMGetUser(u);
-    LLVMPositionBuilderBefore(b, call);
-    LLVMValueRef a[2] = {LLVMGetOperand(call, 0), LLVMGetOperand(call, 1)};
-    LLVMReplaceAllUsesWith(call, LLVMBuildCall2(b, fty, repl, a, 2, ""));
-    LLVMInstructionEraseFromParent(call);
-  }
-  LLVMDisposeBuilder(b);
-  LLVMDeleteFunction(pow);
-}
-
-/* Without libdevice: a body of our own (gpumath.c) for each libm function
- * declared, inlined by the optimizer. One we have none of is a bug of
- * ours: codegen calls no other. */
-static void define_own_math(Gpu *g) {
-  const char *missing = gpumath_define(g->mod, g->emulated ? 0 : AS_GLOBAL);
-  if (missing) {
-    diag_error(g->p->diags, g->action ? g->action->span : (Span){0},
-               "internal error: no GPU code of dlc's own for libm's '%s' (and no libdevice at %s)",
-               missing, g->libdevice_path);
-    g->failed = true;
-  }
-}
-
-/* libm's names (sinf, log1p) are libdevice's with __nv_ before them. */
+/* Links libdevice in for the functions named after it (gpu_math). */
 static bool link_libdevice(Gpu *g, LLVMTargetMachineRef tm, const char *triple) {
-  bool needed = false;
-  for (LLVMValueRef f = LLVMGetFirstFunction(g->mod); f; f = LLVMGetNextFunction(f)) {
-    size_t len;
-    const char *name = LLVMGetValueName2(f, &len);
-    if (LLVMCountBasicBlocks(f) || strncmp(name, "llvm.", 5) == 0)
-      continue;
-    needed = true;
-    if (strncmp(name, "__nv_", 5) != 0) {
-      char nv[64];
-      snprintf(nv, sizeof nv, "__nv_%s", name);
-      LLVMSetValueName2(f, nv, strlen(nv));
-    }
-  }
-  if (!needed)
+  if (!g->libdevice_used)
     return true;
   LLVMMemoryBufferRef buf;
   char *msg = NULL;
@@ -845,7 +651,6 @@ static bool build_module(Gpu *g, const Optimizer *opt, bool emulated) {
   g->emulated = emulated;
   if (!check_nodes(g))
     return false;
-  scratch_layout(g);
   g->b = LLVMCreateBuilderInContext(g->ctx);
   g->dt = LLVMDoubleTypeInContext(g->ctx);
   g->ft = g->p->opts.f64 ? g->dt : LLVMFloatTypeInContext(g->ctx);
@@ -854,13 +659,7 @@ static bool build_module(Gpu *g, const Optimizer *opt, bool emulated) {
   g->ptr = LLVMPointerTypeInContext(g->ctx, 0);
   g->gptr = LLVMPointerTypeInContext(g->ctx, emulated ? 0 : AS_GLOBAL);
   g->bufs = calloc((size_t)g->s->nbufs + 1, sizeof(LLVMValueRef));
-  g->loop_bad = calloc((size_t)g->s->nloops + 1, sizeof(LLVMValueRef));
-  g->e = emitter_new(g->p, g->s, opt, g->mod, g->b, g->bufs);
-  build_kernel(g);
-  replace_pow(g);
-  if (!g->libdevice)
-    define_own_math(g);
-  emitter_free(g->e);
+  build_kernel(g, opt);
   LLVMDisposeBuilder(g->b);
   return !g->failed;
 }
@@ -872,7 +671,7 @@ static void finish(Gpu *g, GpuKernel *out) {
   out->block = GPU_BLOCK;
   out->max_grid = GPU_MAX_GRID;
   out->shared_doubles = GPU_WARPS * g->max_rows;
-  out->scratch_doubles = 2 * g->scratch_rows * GPU_MAX_GRID + 1;
+  out->scratch_doubles = 2 * g->scratch_half + 1;
   for (int l = 0; l < s->nloops; l++)
     if (shape_numel(s->loops[l].shape) > out->elements)
       out->elements = shape_numel(s->loops[l].shape);
@@ -883,9 +682,6 @@ static void finish(Gpu *g, GpuKernel *out) {
     if (shape_numel(s->kernels[k].node->shape) > out->elements)
       out->elements = shape_numel(s->kernels[k].node->shape);
   free(g->bufs);
-  free(g->loop_bad);
-  free(g->loop_region);
-  free(g->update_region);
 }
 
 bool gpu_compile(const Program *p, const Schedule *s, const Action *a, const Optimizer *opt,

@@ -1,11 +1,12 @@
 /* gpumath.c — the GPU's own libm, for kernels built where there is no
  * CUDA libdevice (gpu.c): a body in LLVM IR for each libm function that
  * codegen.c's rules call (exp, log, sin, cos, tan, tanh, atan, log1p,
- * expm1 and pow, in double and in float), so that `--target gpu` never
- * needs libdevice. There is no libm on NVPTX to fall back on: the bodies
- * are arithmetic, integer work on the bits, and intrinsics NVPTX makes
- * instructions of (fabs, fma, floor, trunc, rint, sqrt, copysign,
- * minnum, maxnum, ctlz, fshl; i128 products become mul.hi.u64).
+ * expm1 and pow, in double and in float), given as the step declares it,
+ * so that `--target gpu` never needs libdevice. There is no libm on
+ * NVPTX to fall back on: the bodies are arithmetic, integer work on the
+ * bits, and intrinsics NVPTX makes instructions of (fabs, fma, floor,
+ * trunc, rint, sqrt, copysign, minnum, maxnum, ctlz, fshl; i128 products
+ * become mul.hi.u64).
  *
  * The double functions are FreeBSD's msun (Sun's fdlibm), within 1 ulp
  * of the exact result by their error analyses: exp, log1p (log is its
@@ -772,7 +773,7 @@ static const Own *own_of(const char *name) {
   return NULL;
 }
 
-/* The body of libm function f, which codegen declared; false when we
+/* The body of libm function f, as codegen declared it; false when we
  * have none of our own. */
 static bool define(Math *m, LLVMValueRef f, const char *name) {
   const Own *o = own_of(name);
@@ -800,21 +801,15 @@ static bool define(Math *m, LLVMValueRef f, const char *name) {
   return true;
 }
 
-const char *gpumath_define(LLVMModuleRefDl mod, unsigned table_space) {
+bool gpumath_define(LLVMValueRefDl fn, unsigned table_space) {
+  LLVMModuleRef mod = LLVMGetGlobalParent(fn);
   LLVMContextRef ctx = LLVMGetModuleContext(mod);
   Math m = {.ctx = ctx, .mod = mod, .b = LLVMCreateBuilderInContext(ctx), .table_space = table_space,
             .f32 = LLVMFloatTypeInContext(ctx), .f64 = LLVMDoubleTypeInContext(ctx),
             .i1 = LLVMInt1TypeInContext(ctx), .i32 = LLVMInt32TypeInContext(ctx),
             .i64 = LLVMInt64TypeInContext(ctx), .i128 = LLVMInt128TypeInContext(ctx)};
-  const char *missing = NULL;
-  for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
-    size_t len;
-    const char *name = LLVMGetValueName2(f, &len);
-    if (LLVMCountBasicBlocks(f) || strncmp(name, "llvm.", 5) == 0)
-      continue;
-    if (!define(&m, f, name) && !missing)
-      missing = name;
-  }
+  size_t len;
+  bool ok = define(&m, fn, LLVMGetValueName2(fn, &len));
   LLVMDisposeBuilder(m.b);
-  return missing;
+  return ok;
 }

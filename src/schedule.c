@@ -16,9 +16,10 @@
  * with a param-dependent mean inside needs two.
  *
  * Buffers are numbered here (params, data, vector gradients, optimizer
- * state) so that codegen and the runtime agree on one array of pointers;
- * what they hold besides params and data is checked against
- * MAX_DATA_ELEMENTS before anything is allocated.
+ * state) so that codegen and the runtime agree on one array of pointers,
+ * and on which of them each thread holds a copy of its own
+ * (schedule_buffer_private); what they hold besides params and data is
+ * checked against MAX_DATA_ELEMENTS before anything is allocated.
  */
 #include "dlc.h"
 
@@ -392,6 +393,13 @@ int loop_roots(const Loop *l, Node **roots) {
 bool loop_loads(const Schedule *s, const Loop *l, const Node *n) {
   int ready;
   return schedule_buffer(s, n, &ready) >= 0 && ready <= l->stage;
+}
+
+int loop_sums(const Loop *l) { return l->reductions.n + (l->stores.n > 0); }
+
+bool schedule_buffer_private(const Program *p, const Schedule *s, int k) {
+  const BufInfo *bi = &s->bufs[k];
+  return (bi->kind == BUF_PARAM || bi->kind == BUF_STATE) && p->params[bi->index].node->shape.rank == 0;
 }
 
 /* What a loop computes for its roots: not scalars (they come from the
