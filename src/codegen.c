@@ -12,7 +12,7 @@
  * -1 - t, when step t's update would have made a param NaN or infinite
  * (either way step t's update is not applied: the params keep their last
  * finite values); or last + 1 + k when dlrt_interrupt stopped it after k
- * steps.
+ * steps (dlrt.h's encoding; train.c's train_result decodes it).
  *
  * Many threads run it together. Each computes every scalar of the step
  * itself and takes a share of every vector: the same elements of a vector
@@ -161,7 +161,7 @@ static void vector_variants(Cg *c, const char *scalar, int nargs, Buf *attr) {
     LLVMValueRef vf = LLVMGetNamedFunction(c->mod, vname);
     if (!vf) {
       vf = LLVMAddFunction(c->mod, vname, LLVMFunctionType(vt, vargs, (unsigned)nargs, 0));
-      c->vector_fns = realloc(c->vector_fns, sizeof(LLVMValueRef) * (size_t)(c->nvector_fns + 1));
+      c->vector_fns = xrealloc(c->vector_fns, sizeof(LLVMValueRef) * (size_t)(c->nvector_fns + 1));
       c->vector_fns[c->nvector_fns++] = vf;
     }
     buf_printf(attr, "%s_ZGV_LLVM_N%d%s_%s(%s)", attr->len ? "," : "", lanes, params, scalar, vname);
@@ -180,7 +180,7 @@ static LLVMValueRef libm_fn(Cg *c, const char *name, LLVMTypeRef fty) {
   const char *attrs[] = {"nounwind", "willreturn", "nosync", "memory"};  /* memory(none) */
   for (int i = 0; i < 4; i++)
     add_fn_attr(c, f, attrs[i]);
-  c->math = realloc(c->math, sizeof(MathFn) * (size_t)(c->nmath + 1));
+  c->math = xrealloc(c->math, sizeof(MathFn) * (size_t)(c->nmath + 1));
   MathFn *m = &c->math[c->nmath++];
   snprintf(m->name, sizeof m->name, "%s", name);
   m->fn = f;
@@ -874,8 +874,8 @@ static void scratch_layout(Cg *c) {
   const Schedule *s = c->s;
   StepTarget *t = c->t;
   c->stop_slot = t->interrupt ? c->scratch_size++ : -1;
-  c->loop_region = calloc((size_t)s->nloops + 1, sizeof(int64_t));
-  c->update_region = calloc((size_t)c->p->nparams + 1, sizeof(int64_t));
+  c->loop_region = xcalloc((size_t)s->nloops + 1, sizeof(int64_t));
+  c->update_region = xcalloc((size_t)c->p->nparams + 1, sizeof(int64_t));
   for (int l = 0; l < s->nloops; l++) {
     c->loop_region[l] = c->scratch_size;
     c->scratch_size += loop_sums(&s->loops[l]) * t->partials(t, shape_numel(s->loops[l].shape));
@@ -897,7 +897,7 @@ static void cg_open(Cg *c, const Program *p, const Schedule *s, const Optimizer 
   c->ft = p->opts.f64 ? c->dt : LLVMFloatTypeInContext(c->ctx);
   c->i64 = LLVMInt64TypeInContext(c->ctx);
   c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
-  c->loop_bad = calloc((size_t)s->nloops + 1, sizeof(LLVMValueRef));
+  c->loop_bad = xcalloc((size_t)s->nloops + 1, sizeof(LLVMValueRef));
   scratch_layout(c);
 }
 
@@ -1074,7 +1074,7 @@ typedef struct Blocks {
 static Elements *blocks_begin(StepTarget *t, int64_t n, int nsums) {
   Cpu *u = (Cpu *)t;
   Cg *c = u->c;
-  Blocks *k = calloc(1, sizeof *k + sizeof(LLVMValueRef) * (size_t)nsums);
+  Blocks *k = xcalloc(1, sizeof *k + sizeof(LLVMValueRef) * (size_t)nsums);
   k->nblocks = block_count(n);
   k->nsums = nsums;
   k->outer = block(c, "block");
@@ -1396,7 +1396,7 @@ LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimiz
   LLVMTypeRef params[9] = {ptr, i64, ptr, i64, i64, ptr, ptr, i64, ptr};
   LLVMValueRef fn = LLVMAddFunction(mod, fn_name, LLVMFunctionType(i64, params, 9, 0));
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
-  LLVMValueRef *bufs = calloc((size_t)s->nbufs + 1, sizeof(LLVMValueRef));
+  LLVMValueRef *bufs = xcalloc((size_t)s->nbufs + 1, sizeof(LLVMValueRef));
   for (int k = 0; k < s->nbufs; k++) {
     LLVMValueRef at = LLVMConstInt(i64, (unsigned long long)k, 1);
     bufs[k] = LLVMBuildLoad2(b, ptr, LLVMBuildGEP2(b, ptr, LLVMGetParam(fn, 0), &at, 1, ""), "buf");

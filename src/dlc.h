@@ -797,9 +797,9 @@ typedef struct TrainSaver {
 
 /* Emits the train function (TrainFn) into a new module: steps
  * [first_step, steps) of forward, backward, the finite check and the
- * optimizer update, for one thread of a team. It returns what dlrt.h's
- * DLRT_TRAIN_* say (train_result decodes it). *scratch_doubles: the size
- * of the scratch array it needs. */
+ * optimizer update, for one thread of a team. It returns what dlrt.h says
+ * compiled training code returns (train_result decodes it).
+ * *scratch_doubles: the size of the scratch array it needs. */
 typedef int64_t (*TrainFn)(void **bufs, int64_t steps, DlrtLog *log, int64_t thread,
                            int64_t nthreads, double *scratch, DlrtTeam *team, int64_t first_step,
                            TrainSaver *saver);

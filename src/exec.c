@@ -259,17 +259,13 @@ static int thread_count(const Program *p, const Schedule *s) {
   return (int)(n < 1 ? 1 : n > cpus ? cpus : n);
 }
 
-/* Thread k > 0 of a team gets its own copy of the scalar params and their
- * optimizer state; vectors are shared (each thread updates its share). */
+/* Thread k > 0 of a team: its own copy of the buffers each thread holds
+ * (schedule_buffer_private), the others shared. */
 static void **private_buffers(const Program *p, const Schedule *s, void **shared) {
   void **bufs = xcalloc((size_t)s->nbufs + 1, sizeof(void *));
   size_t elem = p->opts.f64 ? sizeof(double) : sizeof(float);
-  for (int k = 0; k < s->nbufs; k++) {
-    const BufInfo *bi = &s->bufs[k];
-    bool scalar = (bi->kind == BUF_PARAM || bi->kind == BUF_STATE) &&
-                  p->params[bi->index].node->shape.rank == 0;
-    bufs[k] = scalar ? memcpy(xmalloc(elem), shared[k], elem) : shared[k];
-  }
+  for (int k = 0; k < s->nbufs; k++)
+    bufs[k] = schedule_buffer_private(p, s, k) ? memcpy(xmalloc(elem), shared[k], elem) : shared[k];
   return bufs;
 }
 

@@ -348,7 +348,7 @@ typedef struct Stride {
 /* Leaves the builder in the body, the sums carried around the loop from 0. */
 static Elements *stride_begin(StepTarget *t, int64_t numel, int nsums) {
   Gpu *g = (Gpu *)t;
-  Stride *k = calloc(1, sizeof *k + sizeof(LLVMValueRef) * (size_t)nsums);
+  Stride *k = xcalloc(1, sizeof *k + sizeof(LLVMValueRef) * (size_t)nsums);
   k->nsums = nsums;
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
   k->head = block_named(g, "elements");
@@ -638,7 +638,7 @@ static char *emit_ptx(Gpu *g, LLVMTargetMachineRef tm) {
     return NULL;
   }
   size_t n = LLVMGetBufferSize(buf);
-  char *ptx = malloc(n + 1);
+  char *ptx = xmalloc(n + 1);
   memcpy(ptx, LLVMGetBufferStart(buf), n);
   ptx[n] = '\0';                                 /* cuModuleLoadData wants the NUL */
   LLVMDisposeMemoryBuffer(buf);
@@ -658,7 +658,7 @@ static bool build_module(Gpu *g, const Optimizer *opt, bool emulated) {
   g->i64 = LLVMInt64TypeInContext(g->ctx);
   g->ptr = LLVMPointerTypeInContext(g->ctx, 0);
   g->gptr = LLVMPointerTypeInContext(g->ctx, emulated ? 0 : AS_GLOBAL);
-  g->bufs = calloc((size_t)g->s->nbufs + 1, sizeof(LLVMValueRef));
+  g->bufs = xcalloc((size_t)g->s->nbufs + 1, sizeof(LLVMValueRef));
   build_kernel(g, opt);
   LLVMDisposeBuilder(g->b);
   return !g->failed;

@@ -126,7 +126,7 @@ static Loop *loop_for(Schedule *s, int stage, Shape shape) {
   for (int i = 0; i < s->nloops; i++)
     if (s->loops[i].stage == stage && shape_eq(s->loops[i].shape, shape))
       return &s->loops[i];
-  s->loops = realloc(s->loops, sizeof(Loop) * (size_t)(s->nloops + 1));
+  s->loops = xrealloc(s->loops, sizeof(Loop) * (size_t)(s->nloops + 1));
   Loop *l = &s->loops[s->nloops++];
   *l = (Loop){.stage = stage, .shape = shape};
   return l;
@@ -143,7 +143,7 @@ static int kernel_order(const void *a, const void *b) {
 }
 
 static int add_buf(Schedule *s, BufKind kind, int index, int64_t numel) {
-  s->bufs = realloc(s->bufs, sizeof(BufInfo) * (size_t)(s->nbufs + 1));
+  s->bufs = xrealloc(s->bufs, sizeof(BufInfo) * (size_t)(s->nbufs + 1));
   s->bufs[s->nbufs] = (BufInfo){kind, index, numel};
   return s->nbufs++;
 }
@@ -159,7 +159,7 @@ static bool held(const Schedule *s, const Node *n) { return nodemap_get(&s->buff
 static void add_store(Schedule *s, int stage, Node *n, int slot) {
   Loop *l = loop_for(s, stage, n->shape);
   nodelist_push(&l->stores, n);
-  l->store_slots = realloc(l->store_slots, sizeof(int) * (size_t)l->stores.n);
+  l->store_slots = xrealloc(l->store_slots, sizeof(int) * (size_t)l->stores.n);
   l->store_slots[l->stores.n - 1] = slot;
 }
 
@@ -243,19 +243,19 @@ static bool buffers_fit(Program *p, const Schedule *s, Span at) {
 
 Schedule *schedule_train(Program *p, Node *const *roots, const Optimizer *opt, Span at) {
   int np = p->nparams, nroots = np + 1;
-  Schedule *s = calloc(1, sizeof *s);
+  Schedule *s = xcalloc(1, sizeof *s);
   Sched c = {.p = p, .s = s};
   s->loss = roots[0];
-  s->grads = malloc(sizeof(Node *) * (size_t)(np + 1));
+  s->grads = xmalloc(sizeof(Node *) * (size_t)(np + 1));
   memcpy(s->grads, roots + 1, sizeof(Node *) * (size_t)np);
   s->batched = (s->loss->flags & NODE_HAS_BATCH) != 0;
 
   /* Buffers: params, then the data the step reads. */
   NodeList order = ir_topo(roots, nroots);
-  s->param_buf = malloc(sizeof(int) * (size_t)(np + 1));
-  s->grad_buf = malloc(sizeof(int) * (size_t)(np + 1));
-  s->state_buf = malloc(sizeof(int) * (size_t)(2 * np + 1));
-  s->data_buf = malloc(sizeof(int) * (size_t)(p->ndata + 1));
+  s->param_buf = xmalloc(sizeof(int) * (size_t)(np + 1));
+  s->grad_buf = xmalloc(sizeof(int) * (size_t)(np + 1));
+  s->state_buf = xmalloc(sizeof(int) * (size_t)(2 * np + 1));
+  s->data_buf = xmalloc(sizeof(int) * (size_t)(p->ndata + 1));
   for (int i = 0; i < np; i++) {
     s->param_buf[i] = add_buf(s, BUF_PARAM, i, shape_numel(p->params[i].node->shape));
     if (p->params[i].node->shape.rank > 0)
@@ -302,14 +302,14 @@ Schedule *schedule_train(Program *p, Node *const *roots, const Optimizer *opt, S
     }
     nodemap_put(&c.stage, n, (void *)(intptr_t)(st + 1));
     if (schedule_is_kernel(n)) {
-      s->kernels = realloc(s->kernels, sizeof(Kernel) * (size_t)(s->nkernels + 1));
+      s->kernels = xrealloc(s->kernels, sizeof(Kernel) * (size_t)(s->nkernels + 1));
       s->kernels[s->nkernels++] = (Kernel){st, n};
       hold(s, n, add_buf(s, BUF_TEMP, -1, shape_numel(n->shape)), st + 1);
     }
     max_stage = st + schedule_is_kernel(n) > max_stage ? st + schedule_is_kernel(n) : max_stage;
   }
   s->nstages = max_stage;
-  s->prelude = calloc((size_t)max_stage + 1, sizeof(NodeList));
+  s->prelude = xcalloc((size_t)max_stage + 1, sizeof(NodeList));
 
   /* Loops: each reduction of a vector joins the loop of its argument's
    * stage and length; scalars go to the prelude of their stage. */
