@@ -1390,7 +1390,9 @@ static const StepTarget cpu_target = {
 LLVMModuleRefDl codegen_train(const Program *p, const Schedule *s, const Optimizer *opt,
                               LLVMContextRefDl ctx, const char *fn_name, int vector_bits,
                               int64_t *scratch_doubles) {
-  LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("dl_train", ctx);
+  /* Named as its function: in one JIT, names of modules must differ too
+   * (ThreadSanitizer's pass adds an initializer named after the module). */
+  LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(fn_name, ctx);
   LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
   LLVMTypeRef i64 = LLVMInt64TypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
   LLVMTypeRef params[9] = {ptr, i64, ptr, i64, i64, ptr, ptr, i64, ptr};

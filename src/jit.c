@@ -6,14 +6,21 @@
  * resource tracker, so that its code can be freed once it has run (the
  * REPL compiles a train at a time for as long as a session lasts).
  *
- * JIT code sees the runtime through an allow-list of absolute symbols
- * (dlrt_step, dlrt_batch, dlrt_team_barrier, dlrt_interrupt, and OpenBLAS's
- * cblas_sgemm and cblas_dgemm where dlrt_blas finds it); libm comes from the
- * process, as LLJIT resolves process symbols by default in LLVM 19.
- * glibc's libmvec (vector sin, log, ...) is loaded into the process here,
- * when the system has it, for the same lookup to find.
+ * JIT code links against an allow-list, not against the whole process.
+ * The runtime (dlrt_step, dlrt_batch, dlrt_team_barrier, dlrt_interrupt)
+ * and OpenBLAS's cblas_sgemm and cblas_dgemm, where dlrt_blas finds it,
+ * are absolute symbols; the rest comes from the process through a search
+ * filtered by symbol_allowed: libm's functions, their libmvec variants
+ * (glibc's vector sin, log, ..., loaded into the process here when the
+ * system has it), the memory functions, and ThreadSanitizer's hooks in
+ * that build. LLJIT links every module of its main JITDylib to the whole
+ * process after the JITDylib's own generators, and the C API cannot
+ * switch that off, so a last generator of ours fails the lookup of
+ * whatever the filter did not let through.
  *
- * Every LLVMErrorRef is turned into a diagnostic in one place, jit_error.
+ * Every LLVMErrorRef is turned into a diagnostic in one place, jit_error;
+ * a failed link is reported to the session's error reporter, which keeps
+ * it for jit_add to say why.
  */
 #include "dlc.h"
 
@@ -26,6 +33,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <ctype.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -41,6 +49,7 @@ struct Jit {
   void *libmvec;                                 /* dlopen handle; NULL without it */
   int vector_bits;                               /* see jit_vector_bits */
   bool blas_defined;                             /* cblas_sgemm and cblas_dgemm are symbols */
+  char *link_error;                              /* the session's report of the last failed link */
 };
 
 
@@ -49,6 +58,107 @@ static void jit_error(Diags *d, const char *what, LLVMErrorRef err) {
   char *msg = LLVMGetErrorMessage(err);         /* consumes err */
   diag_error(d, (Span){0}, "%s: %s", what, msg);
   LLVMDisposeErrorMessage(msg);
+}
+
+/* libm's functions that compiled code calls: codegen's libm() (the float
+ * ones end in f), and those LLVM calls in place of its intrinsics or of
+ * other calls: exp2 for pow of a power of two (Adam's powers of beta),
+ * floor, rint, trunc and fma where the CPU lacks the instruction
+ * (codegen's exp, gpumath's bodies in gpu_emulated's kernels). */
+static const char *const libm_fns[] = {"exp", "log", "sin", "cos", "tan", "tanh", "atan", "log1p", "expm1", "pow",
+                                       "exp2", "floor", "rint", "trunc", "fma"};
+
+/* What LLVM turns copying and filling loops into. */
+static const char *const memory_fns[] = {"memset", "memcpy", "memmove"};
+
+static bool is_libm(const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < sizeof libm_fns / sizeof *libm_fns; i++) {
+    size_t k = strlen(libm_fns[i]);
+    if (strncmp(name, libm_fns[i], k) == 0 && (n == k || (n == k + 1 && name[k] == 'f')))
+      return true;
+  }
+  return false;
+}
+
+/* A libmvec variant of a libm function, as codegen's vector_variants
+ * names them: _ZGV, the ISA (b SSE4, d AVX2, e AVX-512), N, the lanes,
+ * a v per argument, _, the scalar name. */
+static bool is_libmvec(const char *name) {
+  if (strncmp(name, "_ZGV", 4) != 0 || !name[4] || !strchr("bde", name[4]) || name[5] != 'N')
+    return false;
+  const char *p = name + 6;
+  if (!isdigit((unsigned char)*p))
+    return false;
+  while (isdigit((unsigned char)*p))
+    p++;
+  if (*p != 'v')
+    return false;
+  while (*p == 'v')
+    p++;
+  return *p == '_' && is_libm(p + 1);
+}
+
+static bool symbol_allowed(const char *name) {
+  for (size_t i = 0; i < sizeof memory_fns / sizeof *memory_fns; i++)
+    if (strcmp(name, memory_fns[i]) == 0)
+      return true;
+#ifdef DLC_TSAN
+  /* tsan_passes' instrumentation: TSan's hooks, and the unwinding through
+   * which it ends a function's scope when a call throws. */
+  if (strncmp(name, "__tsan_", 7) == 0 || strcmp(name, "_Unwind_Resume") == 0 ||
+      strcmp(name, "__gcc_personality_v0") == 0)
+    return true;
+#endif
+  return is_libm(name) || is_libmvec(name);
+}
+
+/* The filter of the process search. ELF names have no global prefix to
+ * strip. */
+static int process_symbol_allowed(void *ctx, LLVMOrcSymbolStringPoolEntryRef sym) {
+  (void)ctx;
+  return symbol_allowed(LLVMOrcSymbolStringPoolEntryStr(sym));
+}
+
+/* The generator after the filtered search: every symbol that reaches it
+ * (ORC asks about at least one) is one the search did not give, and fails
+ * the lookup before LLJIT's own link to the process could resolve it. */
+static LLVMErrorRef refuse_symbols(LLVMOrcDefinitionGeneratorRef gen, void *ctx, LLVMOrcLookupStateRef *state,
+                                   LLVMOrcLookupKind kind, LLVMOrcJITDylibRef jd,
+                                   LLVMOrcJITDylibLookupFlags flags, LLVMOrcCLookupSet symbols, size_t n) {
+  (void)gen, (void)ctx, (void)state, (void)kind, (void)jd, (void)flags, (void)n;
+  const char *name = LLVMOrcSymbolStringPoolEntryStr(symbols[0].Name);
+  char msg[512];
+  if (symbol_allowed(name))
+    snprintf(msg, sizeof msg, "compiled code calls '%s', which is not in this process", name);
+  else
+    snprintf(msg, sizeof msg,
+             "compiled code calls '%s', which the JIT does not link: only the runtime, libm, libmvec, "
+             "OpenBLAS's gemms and the memory functions", name);
+  return LLVMCreateStringError(msg);
+}
+
+/* The session's errors are those of materializing a module: a link that
+ * failed, the cause of the lookup's failure. The first one is kept. */
+static void keep_link_error(void *ctx, LLVMErrorRef err) {
+  Jit *j = ctx;
+  char *msg = LLVMGetErrorMessage(err);          /* consumes err */
+  if (!j->link_error)
+    j->link_error = xstrdup(msg);
+  LLVMDisposeErrorMessage(msg);
+}
+
+/* Main's generators: the filtered search of the process, then the
+ * refusal of everything else. The JITDylib takes both. */
+static LLVMErrorRef add_generators(Jit *j, LLVMOrcJITDylibRef jd) {
+  LLVMOrcDefinitionGeneratorRef search;
+  LLVMErrorRef err = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+      &search, LLVMOrcLLJITGetGlobalPrefix(j->lljit), process_symbol_allowed, NULL);
+  if (err)
+    return err;
+  LLVMOrcJITDylibAddGenerator(jd, search);
+  LLVMOrcJITDylibAddGenerator(jd, LLVMOrcCreateCustomCAPIDefinitionGenerator(refuse_symbols, NULL, NULL));
+  return LLVMErrorSuccess;
 }
 
 /* LLVM's process-wide settings, once. The loop vectorizer gives up its
@@ -65,7 +175,7 @@ Jit *jit_new(int opt_level, Diags *d) {
   pthread_once(&once, configure_llvm);
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
-  Jit *j = calloc(1, sizeof *j);
+  Jit *j = xcalloc(1, sizeof *j);
   j->opt_level = opt_level;
   j->triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
@@ -105,8 +215,15 @@ Jit *jit_new(int opt_level, Diags *d) {
     return NULL;
   }
   j->tsc = LLVMOrcCreateNewThreadSafeContext();
+  LLVMOrcExecutionSessionSetErrorReporter(LLVMOrcLLJITGetExecutionSession(j->lljit), keep_link_error, j);
 
   LLVMOrcJITDylibRef main_jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+  err = add_generators(j, main_jd);
+  if (err) {
+    jit_error(d, "cannot search the process's symbols", err);
+    jit_free(j);
+    return NULL;
+  }
   LLVMJITSymbolFlags callable = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
   LLVMOrcCSymbolMapPair runtime[] = {
       {LLVMOrcLLJITMangleAndIntern(j->lljit, "dlrt_step"),
@@ -136,6 +253,7 @@ void jit_free(Jit *j) {
     LLVMOrcDisposeThreadSafeContext(j->tsc);
   if (j->tm)
     LLVMDisposeTargetMachine(j->tm);
+  free(j->link_error);                           /* after the JIT, which may still report */
   LLVMDisposeMessage(j->triple);
   if (j->libmvec)
     dlclose(j->libmvec);                         /* after the JIT code that called it is gone */
@@ -247,8 +365,16 @@ void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *
   }
   *code = (JitCode *)rt;
   LLVMOrcExecutorAddress addr = 0;
+  free(j->link_error);
+  j->link_error = NULL;
   err = LLVMOrcLLJITLookup(j->lljit, &addr, fn_name);   /* machine code is made here */
   ms[PHASE_JIT] += now_ms() - t1;
+  if (err && j->link_error) {
+    /* The lookup's own message only names the symbols not materialized. */
+    LLVMConsumeError(err);
+    diag_error(d, (Span){0}, "cannot compile the training loop: %s", j->link_error);
+    return NULL;
+  }
   if (err) {
     jit_error(d, "cannot compile the training loop", err);
     return NULL;
@@ -275,7 +401,7 @@ char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d) {
   }
   if (!asm_text) {
     char *s = LLVMPrintModuleToString(m);
-    r = strdup(s);
+    r = xstrdup(s);
     LLVMDisposeMessage(s);
     LLVMDisposeModule(m);
     return r;
@@ -287,7 +413,7 @@ char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d) {
     LLVMDisposeMessage(msg);
   } else {
     size_t n = LLVMGetBufferSize(buf);
-    r = malloc(n + 1);
+    r = xmalloc(n + 1);
     memcpy(r, LLVMGetBufferStart(buf), n);
     r[n] = '\0';
     LLVMDisposeMemoryBuffer(buf);

@@ -9,7 +9,10 @@
 # and 7 threads, and fails unless every run prints what the one-thread run
 # printed, bit for bit, with the same exit status. A race shows only in
 # some runs, hence the repeats; 7 threads on a machine with fewer cores
-# also interleave the threads in ways 2 on 2 cores do not.
+# also interleave the threads in ways 2 on 2 cores do not. The one-thread
+# run must itself end as the file says (tests/e2e_runner.c's `# exit:`,
+# else 1 with `# expect-error:` lines, else 0): a program that fails alike
+# on every thread count (a JIT that refuses it) is a failure, not a match.
 set -u
 dlc=$1 file=$2 repeats=${3:-${DLC_THREADS_REPEATS:-4}}
 tmp=$(mktemp -d)
@@ -18,6 +21,13 @@ read -ra args <<<"$(sed -n 's/^# args: //p' "$file" | head -1)"
 
 "$dlc" run "${args[@]}" "$file" --threads 1 >"$tmp/want" 2>"$tmp/err"
 want_rc=$?
+expect_rc=$(sed -n 's/^# exit: \([0-9]*\).*/\1/p' "$file" | head -1)
+[ -n "$expect_rc" ] || expect_rc=$(grep -q '^# expect-error:' "$file" && echo 1 || echo 0)
+if [ "$want_rc" -ne "$expect_rc" ]; then
+  echo "FAIL: $file on 1 thread: exit $want_rc, and the file expects $expect_rc" >&2
+  head -20 "$tmp/err" >&2
+  exit 1
+fi
 [ -s "$tmp/want" ] || { echo "FAIL: $file printed nothing on 1 thread" >&2; cat "$tmp/err" >&2; exit 1; }
 status=0
 for threads in 2 3 7; do

@@ -1,4 +1,5 @@
-/* check_jit.c — what jit.c gives compiled code: the width of the libmvec
+/* check_jit.c — what jit.c gives compiled code: the symbols it links
+ * (libm's, and no other process symbol), the width of the libmvec
  * variants codegen may name, their accuracy, and the accuracy of the
  * float32 exp codegen computes inline.
  *
@@ -14,6 +15,7 @@
 #include <dlfcn.h>
 #include <float.h>
 #include <limits.h>
+#include <llvm-c/Core.h>
 #include <string.h>
 
 typedef float v4sf __attribute__((vector_size(16)));
@@ -24,6 +26,63 @@ typedef double v4df __attribute__((vector_size(32)));
 typedef double v8df __attribute__((vector_size(64)));
 
 enum { SAMPLES = 20000, MAX_ULP = 4 };
+
+/* A module in j's context defining `double name(double x)` as
+ * callee(x), callee declared only: the JIT links it or not. */
+static LLVMModuleRef calling(Jit *j, const char *name, const char *callee) {
+  LLVMContextRef ctx = jit_context(j);
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext(name, ctx);
+  LLVMTypeRef dt = LLVMDoubleTypeInContext(ctx);
+  LLVMTypeRef fty = LLVMFunctionType(dt, &dt, 1, 0);
+  LLVMValueRef f = LLVMAddFunction(m, name, fty), g = LLVMAddFunction(m, callee, fty);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(ctx);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, f, "entry"));
+  LLVMValueRef x = LLVMGetParam(f, 0);
+  LLVMBuildRet(b, LLVMBuildCall2(b, fty, g, &x, 1, ""));
+  LLVMDisposeBuilder(b);
+  return m;
+}
+
+/* libm's sin is on the allow-list: the module links, and runs. */
+START_TEST(links_allowed_libm) {
+  Diags d = {0};
+  Jit *j = jit_new(0, &d);
+  ck_assert_ptr_nonnull(j);
+  double ms[PHASE_COUNT] = {0};
+  JitCode *code;
+  double (*f)(double) = (double (*)(double))jit_add(j, calling(j, "f", "sin"), "f", &d, ms, &code);
+  ck_assert_msg(f != NULL, "%s", d.n ? d.items[0].msg : "no diagnostic");
+  ck_assert_double_eq(f(0.5), sin(0.5));
+  jit_remove(j, code);
+  jit_free(j);
+  diag_free(&d);
+}
+END_TEST
+
+/* getenv is in the process (libc's), but compiled code has no business
+ * calling it: the link fails with a diagnostic that names it, and the JIT
+ * still compiles what it allows afterwards. */
+START_TEST(refuses_other_process_symbols) {
+  ck_assert_ptr_nonnull(dlsym(RTLD_DEFAULT, "getenv"));
+  Diags d = {0};
+  Jit *j = jit_new(0, &d);
+  ck_assert_ptr_nonnull(j);
+  double ms[PHASE_COUNT] = {0};
+  JitCode *code;
+  ck_assert_ptr_null(jit_add(j, calling(j, "g", "getenv"), "g", &d, ms, &code));
+  ck_assert_int_eq(d.n, 1);
+  ck_assert_msg(strstr(d.items[0].msg, "'getenv'") && strstr(d.items[0].msg, "does not link"), "%s",
+                d.items[0].msg);
+  jit_remove(j, code);
+  JitCode *code2;
+  double (*f)(double) = (double (*)(double))jit_add(j, calling(j, "f", "cos"), "f", &d, ms, &code2);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_double_eq(f(0.5), cos(0.5));
+  jit_remove(j, code2);
+  jit_free(j);
+  diag_free(&d);
+}
+END_TEST
 
 /* Vector calls, one per width; each compiled for the ISA it needs and only
  * called where the CPU has it. x and y hold `lanes` inputs, r the results. */
@@ -357,6 +416,10 @@ END_TEST
 
 int main(void) {
   Suite *s = suite_create("jit");
+  TCase *syms = tcase_create("symbols");
+  tcase_add_test(syms, links_allowed_libm);
+  tcase_add_test(syms, refuses_other_process_symbols);
+  suite_add_tcase(s, syms);
   TCase *tc = tcase_create("libmvec");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, libmvec_accuracy);
