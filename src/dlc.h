@@ -56,6 +56,10 @@ char *xstrdup(const char *s);
 Arena *arena_new(void);
 void arena_free(Arena *a);
 void *arena_alloc(Arena *a, size_t size);        /* zeroed, 16-aligned */
+/* A growable array in an arena: a new block of new_size bytes (zeroed
+ * past old_size) holding old's old_size bytes; old stays until the arena
+ * is freed. */
+void *arena_grow(Arena *a, const void *old, size_t old_size, size_t new_size);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_strdup(Arena *a, const char *s);
 char *arena_printf(Arena *a, const char *fmt, ...)
@@ -345,6 +349,7 @@ typedef struct NodeMap {
   const Node **keys;
   void **vals;
   unsigned cap, n;
+  Arena *arena;                                  /* NULL: malloc'd; else grown in it, freed with it */
 } NodeMap;
 void *nodemap_get(const NodeMap *m, const Node *key);
 void nodemap_put(NodeMap *m, const Node *key, void *val);
@@ -375,6 +380,7 @@ Node *ir_rebatch(Graph *g, Node *loss, Node *const *full, Node *const *leaves, i
 typedef struct NodeList {
   Node **items;
   int n, cap;
+  Arena *arena;                                  /* as NodeMap's */
 } NodeList;
 void nodelist_push(NodeList *l, Node *n);
 void nodelist_free(NodeList *l);
@@ -725,6 +731,7 @@ typedef struct BufInfo {
  * for kernels) are read from it from stage `ready` on: a loop loads them
  * rather than computing them. */
 typedef struct Schedule {
+  Arena *arena;                                  /* holds all of it: schedule_free frees it */
   Node *loss;
   Node **grads;                                  /* [nparams], lowered (no FNCALL) */
   int nstages;

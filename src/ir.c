@@ -84,9 +84,10 @@ void *nodemap_get(const NodeMap *m, const Node *key) {
 
 void nodemap_put(NodeMap *m, const Node *key, void *val) {
   if ((m->n + 1) * 2 > m->cap) {
-    NodeMap bigger = {xcalloc(m->cap ? m->cap * 2 : 64, sizeof(Node *)),
-                      xcalloc(m->cap ? m->cap * 2 : 64, sizeof(void *)),
-                      m->cap ? m->cap * 2 : 64, 0};
+    unsigned cap = m->cap ? m->cap * 2 : 64;
+    NodeMap bigger = {m->arena ? arena_alloc(m->arena, cap * sizeof(Node *)) : xcalloc(cap, sizeof(Node *)),
+                      m->arena ? arena_alloc(m->arena, cap * sizeof(void *)) : xcalloc(cap, sizeof(void *)),
+                      cap, 0, m->arena};
     for (unsigned i = 0; i < m->cap; i++)
       if (m->keys[i])
         nodemap_put(&bigger, m->keys[i], m->vals[i]);
@@ -103,8 +104,10 @@ void nodemap_put(NodeMap *m, const Node *key, void *val) {
 }
 
 void nodemap_free(NodeMap *m) {
-  free(m->keys);
-  free(m->vals);
+  if (!m->arena) {
+    free(m->keys);
+    free(m->vals);
+  }
   *m = (NodeMap){0};
 }
 
@@ -339,14 +342,17 @@ Node *ir_with_args(Graph *g, const Node *n, Node *const *args) {
 
 void nodelist_push(NodeList *l, Node *n) {
   if (l->n == l->cap) {
+    size_t old = sizeof(Node *) * (size_t)l->cap;
     l->cap = l->cap ? l->cap * 2 : 16;
-    l->items = xrealloc(l->items, sizeof(Node *) * (size_t)l->cap);
+    l->items = l->arena ? arena_grow(l->arena, l->items, old, sizeof(Node *) * (size_t)l->cap)
+                        : xrealloc(l->items, sizeof(Node *) * (size_t)l->cap);
   }
   l->items[l->n++] = n;
 }
 
 void nodelist_free(NodeList *l) {
-  free(l->items);
+  if (!l->arena)
+    free(l->items);
   *l = (NodeList){0};
 }
 

@@ -122,13 +122,21 @@ void schedule_lower(Program *p, Node **roots, int nroots) {
   nodemap_free(&expensive);
 }
 
+/* items, an array of n elements of `size` bytes in the schedule's arena,
+ * with room for one more: its capacity doubles at each power of two. */
+static void *room(Schedule *s, void *items, int n, size_t size) {
+  if (n > 0 && (n < 4 || (n & (n - 1))))
+    return items;
+  return arena_grow(s->arena, items, size * (size_t)n, size * (size_t)(n ? 2 * n : 4));
+}
+
 static Loop *loop_for(Schedule *s, int stage, Shape shape) {
   for (int i = 0; i < s->nloops; i++)
     if (s->loops[i].stage == stage && shape_eq(s->loops[i].shape, shape))
       return &s->loops[i];
-  s->loops = xrealloc(s->loops, sizeof(Loop) * (size_t)(s->nloops + 1));
+  s->loops = room(s, s->loops, s->nloops, sizeof(Loop));
   Loop *l = &s->loops[s->nloops++];
-  *l = (Loop){.stage = stage, .shape = shape};
+  *l = (Loop){.stage = stage, .shape = shape, .reductions.arena = s->arena, .stores.arena = s->arena};
   return l;
 }
 
@@ -143,7 +151,7 @@ static int kernel_order(const void *a, const void *b) {
 }
 
 static int add_buf(Schedule *s, BufKind kind, int index, int64_t numel) {
-  s->bufs = xrealloc(s->bufs, sizeof(BufInfo) * (size_t)(s->nbufs + 1));
+  s->bufs = room(s, s->bufs, s->nbufs, sizeof(BufInfo));
   s->bufs[s->nbufs] = (BufInfo){kind, index, numel};
   return s->nbufs++;
 }
@@ -158,9 +166,9 @@ static bool held(const Schedule *s, const Node *n) { return nodemap_get(&s->buff
 
 static void add_store(Schedule *s, int stage, Node *n, int slot) {
   Loop *l = loop_for(s, stage, n->shape);
+  l->store_slots = room(s, l->store_slots, l->stores.n, sizeof(int));
+  l->store_slots[l->stores.n] = slot;
   nodelist_push(&l->stores, n);
-  l->store_slots = xrealloc(l->store_slots, sizeof(int) * (size_t)l->stores.n);
-  l->store_slots[l->stores.n - 1] = slot;
 }
 
 /* The loop of n's stage stores it, for the kernels after it (stage
@@ -243,19 +251,21 @@ static bool buffers_fit(Program *p, const Schedule *s, Span at) {
 
 Schedule *schedule_train(Program *p, Node *const *roots, const Optimizer *opt, Span at) {
   int np = p->nparams, nroots = np + 1;
-  Schedule *s = xcalloc(1, sizeof *s);
+  Arena *a = arena_new();                        /* everything the schedule holds: one free */
+  Schedule *s = arena_alloc(a, sizeof *s);
+  *s = (Schedule){.arena = a, .buffer.arena = a, .ready.arena = a};
   Sched c = {.p = p, .s = s};
   s->loss = roots[0];
-  s->grads = xmalloc(sizeof(Node *) * (size_t)(np + 1));
+  s->grads = arena_alloc(a, sizeof(Node *) * (size_t)(np + 1));
   memcpy(s->grads, roots + 1, sizeof(Node *) * (size_t)np);
   s->batched = (s->loss->flags & NODE_HAS_BATCH) != 0;
 
   /* Buffers: params, then the data the step reads. */
   NodeList order = ir_topo(roots, nroots);
-  s->param_buf = xmalloc(sizeof(int) * (size_t)(np + 1));
-  s->grad_buf = xmalloc(sizeof(int) * (size_t)(np + 1));
-  s->state_buf = xmalloc(sizeof(int) * (size_t)(2 * np + 1));
-  s->data_buf = xmalloc(sizeof(int) * (size_t)(p->ndata + 1));
+  s->param_buf = arena_alloc(a, sizeof(int) * (size_t)(np + 1));
+  s->grad_buf = arena_alloc(a, sizeof(int) * (size_t)(np + 1));
+  s->state_buf = arena_alloc(a, sizeof(int) * (size_t)(2 * np + 1));
+  s->data_buf = arena_alloc(a, sizeof(int) * (size_t)(p->ndata + 1));
   for (int i = 0; i < np; i++) {
     s->param_buf[i] = add_buf(s, BUF_PARAM, i, shape_numel(p->params[i].node->shape));
     if (p->params[i].node->shape.rank > 0)
@@ -302,14 +312,16 @@ Schedule *schedule_train(Program *p, Node *const *roots, const Optimizer *opt, S
     }
     nodemap_put(&c.stage, n, (void *)(intptr_t)(st + 1));
     if (schedule_is_kernel(n)) {
-      s->kernels = xrealloc(s->kernels, sizeof(Kernel) * (size_t)(s->nkernels + 1));
+      s->kernels = room(s, s->kernels, s->nkernels, sizeof(Kernel));
       s->kernels[s->nkernels++] = (Kernel){st, n};
       hold(s, n, add_buf(s, BUF_TEMP, -1, shape_numel(n->shape)), st + 1);
     }
     max_stage = st + schedule_is_kernel(n) > max_stage ? st + schedule_is_kernel(n) : max_stage;
   }
   s->nstages = max_stage;
-  s->prelude = xcalloc((size_t)max_stage + 1, sizeof(NodeList));
+  s->prelude = arena_alloc(a, sizeof(NodeList) * (size_t)(max_stage + 1));
+  for (int st = 0; st <= max_stage; st++)
+    s->prelude[st].arena = a;
 
   /* Loops: each reduction of a vector joins the loop of its argument's
    * stage and length; scalars go to the prelude of their stage. */
@@ -358,27 +370,8 @@ Schedule *schedule_train(Program *p, Node *const *roots, const Optimizer *opt, S
 }
 
 void schedule_free(Schedule *s) {
-  if (!s)
-    return;
-  for (int i = 0; i < s->nloops; i++) {
-    nodelist_free(&s->loops[i].reductions);
-    nodelist_free(&s->loops[i].stores);
-    free(s->loops[i].store_slots);
-  }
-  for (int i = 0; i <= s->nstages; i++)
-    nodelist_free(&s->prelude[i]);
-  free(s->prelude);
-  free(s->loops);
-  free(s->kernels);
-  nodemap_free(&s->buffer);
-  nodemap_free(&s->ready);
-  free(s->bufs);
-  free(s->grads);
-  free(s->param_buf);
-  free(s->grad_buf);
-  free(s->state_buf);
-  free(s->data_buf);
-  free(s);
+  if (s)
+    arena_free(s->arena);
 }
 
 int loop_roots(const Loop *l, Node **roots) {

@@ -12,9 +12,10 @@
  *   jit_add           jit.c                 optimized, machine code
  *   gpu_compile       gpu.c                 or PTX for the GPU
  *
- * A Train owns what the passes made (its schedule, its machine code or
- * PTX, its text) and train_free frees all of it. The runner owns the JIT
- * the machine code lives in, and the time each pass took.
+ * A Train owns what the passes made: its schedule (all of it in one
+ * arena), its machine code or PTX, its text; train_free frees all of it.
+ * The runner owns the JIT the machine code lives in, and the time each
+ * pass took.
  */
 #include "dlc.h"
 

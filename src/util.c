@@ -71,6 +71,13 @@ void *arena_alloc(Arena *a, size_t size) {
   return p;
 }
 
+void *arena_grow(Arena *a, const void *old, size_t old_size, size_t new_size) {
+  void *p = arena_alloc(a, new_size);
+  if (old_size)
+    memcpy(p, old, old_size);
+  return p;
+}
+
 char *arena_strndup(Arena *a, const char *s, size_t n) {
   char *p = arena_alloc(a, n + 1);
   memcpy(p, s, n);
