@@ -480,6 +480,7 @@ typedef struct Options {
   bool nan_check;                                /* --nan-check: say where a NaN came from */
   const char *resume_path;                       /* --resume */
   const char *gpu_arch;                          /* --target gpu: sm_80, sm_90...; NULL: the CPU */
+  bool no_cache;                                 /* --no-cache: compile every train afresh */
 } Options;
 
 enum { MAX_THREADS = 256 };
@@ -881,23 +882,44 @@ LLVMValueRefDl codegen_steps(const Program *p, const Schedule *s, const Optimize
 /* ----------------------------------------------------------------- jit.c */
 
 typedef struct Jit Jit;
-Jit *jit_new(int opt_level, Diags *d);
+/* cache: keep and reuse machine code through cache.c. */
+Jit *jit_new(int opt_level, bool cache, Diags *d);
 void jit_free(Jit *j);
 /* The widest vector (bits) for which glibc's libmvec has variants this CPU
  * runs, libmvec being loaded; 0 without it. codegen names those variants. */
 int jit_vector_bits(const Jit *j);
 LLVMContextRefDl jit_context(Jit *j);
-/* Optimizes and adds the module (the JIT owns it after), returns the
- * address of fn_name, or NULL with an error in d. Adds the time spent to
- * ms[PHASE_OPTIMIZE] and ms[PHASE_JIT]. *code: the module's handle, for
+/* Takes the module: its machine code from the cache, or optimized and
+ * compiled (and then cached), added to the JIT; returns the address of
+ * fn_name, or NULL with an error in d. Adds the time spent to
+ * ms[PHASE_OPTIMIZE] and ms[PHASE_JIT]. *code: its handle, for
  * jit_remove. */
 typedef struct JitCode JitCode;
 void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms, JitCode **code);
+/* Modules jit_add took so far, and how many of them came from the cache
+ * (0 and 0 with the cache off). */
+void jit_cache_counts(const Jit *j, int *trains, int *cached);
 /* Frees the machine code of a module added by jit_add. */
 void jit_remove(Jit *j, JitCode *code);
 /* `dlc emit llvm|asm`: text of the optimized module (caller frees). Takes
  * m and disposes of it. */
 char *jit_module_text(Jit *j, LLVMModuleRefDl m, bool asm_text, Diags *d);
+
+/* ----------------------------------------------------------------- cache.c */
+
+/* A key (32 hex digits) hashing the parts, in order. */
+void cache_key(const char *const *parts, int nparts, char key[33]);
+/* The cache's directory; NULL when it is off (DLC_CACHE=0, or no home). */
+const char *cache_dir(void);
+/* The object stored under key (malloc'd, its size in *size); NULL when
+ * there is none, or a damaged one (then removed). */
+void *cache_load(const char *key, size_t *size);
+/* Stores obj under key, atomically, then evicts the least recently used
+ * entries past the size bound. Failing to is no error: the cache is only
+ * a shortcut. */
+void cache_store(const char *key, const void *obj, size_t size);
+/* `dlc cache info|clear`, to out. */
+bool cache_command(const char *what, FILE *out);
 
 /* ------------------------------------------------------------------- gpu.c */
 

@@ -749,5 +749,11 @@ void exec_print_times(const Runner *r, double total, FILE *f) {
     fprintf(f, "%s %s %.2f ms", i ? "," : "", names[i], r->ms[i]);
   if (r->team && dlrt_team_size(r->team) > 1)
     fprintf(f, " on %d threads", dlrt_team_size(r->team));
-  fprintf(f, "; total %.2f ms\n", total);
+  fprintf(f, "; total %.2f ms", total);
+  int trains = 0, cached = 0;
+  if (r->jit)
+    jit_cache_counts(r->jit, &trains, &cached);
+  if (trains)
+    fprintf(f, "; %d of %d train%s from the cache", cached, trains, trains == 1 ? "" : "s");
+  fputc('\n', f);
 }

@@ -43,8 +43,11 @@ struct Jit {
   LLVMOrcLLJITRef lljit;
   LLVMOrcThreadSafeContextRef tsc;               /* owns the context modules are built in */
   LLVMTargetMachineRef tm;                       /* host CPU: optimization and `emit asm` */
-  char *triple;
+  LLVMTargetMachineRef codegen_tm;               /* host CPU at the run's level: machine code */
+  char *triple, *cpu, *features;
   int opt_level;
+  bool cache;                                    /* cache.c's, unless --no-cache */
+  int trains, cached;                            /* modules added; of them, from the cache */
   bool avx512;
   void *libmvec;                                 /* dlopen handle; NULL without it */
   int vector_bits;                               /* see jit_vector_bits */
@@ -170,15 +173,16 @@ static void configure_llvm(void) {
   LLVMParseCommandLineOptions(2, argv, "");
 }
 
-Jit *jit_new(int opt_level, Diags *d) {
+Jit *jit_new(int opt_level, bool cache, Diags *d) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, configure_llvm);
   LLVMInitializeNativeTarget();
   LLVMInitializeNativeAsmPrinter();
   Jit *j = xcalloc(1, sizeof *j);
   j->opt_level = opt_level;
+  j->cache = cache && cache_dir();               /* (DLC_CACHE=0 turns it off too) */
   j->triple = LLVMGetDefaultTargetTriple();
-  char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+  char *cpu = j->cpu = LLVMGetHostCPUName(), *features = j->features = LLVMGetHostCPUFeatures();
   j->avx512 = strstr(features, "+avx512f") != NULL;
   /* libmvec's variants: b (SSE4), d (AVX2), e (AVX-512F). */
   j->libmvec = dlopen("libmvec.so.1", RTLD_NOW | RTLD_GLOBAL);
@@ -190,20 +194,18 @@ Jit *jit_new(int opt_level, Diags *d) {
   if (LLVMGetTargetFromTriple(j->triple, &target, &msg)) {
     diag_error(d, (Span){0}, "no LLVM target for %s: %s", j->triple, msg);
     LLVMDisposeMessage(msg);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
     jit_free(j);
     return NULL;
   }
   j->tm = LLVMCreateTargetMachine(target, j->triple, cpu, features, LLVMCodeGenLevelAggressive,
                                   LLVMRelocPIC, LLVMCodeModelJITDefault);
-  /* The JIT gets its own copy: the builder consumes the machine it is given. */
-  LLVMTargetMachineRef jit_tm = LLVMCreateTargetMachine(
-      target, j->triple, cpu, features,
-      opt_level == 0 ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive, LLVMRelocPIC,
-      LLVMCodeModelJITDefault);
-  LLVMDisposeMessage(cpu);
-  LLVMDisposeMessage(features);
+  /* Machine code is made here, as an object file the cache can keep; the
+   * JIT gets its own copy, the builder consuming the machine it is given. */
+  LLVMCodeGenOptLevel level = opt_level == 0 ? LLVMCodeGenLevelNone : LLVMCodeGenLevelAggressive;
+  j->codegen_tm = LLVMCreateTargetMachine(target, j->triple, cpu, features, level, LLVMRelocPIC,
+                                          LLVMCodeModelJITDefault);
+  LLVMTargetMachineRef jit_tm = LLVMCreateTargetMachine(target, j->triple, cpu, features, level,
+                                                        LLVMRelocPIC, LLVMCodeModelJITDefault);
 
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
   LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
@@ -253,8 +255,12 @@ void jit_free(Jit *j) {
     LLVMOrcDisposeThreadSafeContext(j->tsc);
   if (j->tm)
     LLVMDisposeTargetMachine(j->tm);
+  if (j->codegen_tm)
+    LLVMDisposeTargetMachine(j->codegen_tm);
   free(j->link_error);                           /* after the JIT, which may still report */
   LLVMDisposeMessage(j->triple);
+  LLVMDisposeMessage(j->cpu);
+  LLVMDisposeMessage(j->features);
   if (j->libmvec)
     dlclose(j->libmvec);                         /* after the JIT code that called it is gone */
   free(j);
@@ -340,26 +346,76 @@ static bool define_blas(Jit *j, LLVMModuleRef m, Diags *d) {
   return true;
 }
 
-void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms, JitCode **code) {
-  *code = NULL;
+/* The cache key of m as codegen made it: its IR, and all else the machine
+ * code depends on (cache.c). */
+static void module_key(const Jit *j, LLVMModuleRef m, char key[33]) {
+  char *ir = LLVMPrintModuleToString(m), llvm[32], level[8];
+  unsigned major, minor, patch;
+  LLVMGetVersion(&major, &minor, &patch);
+  snprintf(llvm, sizeof llvm, "LLVM %u.%u.%u", major, minor, patch);
+  snprintf(level, sizeof level, "O%d", j->opt_level);
+#ifdef DLC_TSAN
+  const char *build = "tsan";
+#else
+  const char *build = "";
+#endif
+  const char *parts[] = {"dlc " DLC_VERSION, llvm, j->triple, j->cpu, j->features, level, build, ir};
+  cache_key(parts, sizeof parts / sizeof *parts, key);
+  LLVMDisposeMessage(ir);
+}
+
+/* m optimized and made into an object file (m is consumed); NULL with an
+ * error. */
+static LLVMMemoryBufferRef compile(Jit *j, LLVMModuleRef m, Diags *d, double *ms) {
   double t0 = now_ms();
   bool ok = optimize(j, m, d);
   double t1 = now_ms();
   ms[PHASE_OPTIMIZE] += t1 - t0;
-  if (!ok) {
-    LLVMDisposeModule(m);
-    return NULL;
+  LLVMMemoryBufferRef obj = NULL;
+  char *msg = NULL;
+  if (ok && LLVMTargetMachineEmitToMemoryBuffer(j->codegen_tm, m, LLVMObjectFile, &msg, &obj)) {
+    diag_error(d, (Span){0}, "cannot compile the training loop: %s", msg);
+    LLVMDisposeMessage(msg);
+    obj = NULL;
   }
+  LLVMDisposeModule(m);
+  ms[PHASE_JIT] += now_ms() - t1;
+  return obj;
+}
+
+void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *ms, JitCode **code) {
+  *code = NULL;
   if (!define_blas(j, m, d)) {
     LLVMDisposeModule(m);
     return NULL;
   }
+  double t0 = now_ms();
+  char key[33];
+  size_t size;
+  void *hit = NULL;
+  if (j->cache) {
+    module_key(j, m, key);
+    hit = cache_load(key, &size);
+  }
+  ms[PHASE_JIT] += now_ms() - t0;
+  LLVMMemoryBufferRef obj;
+  if (hit) {
+    obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(hit, size, fn_name);
+    free(hit);
+    LLVMDisposeModule(m);
+    j->cached++;
+  } else if (!(obj = compile(j, m, d, ms))) {
+    return NULL;
+  } else if (j->cache) {
+    cache_store(key, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
+  }
+  j->trains++;
+  double t1 = now_ms();
   LLVMOrcJITDylibRef main_jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
   LLVMOrcResourceTrackerRef rt = LLVMOrcJITDylibCreateResourceTracker(main_jd);
-  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsc); /* takes m */
-  LLVMErrorRef err = LLVMOrcLLJITAddLLVMIRModuleWithRT(j->lljit, rt, tsm);      /* takes tsm */
+  LLVMErrorRef err = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, rt, obj);   /* takes obj */
   if (err) {
-    jit_error(d, "cannot add the module to the JIT", err);
+    jit_error(d, "cannot add the training loop to the JIT", err);
     LLVMOrcReleaseResourceTracker(rt);
     return NULL;
   }
@@ -367,7 +423,7 @@ void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *
   LLVMOrcExecutorAddress addr = 0;
   free(j->link_error);
   j->link_error = NULL;
-  err = LLVMOrcLLJITLookup(j->lljit, &addr, fn_name);   /* machine code is made here */
+  err = LLVMOrcLLJITLookup(j->lljit, &addr, fn_name);   /* the object is linked here */
   ms[PHASE_JIT] += now_ms() - t1;
   if (err && j->link_error) {
     /* The lookup's own message only names the symbols not materialized. */
@@ -380,6 +436,11 @@ void *jit_add(Jit *j, LLVMModuleRefDl m, const char *fn_name, Diags *d, double *
     return NULL;
   }
   return (void *)(uintptr_t)addr;
+}
+
+void jit_cache_counts(const Jit *j, int *trains, int *cached) {
+  *trains = j->cache ? j->trains : 0;
+  *cached = j->cached;
 }
 
 void jit_remove(Jit *j, JitCode *code) {

@@ -17,10 +17,11 @@
 static const char usage[] =
     "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu|gpu] [--gpu-arch SM]\n"
     "               [--threads N] [--save FILE.json [--save-every K]] [--resume FILE.json]\n"
-    "               [--nan-check]\n"
+    "               [--nan-check] [--no-cache]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3] [--gpu-arch SM]\n"
-    "       dlc repl [--f64] [-O0..-O3] [--threads N]\n"
+    "       dlc repl [--f64] [-O0..-O3] [--threads N] [--no-cache]\n"
+    "       dlc cache info|clear\n"
     "       dlc --help | --version\n"
     "\n"
     "  run    compile the model, train it, print what it prints\n"
@@ -36,6 +37,8 @@ static const char usage[] =
     "         ptx     the training kernel for the GPU (NVIDIA PTX; any machine)\n"
     "  repl   an interactive session (also `dlc` alone on a terminal);\n"
     "         :help there lists its commands\n"
+    "  cache  the compiled training code kept between runs (info: where,\n"
+    "         how much; clear: remove it all)\n"
     "\n"
     "  FILE may be - for standard input.\n"
     "  --f64      compute in double precision (default: float32)\n"
@@ -52,7 +55,8 @@ static const char usage[] =
     "  --save-every  every K steps too (each write atomic)\n"
     "  --resume   go on from a file --save wrote: the same trajectory as a run\n"
     "             that was never stopped\n"
-    "  --nan-check  when training stops on a NaN, say which operation made it\n";
+    "  --nan-check  when training stops on a NaN, say which operation made it\n"
+    "  --no-cache compile every train afresh, and keep nothing (also DLC_CACHE=0)\n";
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
 
@@ -228,6 +232,11 @@ int main(int argc, char **argv) {
     printf("dlc %s\n", DLC_VERSION);
     return 0;
   }
+  if (strcmp(argv[1], "cache") == 0) {
+    if (argc != 3 || (strcmp(argv[2], "info") != 0 && strcmp(argv[2], "clear") != 0))
+      return usage_error("%s", "dlc cache takes info or clear");
+    return cache_command(argv[2], stdout) ? 0 : 1;
+  }
   Command cmd;
   if (strcmp(argv[1], "run") == 0)
     cmd = CMD_RUN;
@@ -251,6 +260,8 @@ int main(int argc, char **argv) {
       opts.time = true;
     else if (strcmp(a, "--nan-check") == 0)
       opts.nan_check = true;
+    else if (strcmp(a, "--no-cache") == 0)
+      opts.no_cache = true;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
       opts.opt_level = a[2] - '0';
     else if (strcmp(a, "--target") == 0) {

@@ -68,7 +68,7 @@ Schedule *train_schedule(Runner *r, Program *p, Node *loss, const Optimizer *opt
 static Jit *runner_jit(Runner *r, Program *p) {
   double t0 = now_ms();
   if (!r->jit)
-    r->jit = jit_new(p->opts.opt_level, p->diags);
+    r->jit = jit_new(p->opts.opt_level, !p->opts.no_cache, p->diags);
   r->ms[PHASE_JIT] += now_ms() - t0;
   return r->jit;
 }

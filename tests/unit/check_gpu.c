@@ -232,7 +232,7 @@ typedef struct EmuKernel {
 
 /* Schedule s of train a, emulated (k.s left NULL). */
 static EmuKernel emu_kernel_of(const Schedule *s, const Action *a) {
-  EmuKernel k = {.jit = jit_new(2, &fx.diags)};
+  EmuKernel k = {.jit = jit_new(2, false, &fx.diags)};
   ck_assert_ptr_nonnull(k.jit);
   LLVMModuleRefDl m = gpu_emulated(fx.prog, s, a, &a->opt, jit_context(k.jit), &k.info);
   ck_assert_ptr_nonnull(m);

@@ -46,7 +46,7 @@ static LLVMModuleRef calling(Jit *j, const char *name, const char *callee) {
 /* libm's sin is on the allow-list: the module links, and runs. */
 START_TEST(links_allowed_libm) {
   Diags d = {0};
-  Jit *j = jit_new(0, &d);
+  Jit *j = jit_new(0, false, &d);
   ck_assert_ptr_nonnull(j);
   double ms[PHASE_COUNT] = {0};
   JitCode *code;
@@ -65,7 +65,7 @@ END_TEST
 START_TEST(refuses_other_process_symbols) {
   ck_assert_ptr_nonnull(dlsym(RTLD_DEFAULT, "getenv"));
   Diags d = {0};
-  Jit *j = jit_new(0, &d);
+  Jit *j = jit_new(0, false, &d);
   ck_assert_ptr_nonnull(j);
   double ms[PHASE_COUNT] = {0};
   JitCode *code;
@@ -249,7 +249,7 @@ END_TEST
 /* The width jit.c reports is one the CPU runs and libmvec has. */
 START_TEST(vector_bits_match_cpu) {
   Diags d = {0};
-  Jit *j = jit_new(2, &d);
+  Jit *j = jit_new(2, false, &d);
   ck_assert_ptr_nonnull(j);
   int bits = jit_vector_bits(j);
   void *lib = dlopen("libmvec.so.1", RTLD_NOW);
@@ -309,7 +309,7 @@ static char *emit_asm_of(Program *p) {
 START_TEST(loop_calls_libmvec_but_not_for_exp) {
   Arena *a = arena_new();
   Diags d = {0};
-  Jit *j = jit_new(2, &d);
+  Jit *j = jit_new(2, false, &d);
   int bits = jit_vector_bits(j);
   jit_free(j);
   Program *p = compile_f32(a, &d, "x = linspace(0, 10, 4000)\n"
