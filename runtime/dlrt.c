@@ -194,6 +194,9 @@ void dlrt_step(void *log, int64_t step, double loss) {
     l->diverged_step = step;
     l->diverged_loss = loss;
   }
+  DlrtProgress *pr = l->progress;
+  if (pr && --pr->countdown <= 0)
+    dlrt_progress_tick(pr, step);
   DlrtBatches *b = l->batches;
   if (!b) {
     if (l->every > 0 && (step + 1) % l->every == 0)
@@ -238,7 +241,24 @@ void dlrt_log(void *log, int64_t step, double loss) {
   DlrtLog *l = log;
   char text[48];
   dlrt_format(text, sizeof text, loss, l->f64);
+  DlrtProgress *pr = l->progress;
+  int redraw = pr && pr->shown;
+  if (redraw)
+    dlrt_progress_clear(pr);
   fprintf(l->out, "%lld %s\n", (long long)step, text);
+  if (pr) {
+    pr->loss = loss;
+    pr->has_loss = 1;
+  }
+  if (redraw) {                                  /* the line back under the log line, on the next step
+                                                    that may redraw */
+    fflush(l->out);
+    pr->countdown = 1;
+  }
+  if (l->file) {
+    int64_t nb = l->batches ? l->batches->nbatches : 0;
+    dlrt_log_write(l->file, nb ? (step + 1) * nb - 1 : step, nb ? step : -1, loss);
+  }
 }
 
 /* ---- OpenBLAS */

@@ -128,6 +128,8 @@ typedef struct DlrtLog {
   double first_loss, diverged_loss;
   struct DlrtBatches *batches;                   /* minibatch training; NULL: none */
   double epoch_sum;                              /* ... the epoch's losses so far */
+  struct DlrtProgress *progress;                 /* the progress line; NULL: none */
+  struct DlrtLogFile *file;                      /* --log's file; NULL: none */
 } DlrtLog;
 
 /* Minibatches: each epoch visits the n rows of the data in an order (the
@@ -154,7 +156,9 @@ void dlrt_batch(void *log, int64_t step);
 
 enum { DLRT_DIVERGENCE_STEPS = 10, DLRT_DIVERGENCE_FACTOR = 1000 };
 
-/* Prints the log line "STEP LOSS" for one training step. */
+/* Prints the log line "STEP LOSS" for one training step (with
+ * minibatches, STEP is the epoch); clears the progress line around it and
+ * writes the log file's line. */
 void dlrt_log(void *log, int64_t step, double loss);
 /* Called by compiled code (thread 0) after each step's loss: the log line
  * when it is due (with minibatches, `EPOCH MEAN` after an epoch's last
@@ -173,6 +177,76 @@ extern volatile int32_t dlrt_interrupt;
  * params stay as they were before it); and this when dlrt_interrupt
  * stopped it after k steps: */
 static inline int64_t dlrt_train_interrupted(int64_t end, int64_t k) { return end + 1 + k; }
+
+/* ---- what a train shows as it runs (progress.c)
+ *
+ * Both are thread 0's, called from dlrt_step and dlrt_log, so neither
+ * locks. */
+
+/* Seconds on the monotonic clock (a vDSO read, not a system call). */
+double dlrt_seconds(void);
+
+/* The progress line on a terminal: steps done of the total (epochs and
+ * batches with minibatches), percent, steps per second, time left and the
+ * last logged loss, redrawn in place. dlrt_step reads the clock only every
+ * `stride` steps, a stride that keeps the reads about DLRT_PROGRESS_READ
+ * seconds apart; the line is drawn once the train has run
+ * DLRT_PROGRESS_AFTER seconds, at most every DLRT_PROGRESS_REDRAW. */
+#define DLRT_PROGRESS_AFTER 0.5
+#define DLRT_PROGRESS_REDRAW 0.1
+#define DLRT_PROGRESS_READ 0.02
+typedef struct DlrtProgress {
+  int fd;                                        /* the terminal */
+  int width;                                     /* its columns */
+  int64_t first, total;                          /* the train's steps [first, total) */
+  int64_t nbatches;                              /* per epoch with minibatches; 0: none */
+  int64_t countdown;                             /* steps before the clock is read again */
+  double start, drawn_at;                        /* dlrt_seconds of the first step; of the last draw */
+  double loss;                                   /* the last logged loss ... */
+  int has_loss;                                  /* ... once there is one */
+  int shown;                                     /* the line is on the terminal */
+} DlrtProgress;
+
+void dlrt_progress_begin(DlrtProgress *p, int fd, int64_t first, int64_t total, int64_t nbatches);
+/* dlrt_step's, when the countdown runs out after step `step`. */
+void dlrt_progress_tick(DlrtProgress *p, int64_t step);
+/* Takes the line off the terminal (a log line is coming, or the train
+ * ended). */
+void dlrt_progress_clear(DlrtProgress *p);
+
+/* --log FILE: a line per log line, CSV or JSON Lines, flushed as written.
+ * The params are written when they have at most DLRT_LOG_MAX_PARAM_VALUES
+ * numbers in all, read from their buffers by thread 0 before the step's
+ * update: the values the logged loss was computed with. */
+enum { DLRT_LOG_MAX_PARAM_VALUES = 16 };
+typedef enum { DLRT_LOG_CSV, DLRT_LOG_JSONL } DlrtLogFormat;
+typedef struct DlrtLogParam {
+  const char *name;
+  int rank;
+  int64_t dim[2];
+  const void *data;                              /* its buffer, in the precision; set per train */
+} DlrtLogParam;
+typedef struct DlrtLogFile {
+  FILE *f;
+  DlrtLogFormat format;
+  int f64;
+  int train;                                     /* the train running, from 1 */
+  double start;                                  /* dlrt_seconds when its steps began */
+  int nparams;                                   /* written; 0: none */
+  DlrtLogParam *params;
+} DlrtLogFile;
+
+/* The format a file name asks for by its extension (.csv, .jsonl); -1:
+ * neither. */
+int dlrt_log_format(const char *path);
+/* Opens path for writing (a FIFO without a reader: ENXIO) and writes the
+ * CSV header; the params are those (at most DLRT_LOG_MAX_PARAM_VALUES
+ * numbers, else none are written), their names kept as given. 0, or -1
+ * with errno set. */
+int dlrt_log_open(DlrtLogFile *lf, const char *path, int f64, const DlrtLogParam *params, int nparams);
+/* One line: step, and epoch (-1: not a minibatch epoch's line). */
+void dlrt_log_write(DlrtLogFile *lf, int64_t step, int64_t epoch, double loss);
+void dlrt_log_close(DlrtLogFile *lf);
 
 /* ---- the team: threads that run one train function together
  *

@@ -175,12 +175,14 @@ static void print_snippet(FILE *out, const Source *s, int begin, int end, bool c
   fputs(color ? "\033[0m\n" : "\n", out);
 }
 
-/* Colours, as clang's: on a terminal, unless NO_COLOR is set (no-color.org)
- * or the terminal is a dumb one. */
-static bool use_color(FILE *out) {
+/* A dumb terminal (TERM=dumb: Emacs's shell, say) gets no escape codes. */
+bool diag_is_terminal(FILE *out) {
   const char *term = getenv("TERM");
-  return isatty(fileno(out)) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
+  return isatty(fileno(out)) && !(term && strcmp(term, "dumb") == 0);
 }
+
+/* Colours, as clang's: on a terminal, unless NO_COLOR is set (no-color.org). */
+static bool use_color(FILE *out) { return diag_is_terminal(out) && !getenv("NO_COLOR"); }
 
 static const char *level_color(DiagLevel l) {
   switch (l) {

@@ -128,6 +128,9 @@ void diag_add(Diags *d, DiagLevel level, Span span, const char *fmt, ...)
 /* Prints the diagnostics not printed yet, clang style (in colour on a
  * terminal, unless NO_COLOR is set), then marks them. */
 void diag_print(Diags *d, FILE *out);
+/* out is a terminal that takes escape codes (not TERM=dumb): colours go
+ * there unless NO_COLOR is set, and the progress line. */
+bool diag_is_terminal(FILE *out);
 void diag_free(Diags *d);
 
 /* ----------------------------------------------------------------- ops.def */
@@ -481,6 +484,8 @@ typedef struct Options {
   const char *resume_path;                       /* --resume */
   const char *gpu_arch;                          /* --target gpu: sm_80, sm_90...; NULL: the CPU */
   bool no_cache;                                 /* --no-cache: compile every train afresh */
+  bool no_progress;                              /* --no-progress: no progress line on a terminal */
+  const char *log_path;                          /* --log: each log line to a CSV or JSONL file */
 } Options;
 
 enum { MAX_THREADS = 256 };
@@ -984,6 +989,7 @@ typedef struct Runner {
   struct Resume *resume;                         /* checkpoint.c's: --resume, until used */
   double ms[PHASE_COUNT];
   int ntrains;                                   /* trains compiled: each a new name in the JIT */
+  DlrtLogFile log_file;                          /* --log: each log line to a file (f NULL: none) */
 } Runner;
 
 /* What train_compile makes of a loss. */
@@ -1056,6 +1062,10 @@ int64_t exec_train_steps(const Action *a);
 bool exec_emit(Runner *r, Program *p, const char *what, FILE *out);
 /* A value as print shows it: a number, or [a, b, c, ..., z] for a vector. */
 void exec_format_value(Buf *b, const Tensor *t, bool f64);
+/* `--log FILE`: opens the file each train's log lines go to (CSV or JSON
+ * Lines, by its extension), before anything runs; false with the error
+ * reported when it cannot be written. */
+bool exec_open_log(Runner *r, Program *p, const char *path);
 /* `--time`: the time of each phase, and the total, on one line. */
 void exec_print_times(const Runner *r, double total, FILE *f);
 

@@ -10,9 +10,11 @@
  */
 #include "dlc.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { SHOWN_EDGE = 3 };                         /* elements shown at each end of a long vector */
 
@@ -551,6 +553,33 @@ static int64_t segment_end(const Trains *ts, int64_t t, int64_t steps, int *whic
   return end < steps ? end : steps;
 }
 
+/* The log file for a train: its number, its clock, and its params'
+ * buffers (thread 0's, the ones read before each step's update; the
+ * train's second batch size shares them). */
+static DlrtLogFile *log_file_begin(DlrtLogFile *lf, const Schedule *s, void **bufs, int number) {
+  for (int i = 0; i < lf->nparams; i++)
+    lf->params[i].data = bufs[s->param_buf[i]];
+  lf->train = number;
+  lf->start = dlrt_seconds();
+  return lf;
+}
+
+bool exec_open_log(Runner *r, Program *p, const char *path) {
+  DlrtLogParam params[p->nparams + 1];
+  for (int i = 0; i < p->nparams; i++) {
+    Shape sh = p->params[i].value.shape;
+    params[i] = (DlrtLogParam){p->params[i].name, sh.rank, {sh.dim[0], sh.dim[1]}, NULL};
+  }
+  /* On the GPU the params stay in its memory for a chunk of steps: the
+   * host has no values to write at a log line. */
+  int n = p->opts.gpu_arch ? 0 : p->nparams;
+  if (dlrt_log_open(&r->log_file, path, p->opts.f64, params, n) == 0)
+    return true;
+  const char *why = errno == ENXIO ? "it is a FIFO with no reader" : strerror(errno);
+  diag_error(p->diags, (Span){0}, "cannot write the log '%s': %s", path, why);
+  return false;
+}
+
 bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
   Trains ts = {0};
   bool batched = a->batch > 0;
@@ -574,6 +603,13 @@ bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
   ExecSaver saver = {{save_during_train}, p, a, steps, ts.t[0].s, ts.bufs[0], number, &log, false};
   int64_t every = p->opts.save_path ? p->opts.save_every : 0;
   TrainResult res = {TRAIN_DONE, steps};
+  DlrtProgress progress;
+  if (ok && !p->opts.no_progress && diag_is_terminal(stderr)) {
+    dlrt_progress_begin(&progress, STDERR_FILENO, t, steps, batched ? ts.per_epoch : 0);
+    log.progress = &progress;
+  }
+  if (ok && r->log_file.f)
+    log.file = log_file_begin(&r->log_file, ts.t[0].s, ts.bufs[0], number);
   double t2 = now_ms();
   while (ok && t < steps) {
     int which;
@@ -587,6 +623,8 @@ bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
       save_during_train(&saver.base, t);
   }
   double t3 = now_ms();
+  if (log.progress)
+    dlrt_progress_clear(&progress);
   if (ok) {
     copy_params_back(p, ts.t[0].s, ts.bufs[0]);
     if (p->opts.save_path)
@@ -610,6 +648,7 @@ void runner_free(Runner *r) {
   if (!r)
     return;
   checkpoint_forget(r);
+  dlrt_log_close(&r->log_file);
   dlrt_team_free(r->team);
   jit_free(r->jit);                              /* the trains' machine code with it */
   free(r);

@@ -17,10 +17,10 @@
 static const char usage[] =
     "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu|gpu] [--gpu-arch SM]\n"
     "               [--threads N] [--save FILE.json [--save-every K]] [--resume FILE.json]\n"
-    "               [--nan-check] [--no-cache]\n"
+    "               [--nan-check] [--log FILE.csv|FILE.jsonl] [--no-progress] [--no-cache]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3] [--gpu-arch SM]\n"
-    "       dlc repl [--f64] [-O0..-O3] [--threads N] [--no-cache]\n"
+    "       dlc repl [--f64] [-O0..-O3] [--threads N] [--no-progress] [--no-cache]\n"
     "       dlc cache info|clear\n"
     "       dlc --help | --version\n"
     "\n"
@@ -56,6 +56,11 @@ static const char usage[] =
     "  --resume   go on from a file --save wrote: the same trajectory as a run\n"
     "             that was never stopped\n"
     "  --nan-check  when training stops on a NaN, say which operation made it\n"
+    "  --log      write every log line to a file as training goes, CSV (.csv)\n"
+    "             or JSON Lines (.jsonl): train, step, epoch, loss, seconds,\n"
+    "             and the params' values when they are 16 numbers or fewer\n"
+    "  --no-progress  no progress line (otherwise shown on stderr, when it is\n"
+    "             a terminal, for a train longer than half a second)\n"
     "  --no-cache compile every train afresh, and keep nothing (also DLC_CACHE=0)\n";
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
@@ -152,7 +157,8 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
      * could save nothing. */
     bool resumable = !opts.resume_path || checkpoint_load(runner, prog, opts.resume_path);
     bool savable = !opts.save_path || checkpoint_check_target(prog, opts.save_path);
-    ok = resumable && savable && exec_program(runner, prog, stdout);
+    bool loggable = resumable && savable && (!opts.log_path || exec_open_log(runner, prog, opts.log_path));
+    ok = loggable && exec_program(runner, prog, stdout);
     break;
   }
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;
@@ -262,6 +268,15 @@ int main(int argc, char **argv) {
       opts.nan_check = true;
     else if (strcmp(a, "--no-cache") == 0)
       opts.no_cache = true;
+    else if (strcmp(a, "--no-progress") == 0)
+      opts.no_progress = true;
+    else if (strcmp(a, "--log") == 0) {
+      if (++i == argc || !argv[i][0])
+        return usage_error("%s", "--log needs a file name: FILE.csv or FILE.jsonl");
+      if (dlrt_log_format(argv[i]) < 0)
+        return usage_error("--log writes CSV (FILE.csv) or JSON Lines (FILE.jsonl), not '%s'", argv[i]);
+      opts.log_path = argv[i];
+    }
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
       opts.opt_level = a[2] - '0';
     else if (strcmp(a, "--target") == 0) {
@@ -326,6 +341,10 @@ int main(int argc, char **argv) {
     return usage_error("%s", "--save-every needs --save FILE.json");
   if ((opts.save_path || opts.resume_path) && cmd != CMD_RUN)
     return usage_error("%s", "--save and --resume go with dlc run");
+  if (opts.log_path && cmd != CMD_RUN)
+    return usage_error("%s", "--log goes with dlc run");
+  if (opts.no_progress && cmd != CMD_RUN && cmd != CMD_REPL)
+    return usage_error("%s", "--no-progress goes with dlc run and dlc repl");
   if (!path && cmd != CMD_REPL)
     return usage_error("%s", "no input file (use - for standard input)");
   Job job = {cmd, what, path, opts, 0};

@@ -8,7 +8,13 @@
  * must show and for the prompt, as a person would before typing on. HOME
  * is a fresh directory, where the history must be saved. Diagnostics are
  * in colour there; a second session with NO_COLOR set has them plain.
+ *
+ * Then `dlc run` on the terminal: the progress line drawn, taken off for
+ * each log line and at the end; and not drawn with --no-progress, with
+ * TERM=dumb, or when stderr is not the terminal.
  */
+#include <ctype.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -31,11 +37,11 @@ static double now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Reads the screen until it shows `want` (after what was seen before), or
- * gives up after `seconds`. */
-static bool wait_for(const char *want, double seconds) {
+/* Reads the screen until it shows `want` from byte `from` on, or gives up
+ * after `seconds`. */
+static bool wait_from(size_t from, const char *want, double seconds) {
   double end = now() + seconds;
-  while (!strstr(screen, want)) {
+  while (!strstr(screen + from, want)) {
     double left = end - now();
     if (left <= 0)
       return false;
@@ -44,12 +50,16 @@ static bool wait_for(const char *want, double seconds) {
       continue;
     ssize_t n = read(master, screen + shown, sizeof screen - shown - 1);
     if (n <= 0)
-      return strstr(screen, want) != NULL;
+      return strstr(screen + from, want) != NULL;
     shown += (size_t)n;
     screen[shown] = '\0';
   }
   return true;
 }
+
+/* Reads the screen until it shows `want` (after what was seen before), or
+ * gives up after `seconds`. */
+static bool wait_for(const char *want, double seconds) { return wait_from(0, want, seconds); }
 
 static void type_now(const char *text);
 
@@ -86,8 +96,9 @@ static void type_now(const char *text) {
     perror("write");
 }
 
-/* `dlc repl` on a new pseudo-terminal, with HOME at home. */
-static pid_t start(const char *dlc, const char *home) {
+/* argv on a new pseudo-terminal, with HOME at home and TERM as given;
+ * stderr to the file err_path instead, when there is one. */
+static pid_t start_argv(char *const *argv, const char *home, const char *term, const char *err_path) {
   pid_t pid = forkpty(&master, NULL, NULL, NULL);
   if (pid < 0) {
     perror("forkpty");
@@ -95,14 +106,86 @@ static pid_t start(const char *dlc, const char *home) {
   }
   if (pid == 0) {
     setenv("HOME", home, 1);
-    setenv("TERM", "xterm", 1);
-    execl(dlc, dlc, "repl", (char *)NULL);
-    perror("execl");
+    setenv("TERM", term, 1);
+    if (err_path)
+      dup2(open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+    execv(argv[0], argv);
+    perror("execv");
     _exit(127);
   }
   shown = 0;
   screen[0] = '\0';
   return pid;
+}
+
+/* `dlc repl` on a new pseudo-terminal, with HOME at home. */
+static pid_t start(const char *dlc, const char *home) {
+  return start_argv((char *const[]){(char *)dlc, "repl", NULL}, home, "xterm", NULL);
+}
+
+/* Ctrl-C, keeping the screen: expect_cleared looks at what came before. */
+static void interrupt(void) {
+  if (write(master, "\x03", 1) < 0)
+    perror("write");
+}
+
+/* The train that showed its progress has ended: the last progress line
+ * before `then` was erased (\r, erase to the end of the line) before it. */
+static void expect_cleared(const char *what, const char *then) {
+  const char *end = strstr(screen, then), *last = NULL;
+  for (const char *p = screen; end && (p = strstr(p, "steps/s")) && p < end; p++)
+    last = p;
+  if (!last || !memmem(last, (size_t)(end - last), "\r\033[K", 4)) {
+    fprintf(stderr, "FAIL: %s: the progress line is not erased before '%s'; the screen shows:\n%s\n---\n",
+            what, then, screen);
+    failures++;
+  }
+}
+
+static const char long_train[] =
+    "x = linspace(0, 1, 1000)\n"
+    "param w = 1.0\n"
+    "loss = sum((w * x - 0.5 * x)^2)\n"
+    "train(steps = 2000000000, optimizer = sgd(lr = 1e-9), log_every = 100000)\n"
+    "print(\"not reached\")\n";
+
+/* `dlc run` of long_train on a terminal, stopped by Ctrl-C once a log line
+ * has come; with progress, after a log line came under the progress line
+ * (which must have been erased first). */
+static void run_on_terminal(const char *dlc, const char *home, const char *model, const char *option,
+                            const char *term, bool progress) {
+  char what[128];
+  snprintf(what, sizeof what, "dlc run %s (TERM=%s)", option ? option : "", term);
+  char *argv[] = {(char *)dlc, "run", (char *)model, (char *)option, NULL};
+  pid_t pid = start_argv(argv, home, term, NULL);
+  if (progress) {
+    expect(what, "steps/s", 20);
+    /* The next log line: the line erased, the log line, and it drawn again. */
+    type_now("");
+    expect(what, "\033[K\r\033[K", 10);
+    size_t at = (size_t)(strstr(screen, "\033[K\r\033[K") + 7 - screen);
+    wait_from(at, "\n", 5);
+    if (!isdigit((unsigned char)screen[at])) {
+      fprintf(stderr, "FAIL: %s: no log line after the erased progress line:\n%s\n---\n", what, screen);
+      failures++;
+    }
+    expect(what, "steps/s", 5);
+  } else {
+    expect(what, "99999 ", 20);
+    expect(what, "199999 ", 10);
+  }
+  wait_for("(nothing)", 0.7);
+  bool drawn = strstr(screen, "steps/s") != NULL;
+  interrupt();
+  expect(what, "training interrupted after", 10);
+  if (progress)
+    expect_cleared(what, "training interrupted after");
+  else if (drawn || strstr(screen, "steps/s")) {
+    fprintf(stderr, "FAIL: %s: a progress line is drawn:\n%s\n---\n", what, screen);
+    failures++;
+  }
+  int status;
+  waitpid(pid, &status, 0);
 }
 
 int main(int argc, char **argv) {
@@ -146,9 +229,10 @@ int main(int argc, char **argv) {
   expect("the new definition is used", "5\r\ndl> ", 5);
 
   type("train(steps = 2000000000, optimizer = sgd(lr = 1e-9))\r");
-  usleep(500 * 1000);
-  type_now("\x03");
+  expect("a long train shows its progress", "steps/s", 10);
+  interrupt();
   expect("Ctrl-C stops training", "training interrupted after", 10);
+  expect_cleared("Ctrl-C stops training", "training interrupted after");
   expect("and the session goes on", "dl> ", 5);
   type("w < 1\r");
   expect("the params keep what training did", "\r\n1\r\ndl> ", 5);
@@ -218,6 +302,34 @@ int main(int argc, char **argv) {
   type(":quit\r");
   waitpid(pid, &status, 0);
   unlink(path);
+
+  char model[4096], err_path[4096];
+  snprintf(model, sizeof model, "%s/long.dl", home);
+  snprintf(err_path, sizeof err_path, "%s/stderr", home);
+  f = fopen(model, "w");
+  fputs(long_train, f);
+  fclose(f);
+  run_on_terminal(argv[1], home, model, NULL, "xterm", true);
+  run_on_terminal(argv[1], home, model, "--no-progress", "xterm", false);
+  run_on_terminal(argv[1], home, model, NULL, "dumb", false);
+  /* stderr to a file, stdout on the terminal: no progress line in it. */
+  pid = start_argv((char *const[]){argv[1], "run", model, NULL}, home, "xterm", err_path);
+  expect("stderr not a terminal", "199999 ", 20);
+  wait_for("(nothing)", 0.7);
+  type_now("\x03");
+  waitpid(pid, &status, 0);
+  char err[4096] = "";
+  f = fopen(err_path, "r");
+  size_t n = f ? fread(err, 1, sizeof err - 1, f) : 0;
+  err[n] = '\0';
+  if (f)
+    fclose(f);
+  if (!strstr(err, "training interrupted after") || strstr(err, "steps/s") || strchr(err, '\r')) {
+    fprintf(stderr, "FAIL: stderr not a terminal: it has a progress line, or not the warning:\n%s\n---\n", err);
+    failures++;
+  }
+  unlink(model);
+  unlink(err_path);
   rmdir(home);
   printf("repl_pty: %s\n", failures ? "FAILED" : "ok");
   return failures != 0;

@@ -7,9 +7,14 @@
  * that nothing after the train ran, and that the exit status is 128 plus
  * the signal. Then stops an Adam training saved with --save, resumes it
  * with --resume, and compares with the same training never stopped.
+ * Last, a train written to --log files (CSV, JSON Lines) stopped by
+ * SIGINT: each file is read back, and must be whole up to its last line,
+ * a line for each log line the run printed.
  */
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +164,81 @@ static void check_resume(const char *dlc, const char *text) {
   unlink(ckpt);
 }
 
+static const char log_model[] =
+    "x = linspace(0, 1, 1000)\n"
+    "param w = 1.0\n"
+    "param b = [0.5, 0.25]\n"
+    "loss = sum((w * x - 0.5 * x + b[0])^2)\n"
+    "train(steps = 2000000000, optimizer = sgd(lr = 1e-7), log_every = 10000)\n";
+
+static void log_fail(const char *log, const char *why, const char *line) {
+  fprintf(stderr, "FAIL: --log %s: %s: '%s'\n", log, why, line);
+  failures++;
+}
+
+/* One line of the log file, its steps counted in *n: train 1, the step
+ * of the nth log line, a loss, and w and b. */
+static void check_log_line(const char *log, char *line, int *n, bool csv) {
+  long long want_step = (*n + 1) * 10000LL - 1;
+  ++*n;
+  if (csv) {
+    char *f[16];
+    int k = 0;
+    for (char *s = strtok(line, ","); s && k < 16; s = strtok(NULL, ","))
+      f[k++] = s;
+    /* train,step,epoch,loss,seconds,w,b[0],b[1]: the epoch empty, so
+     * strtok sees 7 fields */
+    if (k != 7 || strcmp(f[0], "1") || atoll(f[1]) != want_step || strtod(f[2], NULL) <= 0)
+      log_fail(log, "not a line of the train's", line);
+    return;
+  }
+  cJSON *j = cJSON_Parse(line);
+  cJSON *params = cJSON_GetObjectItem(j, "params");
+  cJSON *b = cJSON_GetObjectItem(params, "b");
+  if (!j || cJSON_GetObjectItem(j, "train")->valueint != 1 ||
+      cJSON_GetObjectItem(j, "step")->valuedouble != (double)want_step ||
+      !cJSON_IsNumber(cJSON_GetObjectItem(j, "loss")) || !cJSON_IsNumber(cJSON_GetObjectItem(j, "seconds")) ||
+      !cJSON_IsNumber(cJSON_GetObjectItem(params, "w")) || cJSON_GetArraySize(b) != 2 ||
+      cJSON_GetObjectItem(j, "epoch"))
+    log_fail(log, "not a line of the train's", line);
+  cJSON_Delete(j);
+}
+
+static void check_log(const char *dlc, const char *model, const char *ext) {
+  char log[64];
+  snprintf(log, sizeof log, "/tmp/dlc_sig_log_%d%s", (int)getpid(), ext);
+  static char out[1 << 20], text[1 << 20];
+  char *argv[] = {(char *)dlc, "run", (char *)model, "--log", log, NULL};
+  int status = run_dlc(argv, out, sizeof out, 300);
+  FILE *f = fopen(log, "r");
+  size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+  text[len] = '\0';
+  if (f)
+    fclose(f);
+  bool csv = strcmp(ext, ".csv") == 0;
+  if (status != 130 || !len || text[len - 1] != '\n') {
+    fprintf(stderr, "FAIL: --log %s: exit status %d, the file does not end a line:\n%s\n", log, status, text);
+    failures++;
+  }
+  int lines = 0, logged = 0;
+  char *save;
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    if (csv && line == text) {
+      if (strcmp(line, "train,step,epoch,loss,seconds,w,b[0],b[1]") != 0)
+        log_fail(log, "the header is", line);
+      continue;
+    }
+    check_log_line(log, line, &lines, csv);
+  }
+  for (const char *p = out; (p = strchr(p, '\n')); p++)
+    logged++;
+  if (lines < 2 || lines != logged) {
+    fprintf(stderr, "FAIL: --log %s: %d lines, and the run printed %d log lines\n", log, lines, logged);
+    failures++;
+  }
+  unlink(log);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: run_signals DLC\n");
@@ -174,6 +254,14 @@ int main(int argc, char **argv) {
   check_resume(argv[1], adam_model);
   check_resume(argv[1], batch_model);
   unlink(path);
+  char log_path[] = "/tmp/dlc_sig_log_model_XXXXXX";
+  fd = mkstemp(log_path);
+  if (fd < 0 || write(fd, log_model, strlen(log_model)) != (ssize_t)strlen(log_model))
+    return 2;
+  close(fd);
+  check_log(argv[1], log_path, ".csv");
+  check_log(argv[1], log_path, ".jsonl");
+  unlink(log_path);
   printf("run_signals: %s\n", failures ? "FAILED" : "ok");
   return failures != 0;
 }
