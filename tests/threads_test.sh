@@ -13,13 +13,18 @@
 # run must itself end as the file says (tests/e2e_runner.c's `# exit:`,
 # else 1 with `# expect-error:` lines, else 0): a program that fails alike
 # on every thread count (a JIT that refuses it) is a failure, not a match.
+# Each run also writes --log (the params' values at every logged step,
+# read from the buffers the threads share): the same too, but for the
+# seconds.
 set -u
 dlc=$1 file=$2 repeats=${3:-${DLC_THREADS_REPEATS:-4}}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 read -ra args <<<"$(sed -n 's/^# args: //p' "$file" | head -1)"
 
-"$dlc" run "${args[@]}" "$file" --threads 1 >"$tmp/want" 2>"$tmp/err"
+# log N: the --log file of the run on N threads, without its seconds column
+log() { awk -F, -v OFS=, '{ $5 = ""; print }' "$tmp/$1.csv"; }
+"$dlc" run "${args[@]}" "$file" --threads 1 --log "$tmp/1.csv" >"$tmp/want" 2>"$tmp/err"
 want_rc=$?
 expect_rc=$(sed -n 's/^# exit: \([0-9]*\).*/\1/p' "$file" | head -1)
 [ -n "$expect_rc" ] || expect_rc=$(grep -q '^# expect-error:' "$file" && echo 1 || echo 0)
@@ -32,11 +37,12 @@ fi
 status=0
 for threads in 2 3 7; do
   for ((k = 1; k <= repeats; k++)); do
-    "$dlc" run "${args[@]}" "$file" --threads "$threads" >"$tmp/got" 2>"$tmp/err"
+    "$dlc" run "${args[@]}" "$file" --threads "$threads" --log "$tmp/$threads.csv" >"$tmp/got" 2>"$tmp/err"
     rc=$?
-    if [ "$rc" -ne "$want_rc" ] || ! cmp -s "$tmp/want" "$tmp/got"; then
+    if [ "$rc" -ne "$want_rc" ] || ! cmp -s "$tmp/want" "$tmp/got" || [ "$(log 1)" != "$(log "$threads")" ]; then
       echo "FAIL: $file on $threads threads (run $k): exit $rc (1 thread: $want_rc)" >&2
       diff "$tmp/want" "$tmp/got" | head -20 >&2
+      diff <(log 1) <(log "$threads") | head -20 >&2
       status=1
       break
     fi
