@@ -327,7 +327,8 @@ fi
 
 # ---- the README's commands
 
-commands=(seed test)
+# Then README's "Install": the package, installed below.
+commands=(seed test package)
 [ "$seed_only" = 1 ] && commands=(seed)
 for c in "${commands[@]}"; do
   if [ "$sudo_user" = 1 ]; then
@@ -343,22 +344,15 @@ done
 # ---- the package, installed as a user would
 
 [ "$seed_only" = 1 ] && exit 0
-# README.md's "Install": `scripts/dev.sh package` builds the .deb (the
-# packaging tools installed first); then, in ANOTHER fresh root, apt
+# README.md's "Install": `scripts/dev.sh package` built the .deb (the
+# packaging tools installed first); now, in ANOTHER fresh root, apt
 # installs it with what it depends on, and the installed dlc names this
 # commit, runs an installed example, and has its man page (man-db
 # installed for the look, as a user would have it).
-if [ "$sudo_user" = 1 ]; then
-  step "as user dev, in $home/dlc: scripts/dev.sh package"
-  in_root "runuser -l dev -c 'cd ~/dlc && scripts/dev.sh package'" || { rc=$?; say "scripts/dev.sh package FAILED (exit $rc)"; exit $rc; }
-else
-  step "as root, in $home/dlc: scripts/dev.sh package"
-  in_root "cd $home/dlc && scripts/dev.sh package" || { rc=$?; say "scripts/dev.sh package FAILED (exit $rc)"; exit $rc; }
-fi
 debs=("$root$home"/dlc/build/dlc_*.deb)
 [ ${#debs[@]} -eq 1 ] && [ -f "${debs[0]}" ] || die "scripts/dev.sh package made no single build/dlc_*.deb"
 deb=$(basename "${debs[0]}")
-done_step "$deb ($(du -h "${debs[0]}" | cut -f1))"
+say "  ... built $deb ($(du -h "${debs[0]}" | cut -f1))"
 cp "${debs[0]}" "$run/$deb"
 make_root deb-
 cp "$run/$deb" "$root/root/$deb"
