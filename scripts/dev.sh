@@ -10,6 +10,9 @@
 #                          (the threads_ tests) built with ThreadSanitizer,
 #                          the compiled training code included (into
 #                          build-tsan/): a race fails it; CI runs it
+#   scripts/dev.sh package setup, then build the Debian package
+#                          (build/dlc_VERSION_ARCH.deb, cpack), installing
+#                          the packaging tools first (package_tools below)
 #   scripts/dev.sh valgrind [REGEX]  the tests (those matching REGEX) with
 #                          every dlc process under valgrind: no memory
 #                          error, no leak; slow (about 20 s a run). The two
@@ -29,10 +32,15 @@ build=${BUILD_DIR:-$root/build}
 # scripts/fresh-machine.sh checks that the two agree and that they are
 # enough on a pristine Debian 12.
 packages=(gcc g++ make cmake pkg-config flex bison check llvm-19-dev zlib1g-dev libzstd-dev libedit-dev libcjson-dev libopenblas0)
+# Only `package` needs these: CPack's Debian generator finds the package's
+# Depends with dpkg-shlibdeps (dpkg-dev), and recognizes executables with file.
+package_tools=(dpkg-dev file)
 
+# Installs the packages named (default: the packages above) that are missing.
 install_packages() {
-  local missing=()
-  for p in "${packages[@]}"; do
+  local missing=() want=("$@")
+  [ ${#want[@]} -gt 0 ] || want=("${packages[@]}")
+  for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
@@ -57,6 +65,10 @@ case "${1:-}" in
   setup) install_packages; build ;;
   seed) install_packages; build; "$build/dlc" run "$root/examples/legendre.dl" ;;
   test) install_packages; build; ctest --test-dir "$build" --output-on-failure -j "$(nproc)" ;;
+  package)
+    install_packages "${packages[@]}" "${package_tools[@]}"
+    build
+    (cd "$build" && cpack -G DEB >/dev/null) && ls "$build"/dlc_*.deb ;;
   sanitize)
     install_packages
     build=${BUILD_DIR:-$root/build-sanitize}
@@ -77,5 +89,5 @@ case "${1:-}" in
       --overwrite MemoryCheckCommand="$(command -v valgrind)" \
       --overwrite MemoryCheckSuppressionFile="$root/tests/valgrind.supp" \
       --overwrite MemoryCheckCommandOptions="--trace-children=yes --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9" ;;
-  *) echo "usage: scripts/dev.sh setup|seed|test|sanitize|tsan|valgrind [REGEX]" >&2; exit 2 ;;
+  *) echo "usage: scripts/dev.sh setup|seed|test|package|sanitize|tsan|valgrind [REGEX]" >&2; exit 2 ;;
 esac

@@ -18,6 +18,10 @@
 # the packages installed by hand hides: a package dev.sh does not install,
 # a test that needs a tool only this machine has. Before all that, it
 # checks that README.md's "Packages:" list is the one dev.sh installs.
+# Then, README's "Install": `scripts/dev.sh package` builds the .deb there,
+# and in another fresh copy of the cached root `apt-get install ./dlc_*.deb`
+# installs it; the installed dlc must name the commit (--version), run two
+# installed examples (one reads its data file) and show `man dlc`.
 #
 #   --worktree      test the working tree instead of HEAD: HEAD's clone with
 #                   the tracked files as they are now, and the untracked ones
@@ -26,7 +30,7 @@
 #   --sudo-user     the commands run as a normal user, `dev`, with
 #                   passwordless sudo (sudo installed first, as an admin
 #                   would), from /home/dev/dlc: README's "or with sudo"
-#   --seed-only     only `scripts/dev.sh seed`
+#   --seed-only     only `scripts/dev.sh seed` (no test, no package)
 #   --keep          leave the run's root (unmounted) for a look afterwards
 #   --rebuild-base  debootstrap the cached root anew
 #
@@ -148,9 +152,11 @@ cleanup() {
     remove_dir "$base.tmp" || rc=1
   fi
   if [ -n "$run" ] && [ -d "$run" ]; then
-    kill_inside "$run/root"
-    sleep 0.2
-    kill_inside "$run/root"
+    for r in "$run"/root "$run"/deb-root; do
+      kill_inside "$r"
+      sleep 0.2
+      kill_inside "$r"
+    done
     if [ "$keep" = 1 ]; then
       unmount_under "$run" || rc=1
       if [ -d "$run/upper" ]; then
@@ -239,42 +245,49 @@ flock -s 9
 
 run=$(mktemp -d "$cache/run.XXXXXX")
 echo $$ >"$run/pid"
-root=$run/root
-mkdir "$root" "$run/upper" "$run/work"
-step "making a fresh root from the cached one"
-if [ "${DLC_FRESH_COPY:-0}" != 1 ] &&
-   mount -t overlay overlay -o "lowerdir=$base,upperdir=$run/upper,workdir=$run/work" "$root" 2>/dev/null; then
-  done_step "overlay"
-else
-  rmdir "$run/upper" "$run/work"
-  cp -a "$base/." "$root/"
-  done_step "copied"
-fi
 
-# What makes apt reach the network here: the DNS server, the sources
-# (where this machine is Debian 12 too: updates and security as on an
-# installed one) and the proxy and date-check settings of apt.
-cp -L /etc/resolv.conf "$root/etc/resolv.conf.new" && mv "$root/etc/resolv.conf.new" "$root/etc/resolv.conf"
-# The host name (the chroot has this machine's) known, as the installer
-# does it: else sudo says "unable to resolve host".
-hostname >"$root/etc/hostname"
-[ -e "$root/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
-  "$(hostname)" >"$root/etc/hosts"
-if grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null && [ -f /etc/apt/sources.list.d/debian.sources ]; then
-  cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/debian.sources"
-  : >"$root/etc/apt/sources.list"
-fi
-for k in Acquire::http::Proxy Acquire::https::Proxy Acquire::Check-Valid-Until Acquire::Check-Date; do
-  v=$(apt-config dump --no-empty "$k" 2>/dev/null | sed -n "s/^$k \"\(.*\)\";\$/\1/p" | head -1)
-  [ -n "$v" ] && printf '%s "%s";\n' "$k" "$v"
-done >"$root/etc/apt/apt.conf.d/00fresh-machine-host"
-[ -s "$root/etc/apt/apt.conf.d/00fresh-machine-host" ] || rm "$root/etc/apt/apt.conf.d/00fresh-machine-host"
+# Makes a fresh root from the cached one, $run/${1}root (the README's
+# commands run in $run/root, the package is installed in $run/deb-root),
+# ready for chroot with this machine's network settings; sets root.
+make_root() {
+  root=$run/${1}root
+  mkdir "$root" "$run/${1}upper" "$run/${1}work"
+  step "making a fresh root from the cached one${1:+ (for the package)}"
+  if [ "${DLC_FRESH_COPY:-0}" != 1 ] &&
+     mount -t overlay overlay -o "lowerdir=$base,upperdir=$run/${1}upper,workdir=$run/${1}work" "$root" 2>/dev/null; then
+    done_step "overlay"
+  else
+    rmdir "$run/${1}upper" "$run/${1}work"
+    cp -a "$base/." "$root/"
+    done_step "copied"
+  fi
 
-mount -t proc proc "$root/proc"
-mount -t sysfs sysfs "$root/sys" 2>/dev/null || mount --bind /sys "$root/sys"
-mount --bind /dev "$root/dev"
-mount --bind /dev/pts "$root/dev/pts"
-mount -t tmpfs tmpfs "$root/dev/shm"
+  # What makes apt reach the network here: the DNS server, the sources
+  # (where this machine is Debian 12 too: updates and security as on an
+  # installed one) and the proxy and date-check settings of apt.
+  cp -L /etc/resolv.conf "$root/etc/resolv.conf.new" && mv "$root/etc/resolv.conf.new" "$root/etc/resolv.conf"
+  # The host name (the chroot has this machine's) known, as the installer
+  # does it: else sudo says "unable to resolve host".
+  hostname >"$root/etc/hostname"
+  [ -e "$root/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+    "$(hostname)" >"$root/etc/hosts"
+  if grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null && [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/debian.sources"
+    : >"$root/etc/apt/sources.list"
+  fi
+  for k in Acquire::http::Proxy Acquire::https::Proxy Acquire::Check-Valid-Until Acquire::Check-Date; do
+    v=$(apt-config dump --no-empty "$k" 2>/dev/null | sed -n "s/^$k \"\(.*\)\";\$/\1/p" | head -1)
+    [ -n "$v" ] && printf '%s "%s";\n' "$k" "$v"
+  done >"$root/etc/apt/apt.conf.d/00fresh-machine-host"
+  [ -s "$root/etc/apt/apt.conf.d/00fresh-machine-host" ] || rm "$root/etc/apt/apt.conf.d/00fresh-machine-host"
+
+  mount -t proc proc "$root/proc"
+  mount -t sysfs sysfs "$root/sys" 2>/dev/null || mount --bind /sys "$root/sys"
+  mount --bind /dev "$root/dev"
+  mount --bind /dev/pts "$root/dev/pts"
+  mount -t tmpfs tmpfs "$root/dev/shm"
+}
+make_root ""
 
 # Runs COMMAND in the root with a login's environment.
 in_root() {
@@ -314,7 +327,8 @@ fi
 
 # ---- the README's commands
 
-commands=(seed test)
+# Then README's "Install": the package, installed below.
+commands=(seed test package)
 [ "$seed_only" = 1 ] && commands=(seed)
 for c in "${commands[@]}"; do
   if [ "$sudo_user" = 1 ]; then
@@ -326,3 +340,41 @@ for c in "${commands[@]}"; do
   fi
   done_step "scripts/dev.sh $c passed"
 done
+
+# ---- the package, installed as a user would
+
+[ "$seed_only" = 1 ] && exit 0
+# README.md's "Install": `scripts/dev.sh package` built the .deb (the
+# packaging tools installed first); now, in ANOTHER fresh root, apt
+# installs it with what it depends on, and the installed dlc names this
+# commit, runs an installed example, and has its man page (man-db
+# installed for the look, as a user would have it).
+debs=("$root$home"/dlc/build/dlc_*.deb)
+[ ${#debs[@]} -eq 1 ] && [ -f "${debs[0]}" ] || die "scripts/dev.sh package made no single build/dlc_*.deb"
+deb=$(basename "${debs[0]}")
+say "  ... built $deb ($(du -h "${debs[0]}" | cut -f1))"
+cp "${debs[0]}" "$run/$deb"
+make_root deb-
+cp "$run/$deb" "$root/root/$deb"
+step "in a pristine root: apt-get install ./$deb"
+in_root "cd /root && apt-get update -qq && DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq ./$deb >/dev/null &&
+  dpkg-query -W -f='  Depends: \${Depends}\n  Recommends: \${Recommends}\n' dlc" || { rc=$?; say "installing $deb FAILED (exit $rc)"; exit $rc; }
+done_step
+step "the installed dlc: --version, an installed example, man dlc"
+commit=$(git -C "$top" rev-parse --short=7 "$rev")
+in_root "set -e -o pipefail
+  cd /tmp
+  echo '\$ dlc --version'; dlc --version | tee version
+  grep -q '(commit $commit' version || { echo 'dlc --version does not name commit $commit'; exit 1; }
+  echo '\$ dlc run /usr/share/doc/dlc/examples/legendre.dl | tail -2'
+  dlc run /usr/share/doc/dlc/examples/legendre.dl | tail -2
+  echo '\$ dlc run /usr/share/doc/dlc/examples/csv_regression.dl | tail -1   # reads examples/data/houses.csv'
+  dlc run /usr/share/doc/dlc/examples/csv_regression.dl | tail -1
+  test -f /usr/share/bash-completion/completions/dlc
+  DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq --no-install-recommends man-db >/dev/null
+  echo '\$ man dlc | head -12'
+  MANPAGER=cat MANWIDTH=80 man dlc >man.out 2>&1
+  head -12 man.out
+  grep -q 'dlc - a compiler for differentiable models' man.out" ||
+  { rc=$?; say "the installed dlc FAILED (exit $rc)"; exit $rc; }
+done_step "the package installs and works"

@@ -7,6 +7,7 @@
  * 2 a usage error.
  */
 #include "dlc.h"
+#include "commit.h" /* DLC_COMMIT, written at build time (cmake/commit.cmake) */
 
 #include <pthread.h>
 #include <signal.h>
@@ -235,7 +236,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "--version") == 0) {
-    printf("dlc %s\n", DLC_VERSION);
+    printf("dlc %s (commit %s)\n", DLC_VERSION, DLC_COMMIT);
     return 0;
   }
   if (strcmp(argv[1], "cache") == 0) {
