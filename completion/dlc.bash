@@ -15,16 +15,17 @@ _dlc() {
   fi
 
   if [ "$cword" -eq 1 ]; then
-    COMPREPLY=($(compgen -W "run check emit repl --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "run check emit repl cache --help --version" -- "$cur"))
     return
   fi
 
   local cmd=${words[1]} opts
   case $cmd in
-    run) opts="--f64 -O0 -O1 -O2 -O3 --time --target --gpu-arch --threads --save --save-every --resume --nan-check" ;;
+    run) opts="--f64 -O0 -O1 -O2 -O3 --time --target --gpu-arch --threads --save --save-every --resume --nan-check --log --no-progress --no-cache" ;;
     check) opts="--f64" ;;
     emit) opts="--f64 -O0 -O1 -O2 -O3 --gpu-arch" ;;
-    repl) opts="--f64 -O0 -O1 -O2 -O3 --threads" ;;
+    repl) opts="--f64 -O0 -O1 -O2 -O3 --threads --no-progress --no-cache" ;;
+    cache) [ "$cword" -eq 2 ] && COMPREPLY=($(compgen -W "info clear" -- "$cur")); return ;;
     *) return ;;
   esac
 
@@ -35,6 +36,10 @@ _dlc() {
     --save|--resume)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -X '!*.json' -- "$cur") $(compgen -d -- "$cur"))
+      return ;;
+    --log)
+      compopt -o filenames 2>/dev/null
+      COMPREPLY=($(compgen -f -X '!*.csv' -- "$cur") $(compgen -f -X '!*.jsonl' -- "$cur") $(compgen -d -- "$cur"))
       return ;;
   esac
 
@@ -47,7 +52,7 @@ _dlc() {
     local i n=0
     for ((i = 2; i < cword; i++)); do
       case ${words[i]} in
-        --gpu-arch|--target|--threads|--save|--save-every|--resume) i=$((i + 1)) ;;
+        --gpu-arch|--target|--threads|--save|--save-every|--resume|--log) i=$((i + 1)) ;;
         -*) ;;
         *) n=$((n + 1)) ;;
       esac
