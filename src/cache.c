@@ -5,8 +5,9 @@
  * again. jit.c asks here first: an entry is the object file LLVM made for
  * a module, under a key that hashes everything the machine code depends
  * on — the module's IR as codegen built it, the target triple, the CPU and
- * its features, the optimization level, LLVM's and dlc's versions and the
- * build (ThreadSanitizer's instruments code). A hit is the very object a
+ * its features, the optimization level, LLVM's version, and the dlc
+ * executable itself (its version, size and time: a rebuilt compiler starts
+ * afresh) and its build (ThreadSanitizer's instruments code). A hit is the very object a
  * miss would make, so results are bit-identical either way.
  *
  * The directory is $DLC_CACHE_DIR, else $XDG_CACHE_HOME/dlc, else

@@ -37,6 +37,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 struct Jit {
@@ -347,9 +348,15 @@ static bool define_blas(Jit *j, LLVMModuleRef m, Diags *d) {
 }
 
 /* The cache key of m as codegen made it: its IR, and all else the machine
- * code depends on (cache.c). */
+ * code depends on (cache.c). The compiler itself is named by its
+ * executable's size and time: a rebuilt dlc, whose passes may have
+ * changed while the IR it generates did not, starts afresh. */
 static void module_key(const Jit *j, LLVMModuleRef m, char key[33]) {
-  char *ir = LLVMPrintModuleToString(m), llvm[32], level[8];
+  char *ir = LLVMPrintModuleToString(m), llvm[32], level[8], exe[64] = "";
+  struct stat st;
+  if (stat("/proc/self/exe", &st) == 0)
+    snprintf(exe, sizeof exe, "%lld %lld.%09ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec);
   unsigned major, minor, patch;
   LLVMGetVersion(&major, &minor, &patch);
   snprintf(llvm, sizeof llvm, "LLVM %u.%u.%u", major, minor, patch);
@@ -359,7 +366,7 @@ static void module_key(const Jit *j, LLVMModuleRef m, char key[33]) {
 #else
   const char *build = "";
 #endif
-  const char *parts[] = {"dlc " DLC_VERSION, llvm, j->triple, j->cpu, j->features, level, build, ir};
+  const char *parts[] = {"dlc " DLC_VERSION, exe, llvm, j->triple, j->cpu, j->features, level, build, ir};
   cache_key(parts, sizeof parts / sizeof *parts, key);
   LLVMDisposeMessage(ir);
 }
