@@ -17,7 +17,7 @@
 static const char usage[] =
     "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu|gpu] [--gpu-arch SM]\n"
     "               [--threads N] [--save FILE.json [--save-every K]] [--resume FILE.json]\n"
-    "               [--nan-check]\n"
+    "               [--nan-check] [--plot-loss FILE.png|.svg|.pdf]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3] [--gpu-arch SM]\n"
     "       dlc repl [--f64] [-O0..-O3] [--threads N]\n"
@@ -52,7 +52,10 @@ static const char usage[] =
     "  --save-every  every K steps too (each write atomic)\n"
     "  --resume   go on from a file --save wrote: the same trajectory as a run\n"
     "             that was never stopped\n"
-    "  --nan-check  when training stops on a NaN, say which operation made it\n";
+    "  --nan-check  when training stops on a NaN, say which operation made it\n"
+    "  --plot-loss  draw every step's loss into a PNG, SVG or PDF file (by its\n"
+    "             extension): one curve per train, a log scale when it spans\n"
+    "             decades\n";
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
 
@@ -148,7 +151,18 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
      * could save nothing. */
     bool resumable = !opts.resume_path || checkpoint_load(runner, prog, opts.resume_path);
     bool savable = !opts.save_path || checkpoint_check_target(prog, opts.save_path);
-    ok = resumable && savable && exec_program(runner, prog, stdout);
+    const char *unplottable = opts.plot_loss_path ? writable_target(opts.plot_loss_path) : NULL;
+    if (unplottable)
+      diag_error(&diags, (Span){0}, "cannot write the loss plot '%s': %s", opts.plot_loss_path, unplottable);
+    if (!resumable || !savable || unplottable)
+      break;
+    runner->curves_kept = opts.plot_loss_path ? CURVES_ALL : CURVES_NONE;
+    ok = exec_program(runner, prog, stdout);
+    if (opts.plot_loss_path && !plot_loss_write(opts.plot_loss_path, runner->curves, runner->ncurves,
+                                                why, sizeof why)) {
+      diag_error(&diags, (Span){0}, "cannot write the loss plot '%s': %s", opts.plot_loss_path, why);
+      ok = false;
+    }
     break;
   }
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;
@@ -276,6 +290,10 @@ int main(int argc, char **argv) {
       if (++i == argc || !argv[i][0])
         return usage_error("%s needs a file name", a);
       *(a[2] == 's' ? &opts.save_path : &opts.resume_path) = argv[i];
+    } else if (strcmp(a, "--plot-loss") == 0) {
+      if (++i == argc || plot_format(argv[i]) == PLOT_NONE)
+        return usage_error("%s", "--plot-loss needs a file name ending in .png, .svg or .pdf");
+      opts.plot_loss_path = argv[i];
     } else if (strcmp(a, "--save-every") == 0) {
       char *end;
       long long k = ++i == argc ? 0 : strtoll(argv[i], &end, 10);
@@ -313,6 +331,8 @@ int main(int argc, char **argv) {
     opts.gpu_arch = GPU_DEFAULT_ARCH;
   if (opts.save_every && !opts.save_path)
     return usage_error("%s", "--save-every needs --save FILE.json");
+  if (opts.plot_loss_path && cmd != CMD_RUN)
+    return usage_error("%s", "--plot-loss goes with dlc run");
   if ((opts.save_path || opts.resume_path) && cmd != CMD_RUN)
     return usage_error("%s", "--save and --resume go with dlc run");
   if (!path && cmd != CMD_REPL)
