@@ -163,9 +163,9 @@ static void axes(cairo_t *cr, const Plot *pl, const Frame *f) {
 }
 
 static void mark(cairo_t *cr, const PlotSeries *s, double x, double y) {
-  if (s->points) {
+  if (s->points) {                               /* dense data: smaller dots, or they merge into a band */
     cairo_new_sub_path(cr);
-    cairo_arc(cr, x, y, 2.5, 0, 2 * M_PI);
+    cairo_arc(cr, x, y, s->n > 500 ? 1.2 : 2.5, 0, 2 * M_PI);
     cairo_fill(cr);
   } else {
     cairo_line_to(cr, x, y);
@@ -217,7 +217,8 @@ static void legend(cairo_t *cr, const Plot *pl, const Frame *f) {
     double mid = y + 4 + line * (k + 0.5);
     cairo_set_source_rgb(cr, c[0], c[1], c[2]);
     if (s->points) {
-      mark(cr, s, x + 18, mid);
+      cairo_arc(cr, x + 18, mid, 2.5, 0, 2 * M_PI);
+      cairo_fill(cr);
     } else {
       cairo_move_to(cr, x + 8, mid);
       cairo_line_to(cr, x + 28, mid);
