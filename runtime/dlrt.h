@@ -123,7 +123,7 @@ typedef struct DlrtCurve {
   double *loss;                                  /* [n], malloc'd */
   int64_t n, cap;
   int64_t first_step;                            /* the step of loss[0] (a resumed train's later) */
-  int lost;                                      /* steps not kept */
+  int64_t lost;                                  /* steps not kept */
 } DlrtCurve;
 
 typedef struct DlrtLog {

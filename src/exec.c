@@ -101,7 +101,7 @@ static bool plot_action(Program *p, const Action *a) {
   PlotSeries series[ps->nvalues];
   int made = 0;
   bool ok = true;
-  for (; made < ps->nvalues && ok; made++) {
+  for (; made < ps->nvalues; made++) {
     char *err = NULL;
     if (!eval_node(p, ps->values[made], NULL, NULL, 0, &t[made], &err)) {
       diag_error(p->diags, a->span, "%s", err);

@@ -107,6 +107,22 @@ static bool known_gpu_arch(const char *arch) {
   return false;
 }
 
+/* --plot-loss, when the run has ended (an error or Ctrl-C included: the
+ * steps done so far). */
+static bool write_loss_plot(const Runner *r, Diags *d, const char *path) {
+  char why[512];
+  if (!plot_loss_write(path, r->curves, r->ncurves, why, sizeof why)) {
+    diag_error(d, (Span){0}, "cannot write the loss plot '%s': %s", path, why);
+    return false;
+  }
+  for (int k = 0; k < r->ncurves; k++)
+    if (r->curves[k].lost)
+      diag_add(d, DIAG_WARNING, (Span){0},
+               "the loss plot lacks the last %lld steps of train %d: no memory to keep them",
+               (long long)r->curves[k].lost, k + 1);
+  return true;
+}
+
 /* Runs the pipeline on one file. */
 static int compile_and_run(Command cmd, const char *what, const char *path, Options opts) {
   /* --target gpu without a GPU: one line, before anything else runs. */
@@ -158,11 +174,8 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
       break;
     runner->curves_kept = opts.plot_loss_path ? CURVES_ALL : CURVES_NONE;
     ok = exec_program(runner, prog, stdout);
-    if (opts.plot_loss_path && !plot_loss_write(opts.plot_loss_path, runner->curves, runner->ncurves,
-                                                why, sizeof why)) {
-      diag_error(&diags, (Span){0}, "cannot write the loss plot '%s': %s", opts.plot_loss_path, why);
-      ok = false;
-    }
+    if (opts.plot_loss_path)
+      ok &= write_loss_plot(runner, &diags, opts.plot_loss_path);
     break;
   }
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;

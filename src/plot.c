@@ -442,6 +442,8 @@ void plot_loss_text(Buf *b, const DlrtCurve *c, int cols, int rows) {
   Buf title = {0};
   buf_printf(&title, "loss of the last train: %lld steps%s", (long long)c->n,
              pl.log_y ? ", log scale" : "");
+  if (c->lost)
+    buf_printf(&title, " (and %lld more: no memory to keep them)", (long long)c->lost);
   pl.title = title.data;
   plot_text(b, &pl, cols, rows);
   buf_free(&title);
