@@ -21,7 +21,7 @@ _dlc() {
 
   local cmd=${words[1]} opts
   case $cmd in
-    run) opts="--f64 -O0 -O1 -O2 -O3 --time --target --gpu-arch --threads --save --save-every --resume --nan-check --log --no-progress --no-cache" ;;
+    run) opts="--f64 -O0 -O1 -O2 -O3 --time --target --gpu-arch --threads --save --save-every --resume --nan-check --log --plot-loss --no-progress --no-cache" ;;
     check) opts="--f64" ;;
     emit) opts="--f64 -O0 -O1 -O2 -O3 --gpu-arch" ;;
     repl) opts="--f64 -O0 -O1 -O2 -O3 --threads --no-progress --no-cache" ;;
@@ -41,6 +41,11 @@ _dlc() {
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -X '!*.csv' -- "$cur") $(compgen -f -X '!*.jsonl' -- "$cur") $(compgen -d -- "$cur"))
       return ;;
+    --plot-loss)
+      compopt -o filenames 2>/dev/null
+      COMPREPLY=($(compgen -f -X '!*.png' -- "$cur") $(compgen -f -X '!*.svg' -- "$cur") \
+                 $(compgen -f -X '!*.pdf' -- "$cur") $(compgen -d -- "$cur"))
+      return ;;
   esac
 
   if [[ $cur == -* ]]; then
@@ -52,7 +57,7 @@ _dlc() {
     local i n=0
     for ((i = 2; i < cword; i++)); do
       case ${words[i]} in
-        --gpu-arch|--target|--threads|--save|--save-every|--resume|--log) i=$((i + 1)) ;;
+        --gpu-arch|--target|--threads|--save|--save-every|--resume|--log|--plot-loss) i=$((i + 1)) ;;
         -*) ;;
         *) n=$((n + 1)) ;;
       esac

@@ -184,8 +184,25 @@ void dlrt_randn(double *out, int64_t n, uint64_t seed, int f64) {
 
 volatile int32_t dlrt_interrupt;
 
+static void curve_add(DlrtCurve *c, double loss) {
+  if (c->n == c->cap && !c->lost) {
+    int64_t cap = c->cap ? 2 * c->cap : 1024;
+    double *v = realloc(c->loss, (size_t)cap * sizeof *v);
+    if (v) {
+      c->loss = v;
+      c->cap = cap;
+    }
+  }
+  if (c->n < c->cap && !c->lost)
+    c->loss[c->n++] = loss;
+  else
+    c->lost++;
+}
+
 void dlrt_step(void *log, int64_t step, double loss) {
   DlrtLog *l = log;
+  if (l->curve)
+    curve_add(l->curve, loss);
   int64_t since = step - l->first_step;
   if (since == 0)
     l->first_loss = loss;

@@ -116,6 +116,16 @@ const DlrtBlas *dlrt_blas(void);
 
 /* ---- training callbacks (called from JIT-compiled code) */
 
+/* Every step's loss, in order, for a plot of the training curve (`dlc run
+ * --plot-loss`, the REPL's :loss): an array that grows. Out of memory, it
+ * stops growing and says so in `lost` rather than stopping the train. */
+typedef struct DlrtCurve {
+  double *loss;                                  /* [n], malloc'd */
+  int64_t n, cap;
+  int64_t first_step;                            /* the step of loss[0] (a resumed train's later) */
+  int64_t lost;                                  /* steps not kept */
+} DlrtCurve;
+
 typedef struct DlrtLog {
   FILE *out;
   int f64;
@@ -130,6 +140,7 @@ typedef struct DlrtLog {
   double epoch_sum;                              /* ... the epoch's losses so far */
   struct DlrtProgress *progress;                 /* the progress line; NULL: none */
   struct DlrtLogFile *file;                      /* --log's file; NULL: none */
+  DlrtCurve *curve;                              /* every step's loss goes here too; NULL: nowhere */
 } DlrtLog;
 
 /* Minibatches: each epoch visits the n rows of the data in an order (the

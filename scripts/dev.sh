@@ -31,7 +31,7 @@ build=${BUILD_DIR:-$root/build}
 # with them). README.md lists these packages too: keep the two the same.
 # scripts/fresh-machine.sh checks that the two agree and that they are
 # enough on a pristine Debian 12.
-packages=(gcc g++ make cmake pkg-config flex bison check llvm-19-dev zlib1g-dev libzstd-dev libedit-dev libcjson-dev libopenblas0)
+packages=(gcc g++ make cmake pkg-config flex bison check llvm-19-dev zlib1g-dev libzstd-dev libedit-dev libcjson-dev libcairo2-dev libopenblas0)
 # Only `package` needs these: CPack's Debian generator finds the package's
 # Depends with dpkg-shlibdeps (dpkg-dev), and recognizes executables with file.
 package_tools=(dpkg-dev file)

@@ -56,6 +56,7 @@ const Builtin builtins[] = {
   {"diff", B_DIFF, 0, 2, {"expr", "wrt"}},
   {"train", B_TRAIN, 0, 0, {"steps", "optimizer", "log_every", "epochs", "batch", "shuffle"}},
   {"print", B_PRINT, 0, 0, {0}},
+  {"plot", B_PLOT, 0, 0, {0}},
   {"sgd", B_OPTIMIZER, OPT_SGD, 1, {"lr", "momentum"}},
   {"adam", B_OPTIMIZER, OPT_ADAM, 0, {"lr", "beta1", "beta2", "eps"}},
   {"rmsprop", B_OPTIMIZER, OPT_RMSPROP, 0, {"lr", "alpha", "eps"}},

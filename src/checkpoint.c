@@ -73,21 +73,6 @@ static cJSON *numbers(const void *buf, int64_t n, bool f64, bool scalar) {
   return arr;
 }
 
-/* A new temporary file beside path: its fd, and its name in *tmp (the
- * caller frees it); -1 with errno set. */
-static int temp_beside(const char *path, char **tmp) {
-  size_t n = strlen(path) + 16;
-  *tmp = xmalloc(n);
-  snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
-  int fd = mkstemp(*tmp);
-  if (fd < 0) {
-    int saved = errno;
-    free(*tmp);
-    errno = saved;
-  }
-  return fd;
-}
-
 /* Writes text to path atomically; false with errno set on failure. */
 static bool write_atomically(const char *path, const char *text) {
   char *tmp;
@@ -161,19 +146,7 @@ bool checkpoint_save(const Program *p, const char *path, const Checkpoint *c) {
 }
 
 bool checkpoint_check_target(const Program *p, const char *path) {
-  struct stat st;
-  const char *why = NULL;
-  char *tmp;
-  int fd;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-    why = S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file";
-  else if ((fd = temp_beside(path, &tmp)) < 0)
-    why = strerror(errno);
-  else {
-    close(fd);
-    unlink(tmp);
-    free(tmp);
-  }
+  const char *why = writable_target(path);
   if (why)
     diag_error(p->diags, (Span){0}, "cannot save the checkpoint '%s': %s", path, why);
   return !why;

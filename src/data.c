@@ -57,7 +57,7 @@ static const char *source_text(Sema *s, const Expr *e) {
                  : NULL;
 }
 
-static const char *string_literal(Sema *s, const Expr *e, const char *what) {
+const char *string_literal(Sema *s, const Expr *e, const char *what) {
   if (e->kind != EX_STR || (e->parts && (e->parts->expr || e->parts->next))) {
     diag_error(s->d, e->span, "%s must be a string literal", what);
     return NULL;

@@ -13,6 +13,7 @@
  *        -> codegen.c (LLVM IR) -> jit.c (ORC)
  *        or, with --target gpu, -> gpu.c (PTX; gpumath.c its own libm)
  *        -> runtime/cuda.c (the device)
+ *      and for each plot (and --plot-loss) -> plot.c (cairo)
  *
  * Conventions: every phase reports problems by appending to a Diags and
  * returning; nothing but main.c decides the exit status. AST, IR and
@@ -79,6 +80,14 @@ int edit_distance(const char *a, const char *b);
 
 /* Milliseconds on a monotonic clock, for `--time`. */
 double now_ms(void);
+
+/* Files written whole or not at all (checkpoints, plots) are written to a
+ * temporary file in the same directory, then renamed over the target. */
+/* That file, made (mode 0600) and open: its descriptor, and its malloc'd
+ * name in *tmp; -1 with errno when it cannot be made. */
+int temp_beside(const char *path, char **tmp);
+/* NULL when a file can be written at path that way, else why not. */
+const char *writable_target(const char *path);
 
 /* -------------------------------------------------------------- diag.c */
 
@@ -449,6 +458,7 @@ typedef enum {
   ACT_PRINT,                                     /* print(...) */
   ACT_SHOW,                                      /* an expression statement */
   ACT_TRAIN,                                     /* train(...) */
+  ACT_PLOT,                                      /* plot(...) */
 } ActionKind;
 
 /* One piece of a print: text, or a value or formula to format. */
@@ -457,6 +467,16 @@ typedef struct PrintItem {
   Node *node;
   struct PrintItem *next;
 } PrintItem;
+
+/* A plot statement: x, then the y series, drawn into path (plot.c). */
+typedef struct PlotStmt {
+  const char *path;                              /* as written: relative to the current directory */
+  Span path_span;
+  Node **values;                                 /* [nvalues]: x, then each y, vectors of one length */
+  int nvalues;
+  const char **labels;                           /* [nvalues - 1], or NULL: no legend */
+  const char *title, *xlabel, *ylabel;           /* NULL: none */
+} PlotStmt;
 
 /* What running the program does, in order. */
 typedef struct Action {
@@ -470,6 +490,7 @@ typedef struct Action {
   int64_t epochs;                                /* TRAIN with batch: passes over the data */
   int64_t shuffle;                               /* TRAIN with batch: seed of the order; -1: none */
   Optimizer opt;                                 /* TRAIN */
+  const PlotStmt *plot;                          /* PLOT */
   struct Action *next;
 } Action;
 
@@ -486,6 +507,7 @@ typedef struct Options {
   bool no_cache;                                 /* --no-cache: compile every train afresh */
   bool no_progress;                              /* --no-progress: no progress line on a terminal */
   const char *log_path;                          /* --log: each log line to a CSV or JSONL file */
+  const char *plot_loss_path;                    /* --plot-loss: the training curve's file */
 } Options;
 
 enum { MAX_THREADS = 256 };
@@ -571,6 +593,9 @@ int count_args(const Arg *a);
  * be given. `what` names the callee in messages. */
 bool bind_args(Sema *s, const Expr *call, const char *const *names, int nnames,
                int nrequired, const char *what, Expr **out);
+/* The text of e, a string literal without interpolations; NULL, with an
+ * error naming it `what`, when it is not one (data.c). */
+const char *string_literal(Sema *s, const Expr *e, const char *what);
 /* a and b broadcast together (NumPy's rules) to a value that fits; else
  * an error at span, `what` naming the operation. */
 bool check_broadcast(Sema *s, Span span, Node *a, Node *b, const char *what);
@@ -594,7 +619,7 @@ typedef enum {
   B_LOGSUMEXP, B_SOFTMAX, B_LOG_SOFTMAX, B_ARGMAX, B_ONEHOT, B_TRANSPOSE,
   B_STACK, B_CONCAT,                             /* any number of arguments */
   B_DIFF,
-  B_TRAIN, B_PRINT,                              /* statements */
+  B_TRAIN, B_PRINT, B_PLOT,                      /* statements */
   B_OPTIMIZER,                                   /* sgd, adam, rmsprop */
 } BuiltinKind;
 
@@ -979,6 +1004,13 @@ bool gpumath_define(LLVMValueRefDl fn, unsigned table_space);
 
 /* ----------------------------------------------------------------- train.c */
 
+/* Whose loss curves a runner keeps (every step's loss, for a plot). */
+typedef enum {
+  CURVES_NONE,
+  CURVES_LAST,                                   /* the last train's (the REPL's :loss) */
+  CURVES_ALL,                                    /* every train's (--plot-loss) */
+} CurvesKept;
+
 /* What runs programs, besides the program (main.c makes one per run, the
  * REPL one per session, for every program it builds): the JIT, which holds
  * every compiled train's machine code; the thread team; a --resume's saved
@@ -990,6 +1022,9 @@ typedef struct Runner {
   double ms[PHASE_COUNT];
   int ntrains;                                   /* trains compiled: each a new name in the JIT */
   DlrtLogFile log_file;                          /* --log: each log line to a file (f NULL: none) */
+  CurvesKept curves_kept;
+  DlrtCurve *curves;                             /* [ncurves]: the trains' losses, step by step */
+  int ncurves;
 } Runner;
 
 /* What train_compile makes of a loss. */
@@ -1068,6 +1103,40 @@ void exec_format_value(Buf *b, const Tensor *t, bool f64);
 bool exec_open_log(Runner *r, Program *p, const char *path);
 /* `--time`: the time of each phase, and the total, on one line. */
 void exec_print_times(const Runner *r, double total, FILE *f);
+
+/* ------------------------------------------------------------------ plot.c */
+
+/* Series of points, each drawn as dots or as a line through them. */
+typedef struct PlotSeries {
+  const char *label;                             /* NULL: none */
+  const double *x, *y;                           /* [n]; a non-finite point is left out */
+  int64_t n;
+  bool points;                                   /* dots; else a line */
+} PlotSeries;
+
+typedef struct Plot {
+  const char *title, *xlabel, *ylabel;           /* NULL: none */
+  bool log_y;                                    /* y on a log scale (only y > 0 drawn) */
+  const PlotSeries *series;
+  int nseries;
+} Plot;
+
+typedef enum { PLOT_NONE = -1, PLOT_PNG, PLOT_SVG, PLOT_PDF } PlotFormat;
+
+/* The format a path's extension names (.png, .svg, .pdf; any case). */
+PlotFormat plot_format(const char *path);
+/* Draws the plot into path, in the format of its extension. False with
+ * a one-line reason in err when it cannot. */
+bool plot_write(const char *path, const Plot *pl, char *err, size_t errsize);
+/* The plot in braille for a terminal of cols x rows: the axes, labelled
+ * with the extreme values, and a last line left for the prompt. */
+void plot_text(Buf *b, const Plot *pl, int cols, int rows);
+/* The loss curves c[0..n) as plot_write draws them: one series per train,
+ * the steps numbered on from one train to the next; a log scale when the
+ * losses span two decades or more. */
+bool plot_loss_write(const char *path, const DlrtCurve *c, int n, char *err, size_t errsize);
+/* One loss curve, as plot_text draws it. */
+void plot_loss_text(Buf *b, const DlrtCurve *c, int cols, int rows);
 
 /* ------------------------------------------------------------------ repl.c */
 

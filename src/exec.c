@@ -94,6 +94,38 @@ static bool print_action(Program *p, const Action *a, FILE *out) {
   return ok;
 }
 
+/* Evaluates x and the ys with the params' current values, as print does,
+ * and draws them: with several ys the first is the data, drawn as dots,
+ * and the others lines through it; a lone y is a line. */
+static bool plot_action(Program *p, const Action *a) {
+  const PlotStmt *ps = a->plot;
+  Tensor t[ps->nvalues];
+  PlotSeries series[ps->nvalues];
+  int made = 0;
+  bool ok = true;
+  for (; made < ps->nvalues; made++) {
+    char *err = NULL;
+    if (!eval_node(p, ps->values[made], NULL, NULL, 0, &t[made], &err)) {
+      diag_error(p->diags, a->span, "%s", err);
+      free(err);
+      ok = false;
+      break;
+    }
+  }
+  for (int i = 1; i < made && ok; i++)
+    series[i - 1] = (PlotSeries){ps->labels ? ps->labels[i - 1] : NULL, t[0].v, t[i].v,
+                                 t[0].shape.dim[0], i == 1 && ps->nvalues > 2};
+  Plot pl = {ps->title, ps->xlabel, ps->ylabel, false, series, ps->nvalues - 1};
+  char err[256];
+  if (ok && !plot_write(ps->path, &pl, err, sizeof err)) {
+    diag_error(p->diags, ps->path_span, "cannot write the plot '%s': %s", ps->path, err);
+    ok = false;
+  }
+  for (int i = 0; i < made; i++)
+    free(t[i].v);
+  return ok;
+}
+
 /* Buffers in the working precision, one per schedule slot. An allocation
  * that fails is an error at the loss, and none is kept. */
 void **exec_make_buffers(const Program *p, const Schedule *s) {
@@ -580,6 +612,19 @@ bool exec_open_log(Runner *r, Program *p, const char *path) {
   return false;
 }
 
+/* Where this train's every step's loss goes, if the runner keeps it. */
+static DlrtCurve *new_curve(Runner *r, int64_t first_step) {
+  if (r->curves_kept == CURVES_NONE)
+    return NULL;
+  if (r->curves_kept == CURVES_LAST && r->ncurves) {
+    free(r->curves[0].loss);
+    r->ncurves = 0;
+  }
+  r->curves = xrealloc(r->curves, (size_t)(r->ncurves + 1) * sizeof *r->curves);
+  r->curves[r->ncurves] = (DlrtCurve){.first_step = first_step};
+  return &r->curves[r->ncurves++];
+}
+
 bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
   Trains ts = {0};
   bool batched = a->batch > 0;
@@ -600,6 +645,7 @@ bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
   else
     t = 0;
   log.first_step = t;
+  log.curve = ok ? new_curve(r, t) : NULL;
   ExecSaver saver = {{save_during_train}, p, a, steps, ts.t[0].s, ts.bufs[0], number, &log, false};
   int64_t every = p->opts.save_path ? p->opts.save_every : 0;
   TrainResult res = {TRAIN_DONE, steps};
@@ -649,6 +695,9 @@ void runner_free(Runner *r) {
     return;
   checkpoint_forget(r);
   dlrt_log_close(&r->log_file);
+  for (int i = 0; i < r->ncurves; i++)
+    free(r->curves[i].loss);
+  free(r->curves);
   dlrt_team_free(r->team);
   jit_free(r->jit);                              /* the trains' machine code with it */
   free(r);
@@ -674,7 +723,9 @@ bool exec_actions(Runner *r, Program *p, const Action *from, FILE *out) {
     }
   }
   for (const Action *a = from; a; a = dlrt_interrupt ? NULL : a->next) {
-    bool this_ok = a->kind == ACT_TRAIN ? exec_train(r, p, a, out) : print_action(p, a, out);
+    bool this_ok = a->kind == ACT_TRAIN  ? exec_train(r, p, a, out)
+                   : a->kind == ACT_PLOT ? plot_action(p, a)
+                                         : print_action(p, a, out);
     /* Errors and warnings now, in order with the output; after an error
      * the later actions still run, so the params' values are shown. */
     fflush(out);

@@ -18,7 +18,8 @@
 static const char usage[] =
     "usage: dlc run FILE.dl [--f64] [-O0..-O3] [--time] [--target cpu|gpu] [--gpu-arch SM]\n"
     "               [--threads N] [--save FILE.json [--save-every K]] [--resume FILE.json]\n"
-    "               [--nan-check] [--log FILE.csv|FILE.jsonl] [--no-progress] [--no-cache]\n"
+    "               [--nan-check] [--log FILE.csv|FILE.jsonl] [--plot-loss FILE.png|.svg|.pdf]\n"
+    "               [--no-progress] [--no-cache]\n"
     "       dlc check FILE.dl [--f64]\n"
     "       dlc emit WHAT FILE.dl [--f64] [-O0..-O3] [--gpu-arch SM]\n"
     "       dlc repl [--f64] [-O0..-O3] [--threads N] [--no-progress] [--no-cache]\n"
@@ -62,7 +63,10 @@ static const char usage[] =
     "             and the params' values when they are 16 numbers or fewer\n"
     "  --no-progress  no progress line (otherwise shown on stderr, when it is\n"
     "             a terminal, for a train longer than half a second)\n"
-    "  --no-cache compile every train afresh, and keep nothing (also DLC_CACHE=0)\n";
+    "  --no-cache compile every train afresh, and keep nothing (also DLC_CACHE=0)\n"
+    "  --plot-loss  draw every step's loss into a PNG, SVG or PDF file (by its\n"
+    "             extension): one curve per train, a log scale when it spans\n"
+    "             decades\n";
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
 
@@ -114,6 +118,22 @@ static bool known_gpu_arch(const char *arch) {
   return false;
 }
 
+/* --plot-loss, when the run has ended (an error or Ctrl-C included: the
+ * steps done so far). */
+static bool write_loss_plot(const Runner *r, Diags *d, const char *path) {
+  char why[512];
+  if (!plot_loss_write(path, r->curves, r->ncurves, why, sizeof why)) {
+    diag_error(d, (Span){0}, "cannot write the loss plot '%s': %s", path, why);
+    return false;
+  }
+  for (int k = 0; k < r->ncurves; k++)
+    if (r->curves[k].lost)
+      diag_add(d, DIAG_WARNING, (Span){0},
+               "the loss plot lacks the last %lld steps of train %d: no memory to keep them",
+               (long long)r->curves[k].lost, k + 1);
+  return true;
+}
+
 /* Runs the pipeline on one file. */
 static int compile_and_run(Command cmd, const char *what, const char *path, Options opts) {
   /* --target gpu without a GPU: one line, before anything else runs. */
@@ -158,8 +178,16 @@ static int compile_and_run(Command cmd, const char *what, const char *path, Opti
      * could save nothing. */
     bool resumable = !opts.resume_path || checkpoint_load(runner, prog, opts.resume_path);
     bool savable = !opts.save_path || checkpoint_check_target(prog, opts.save_path);
-    bool loggable = resumable && savable && (!opts.log_path || exec_open_log(runner, prog, opts.log_path));
-    ok = loggable && exec_program(runner, prog, stdout);
+    const char *unplottable = opts.plot_loss_path ? writable_target(opts.plot_loss_path) : NULL;
+    if (unplottable)
+      diag_error(&diags, (Span){0}, "cannot write the loss plot '%s': %s", opts.plot_loss_path, unplottable);
+    /* The log is opened (emptied) only once nothing else refuses. */
+    if (!resumable || !savable || unplottable || (opts.log_path && !exec_open_log(runner, prog, opts.log_path)))
+      break;
+    runner->curves_kept = opts.plot_loss_path ? CURVES_ALL : CURVES_NONE;
+    ok = exec_program(runner, prog, stdout);
+    if (opts.plot_loss_path)
+      ok &= write_loss_plot(runner, &diags, opts.plot_loss_path);
     break;
   }
   case CMD_CHECK: ok = check_derivs(prog, stdout); break;
@@ -303,6 +331,10 @@ int main(int argc, char **argv) {
       if (++i == argc || !argv[i][0])
         return usage_error("%s needs a file name", a);
       *(a[2] == 's' ? &opts.save_path : &opts.resume_path) = argv[i];
+    } else if (strcmp(a, "--plot-loss") == 0) {
+      if (++i == argc || plot_format(argv[i]) == PLOT_NONE)
+        return usage_error("%s", "--plot-loss needs a file name ending in .png, .svg or .pdf");
+      opts.plot_loss_path = argv[i];
     } else if (strcmp(a, "--save-every") == 0) {
       char *end;
       long long k = ++i == argc ? 0 : strtoll(argv[i], &end, 10);
@@ -340,6 +372,8 @@ int main(int argc, char **argv) {
     opts.gpu_arch = GPU_DEFAULT_ARCH;
   if (opts.save_every && !opts.save_path)
     return usage_error("%s", "--save-every needs --save FILE.json");
+  if (opts.plot_loss_path && cmd != CMD_RUN)
+    return usage_error("%s", "--plot-loss goes with dlc run");
   if ((opts.save_path || opts.resume_path) && cmd != CMD_RUN)
     return usage_error("%s", "--save and --resume go with dlc run");
   if (opts.log_path && cmd != CMD_RUN)

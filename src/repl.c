@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -381,7 +382,8 @@ static bool starts_with(const char *line, const char *word) {
 /* ---- commands */
 
 static const char *const commands[] = {":help", ":diff", ":type", ":grad", ":ir", ":llvm",
-                                       ":params", ":load", ":save", ":reset", ":time", ":quit"};
+                                       ":params", ":plot", ":loss", ":load", ":save", ":reset",
+                                       ":time", ":quit"};
 
 static const char help_text[] =
     "Statements are as in a .dl file; an expression alone shows its value.\n"
@@ -394,6 +396,9 @@ static const char help_text[] =
     "  :llvm [NAME]          the optimized LLVM IR of the training loop of NAME\n"
     "                        (default: the loss)\n"
     "  :params               the params' current values\n"
+    "  :plot X, Y, ...       the Ys against X, drawn here in braille (with\n"
+    "                        several Ys the first as dots, the rest as lines)\n"
+    "  :loss                 the last train's loss, step by step, drawn so\n"
     "  :load FILE.dl         run a file's statements here\n"
     "  :save FILE.dl         write the definitions as a script that rebuilds\n"
     "                        this session (trained vectors go to CSV files)\n"
@@ -540,6 +545,112 @@ static void cmd_params(Session *s) {
   }
 }
 
+/* The terminal's size in characters; 80 x 24 when it is no terminal. */
+static void terminal_size(int *cols, int *rows) {
+  struct winsize ws;
+  bool known = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row;
+  *cols = known ? ws.ws_col : 80;
+  *rows = known ? ws.ws_row : 24;
+}
+
+/* The end of the expression that starts at `from`: the next comma outside
+ * brackets and strings, or the end of the text. */
+static const char *expression_end(const char *from) {
+  int depth = 0;
+  bool quoted = false;
+  for (const char *c = from; *c; c++) {
+    if (*c == '"')
+      quoted = !quoted;
+    else if (!quoted && (*c == '(' || *c == '['))
+      depth++;
+    else if (!quoted && (*c == ')' || *c == ']'))
+      depth--;
+    else if (!quoted && depth == 0 && *c == ',')
+      return c;
+  }
+  return from + strlen(from);
+}
+
+enum { MAX_PLOTTED = 16 };
+
+/* :plot X, Y, ...: each a vector of X's length, valued with the params'
+ * current values; drawn as the plot statement draws them. */
+static void cmd_plot(Session *s, const char *arg) {
+  const char *end = arg + strlen(arg), *from[MAX_PLOTTED], *to[MAX_PLOTTED];
+  int n = 0;
+  for (const char *c = arg; n < MAX_PLOTTED; c = to[n - 1] + 1) {
+    from[n] = c;
+    to[n] = expression_end(c);
+    if (!*to[n++])
+      break;
+  }
+  bool empty = false;
+  for (int i = 0; i < n; i++) {                  /* each piece without its spaces */
+    while (from[i] < to[i] && isspace((unsigned char)*from[i]))
+      from[i]++;
+    while (to[i] > from[i] && isspace((unsigned char)to[i][-1]))
+      to[i]--;
+    empty |= from[i] == to[i];
+  }
+  if (n < 2 || empty || *expression_end(from[n - 1])) {
+    command_error(s, s->cmd_line, end, "expected :plot X, Y, ... (at most %d Ys)", MAX_PLOTTED - 1);
+    return;
+  }
+  Tensor t[MAX_PLOTTED];
+  int made = 0;
+  for (; made < n; made++) {
+    Node *node = expression(s, from[made], to[made], NULL);
+    char *err = NULL, sh[64];
+    if (!node)
+      break;
+    if ((node->flags & NODE_HAS_VAR) || node->shape.rank != 1 ||
+        (made && node->shape.dim[0] != t[0].shape.dim[0])) {
+      char want[64] = "a vector";
+      if (made)
+        snprintf(want, sizeof want, "a vector of the first's length (%lld)", (long long)t[0].shape.dim[0]);
+      command_error(s, from[made], to[made], ":plot draws %s, not %s", want,
+                    node->flags & NODE_HAS_VAR ? "a formula with a free symbol" : shape_str(node->shape, sh));
+      break;
+    }
+    if (!eval_node(s->prog, node, NULL, NULL, 0, &t[made], &err)) {
+      command_error(s, from[made], to[made], "%s", err);
+      free(err);
+      break;
+    }
+  }
+  if (made == n) {
+    PlotSeries series[MAX_PLOTTED];
+    for (int i = 1; i < n; i++)
+      series[i - 1] = (PlotSeries){NULL, t[0].v, t[i].v, t[0].shape.dim[0], i == 1 && n > 2};
+    Buf title = {0}, b = {0};
+    buf_printf(&title, "%.*s against %.*s", (int)(to[n - 1] - from[1]), from[1], (int)(to[0] - from[0]),
+               from[0]);
+    Plot pl = {.title = title.data, .series = series, .nseries = n - 1};
+    int cols, rows;
+    terminal_size(&cols, &rows);
+    plot_text(&b, &pl, cols, rows);
+    fputs(b.data, stdout);
+    buf_free(&b);
+    buf_free(&title);
+  }
+  for (int i = 0; i < made; i++)
+    free(t[i].v);
+}
+
+static void cmd_loss(Session *s) {
+  Runner *r = s->runner;
+  if (!r->ncurves || !r->curves[0].n) {
+    command_error(s, s->cmd_line, s->cmd_line + strlen(s->cmd_line), "no train has run yet");
+    return;
+  }
+  Buf b = {0};
+  int cols, rows;
+  terminal_size(&cols, &rows);
+  plot_loss_text(&b, &r->curves[r->ncurves - 1], cols, rows);
+  fputs(b.data, stdout);
+  buf_free(&b);
+}
+
 /* :ir and :llvm on the loss, or on the definition NAME used as one. */
 static void cmd_emit(Session *s, const char *what, const char *name) {
   if (!s->prog && !build(s, NULL))
@@ -675,6 +786,10 @@ static bool command(Session *s, const char *source, char *line, int at) {
     cmd_emit(s, "llvm", a);
   else if (IS(":params"))
     cmd_params(s);
+  else if (IS(":plot"))
+    cmd_plot(s, a);
+  else if (IS(":loss"))
+    cmd_loss(s);
   else if (IS(":load"))
     load_file(s, a);
   else if (IS(":save"))
@@ -967,6 +1082,7 @@ static char *read_terminal(Session *s, bool more, bool *cancelled) {
 
 int repl_main(Options opts) {
   Session s = {.opts = opts, .terminal = isatty(0) && isatty(1), .runner = runner_new()};
+  s.runner->curves_kept = CURVES_LAST;           /* for :loss */
   struct sigaction sa = {0};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);

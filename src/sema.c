@@ -367,7 +367,7 @@ bool constant_int(Sema *s, const Expr *e, const char *what, double min, double m
 }
 
 static const char *statement_only(BuiltinKind k) {
-  return k == B_TRAIN ? "train(...)" : k == B_PRINT ? "print(...)" : NULL;
+  return k == B_TRAIN ? "train(...)" : k == B_PRINT ? "print(...)" : k == B_PLOT ? "plot(...)" : NULL;
 }
 
 static Node *elab_call(Sema *s, const Expr *e, Local *locals) {
@@ -928,6 +928,98 @@ static void stmt_print(Sema *s, const Expr *e, ActionKind kind) {
     add_action(s->p, a);
 }
 
+/* plot(PATH, X, Y1, Y2, ..., labels = [...], title = "", xlabel = "", ylabel = "").
+ * Checked here like any statement: the path's format and that a file can
+ * be written there (before anything runs, as --save's target), the
+ * series' shapes, the labels' count. */
+static void stmt_plot(Sema *s, const Expr *e) {
+  static const char *const names[] = {"labels", "title", "xlabel", "ylabel"};
+  const Expr *pos[count_args(e->args) + 1];
+  int npos = 0;
+  Expr named = *e;
+  named.args = NULL;
+  Arg **tail = &named.args;
+  bool ok = true;
+  for (const Arg *a = e->args; a; a = a->next)
+    if (a->name) {
+      Arg *copy = arena_alloc(s->p->arena, sizeof *copy);
+      *copy = *a;
+      copy->next = NULL;
+      tail = &(*tail = copy)->next;
+    } else if (named.args != NULL) {
+      diag_error(s->d, a->value->span, "positional argument after a named one");
+      ok = false;
+    } else {
+      pos[npos++] = a->value;
+    }
+  *tail = NULL;
+  Expr *opt[4];
+  if (!bind_args(s, &named, names, 4, 0, "plot", opt) || !ok)
+    return;
+  if (npos < 3) {
+    diag_error(s->d, e->span, "plot needs a path, x and at least one y: plot(\"fit.png\", x, y)");
+    return;
+  }
+  PlotStmt *ps = arena_alloc(s->p->arena, sizeof *ps);
+  ps->path = string_literal(s, pos[0], "the plot's path");
+  ps->path_span = pos[0]->span;
+  if (ps->path && plot_format(ps->path) == PLOT_NONE) {
+    diag_error(s->d, pos[0]->span, "a plot is written as .png, .svg or .pdf, by the path's extension");
+    ok = false;
+  } else if (ps->path && writable_target(ps->path)) {
+    diag_error(s->d, pos[0]->span, "cannot write the plot '%s': %s", ps->path, writable_target(ps->path));
+    ok = false;
+  }
+  ok &= ps->path != NULL;
+  ps->nvalues = npos - 1;
+  ps->values = arena_alloc(s->p->arena, (size_t)ps->nvalues * sizeof(Node *));
+  for (int i = 0; i < ps->nvalues; i++) {
+    const Expr *v = pos[i + 1];
+    Node *n = ps->values[i] = elab(s, v, NULL);
+    char sh[64], xsh[64];
+    if (!n) {
+      ok = false;
+    } else if (n->flags & NODE_HAS_VAR) {
+      diag_error(s->d, v->span, "a formula with a free symbol has no values to plot");
+      ok = false;
+    } else if (n->shape.rank != 1) {
+      diag_error(s->d, v->span, "plot's %s must be a vector, not a %s", i ? "y" : "x", shape_str(n->shape, sh));
+      ok = false;
+    } else if (i > 0 && ps->values[0] && ps->values[0]->shape.rank == 1 &&
+               n->shape.dim[0] != ps->values[0]->shape.dim[0]) {
+      diag_error(s->d, v->span, "plot's y must have x's length: x is a %s, this is a %s",
+                 shape_str(ps->values[0]->shape, xsh), shape_str(n->shape, sh));
+      ok = false;
+    }
+  }
+  const char **texts[] = {NULL, &ps->title, &ps->xlabel, &ps->ylabel};
+  for (int k = 1; k < 4; k++)
+    if (opt[k])
+      ok &= (*texts[k] = string_literal(s, opt[k], names[k])) != NULL;
+  if (opt[0] && opt[0]->kind != EX_LIST) {
+    diag_error(s->d, opt[0]->span, "labels must be a list of strings: [\"data\", \"fit\"]");
+    ok = false;
+  } else if (opt[0]) {
+    int n = count_args(opt[0]->args);
+    if (n != ps->nvalues - 1) {
+      diag_error(s->d, opt[0]->span, "%d label%s for %d series (one for each y)", n, n == 1 ? "" : "s",
+                 ps->nvalues - 1);
+      ok = false;
+    }
+    ps->labels = arena_alloc(s->p->arena, (size_t)(n + 1) * sizeof(char *));
+    int i = 0;
+    for (const Arg *a = opt[0]->args; a; a = a->next)
+      ok &= (ps->labels[i++] = string_literal(s, a->value, "a label")) != NULL;
+  }
+  if (!ok)
+    return;
+  Action *a = arena_alloc(s->p->arena, sizeof *a);
+  a->kind = ACT_PLOT;
+  a->span = e->span;
+  a->plot = ps;
+  add_action(s->p, a);
+}
+
 static void stmt_expr(Sema *s, const Stmt *st) {
   const Expr *e = st->value;
   const Builtin *b = e->kind == EX_CALL && !lookup(s, e->name) ? find_builtin(e->name) : NULL;
@@ -935,6 +1027,8 @@ static void stmt_expr(Sema *s, const Stmt *st) {
     stmt_train(s, e);
   else if (b && b->kind == B_PRINT)
     stmt_print(s, e, ACT_PRINT);
+  else if (b && b->kind == B_PLOT)
+    stmt_plot(s, e);
   else
     stmt_print(s, e, ACT_SHOW);
 }

@@ -7,10 +7,13 @@
 #include "dlc.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct Chunk {
   struct Chunk *next;
@@ -165,4 +168,31 @@ double now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+int temp_beside(const char *path, char **tmp) {
+  size_t n = strlen(path) + 16;
+  *tmp = xmalloc(n);
+  snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(*tmp);
+  if (fd < 0) {
+    int saved = errno;
+    free(*tmp);
+    errno = saved;
+  }
+  return fd;
+}
+
+const char *writable_target(const char *path) {
+  struct stat st;
+  char *tmp;
+  int fd;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    return S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file";
+  if ((fd = temp_beside(path, &tmp)) < 0)
+    return strerror(errno);
+  close(fd);
+  unlink(tmp);
+  free(tmp);
+  return NULL;
 }

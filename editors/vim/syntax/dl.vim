@@ -11,7 +11,7 @@ syn keyword dlKeyword fn deriv param loss
 syn keyword dlSpecial value
 syn keyword dlBuiltin sin cos tan exp log sqrt tanh sigmoid abs sign log1p expm1 atan relu softplus min max pow where
 syn keyword dlBuiltin sum mean logsumexp softmax log_softmax argmax onehot transpose stack concat
-syn keyword dlBuiltin len linspace zeros ones fill rand randn eye load_csv diff train print
+syn keyword dlBuiltin len linspace zeros ones fill rand randn eye load_csv diff train print plot
 syn keyword dlBuiltin sgd adam rmsprop
 syn keyword dlConstant pi inf
 
