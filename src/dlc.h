@@ -10,7 +10,7 @@
  *   names; data.c, matrix.c, fn.c the calls it elaborates by kind)
  *   -> exec.c, for each train -> train.c:
  *        diff.c (gradients) -> simplify.c -> schedule.c (lowered; fused loops)
- *        -> codegen.c (LLVM IR) -> jit.c (ORC)
+ *        -> codegen.c (LLVM IR) -> jit.c (ORC; cache.c keeps its objects)
  *        or, with --target gpu, -> gpu.c (PTX; gpumath.c its own libm)
  *        -> runtime/cuda.c (the device)
  *      and for each plot (and --plot-loss) -> plot.c (cairo)
