@@ -385,6 +385,15 @@ static LLVMMemoryBufferRef compile(Jit *j, LLVMModuleRef m, Diags *d, double *ms
     LLVMDisposeMessage(msg);
     obj = NULL;
   }
+  if (obj) {
+    /* Named as its module: ORC names an object's initializers after its
+     * buffer (ThreadSanitizer's build has some), and two nameless objects
+     * in one JIT would clash. */
+    LLVMMemoryBufferRef named = LLVMCreateMemoryBufferWithMemoryRangeCopy(
+        LLVMGetBufferStart(obj), LLVMGetBufferSize(obj), LLVMGetModuleIdentifier(m, &(size_t){0}));
+    LLVMDisposeMemoryBuffer(obj);
+    obj = named;
+  }
   LLVMDisposeModule(m);
   ms[PHASE_JIT] += now_ms() - t1;
   return obj;
