@@ -21,6 +21,7 @@
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,10 @@ static double y_of(const Plot *pl, double y) {
   return pl->log_y ? (y > 0 ? log10(y) : NAN) : y;
 }
 
+/* Where v is in r, from 0 to 1: in halves, so that a range from -1e308
+ * to 1e308 does not overflow. */
+static double frac(double v, Range r) { return (v / 2 - r.lo / 2) / (r.hi / 2 - r.lo / 2); }
+
 /* The finite extent of the points, as plotted; [-1, 1] around a single
  * value, [0, 1] when there is none. */
 static void extent(const Plot *pl, Range *x, Range *y) {
@@ -72,7 +77,7 @@ static void extent(const Plot *pl, Range *x, Range *y) {
 
 /* ---- files */
 
-enum { WIDTH = 640, HEIGHT = 400, LEFT = 76, RIGHT = 24, BOTTOM = 56 };
+enum { WIDTH = 640, HEIGHT = 400, LEFT = 76, RIGHT = 24, BOTTOM = 56, MAX_TICKS = 12 };
 
 /* matplotlib's default colours: the first series blue, the second orange... */
 static const double palette[][3] = {
@@ -88,15 +93,15 @@ typedef struct Frame {
 } Frame;
 
 static double fx(const Frame *f, double x) {
-  return f->left + (x - f->x.lo) / (f->x.hi - f->x.lo) * (f->right - f->left);
+  return f->left + frac(x, f->x) * (f->right - f->left);
 }
 static double fy(const Frame *f, double y) {
-  return f->bottom - (y - f->y.lo) / (f->y.hi - f->y.lo) * (f->bottom - f->top);
+  return f->bottom - frac(y, f->y) * (f->bottom - f->top);
 }
 
 /* A round step for about five ticks over r: 1, 2 or 5 times a power of 10. */
 static double tick_step(Range r) {
-  double raw = (r.hi - r.lo) / 5, mag = pow(10, floor(log10(raw))), m = raw / mag;
+  double raw = (r.hi / 2 - r.lo / 2) / 2.5, mag = pow(10, floor(log10(raw))), m = raw / mag;
   return (m < 1.5 ? 1 : m < 3 ? 2 : m < 7 ? 5 : 10) * mag;
 }
 
@@ -123,7 +128,11 @@ static void axes(cairo_t *cr, const Plot *pl, const Frame *f) {
     Range r = axis ? f->y : f->x;
     bool log = axis && pl->log_y;
     double step = log ? fmax(1, round(tick_step(r))) : tick_step(r);
-    for (double t = ceil(r.lo / step - 1e-9) * step; t <= r.hi + step * 1e-9; t += step) {
+    /* By count, not by adding step: past 2^53 steps from 0 an addition
+     * would not move, and a hostile range would never end. */
+    double first = ceil(r.lo / step - 1e-9), last = floor(r.hi / step + 1e-9);
+    for (int k = 0; k <= MAX_TICKS && first + k <= last; k++) {
+      double t = (first + k) * step;
       char label[32];
       tick_label(label, sizeof label, t, step, log);
       double at = axis ? round(fy(f, t)) + 0.5 : round(fx(f, t)) + 0.5;
@@ -241,8 +250,8 @@ static void draw(cairo_surface_t *surface, const Plot *pl) {
   Frame f = {.left = LEFT, .top = pl->title ? 40 : 16, .right = WIDTH - RIGHT, .bottom = HEIGHT - BOTTOM};
   extent(pl, &f.x, &f.y);
   if (!pl->log_y) {                              /* room above and below the extremes */
-    double pad = (f.y.hi - f.y.lo) * 0.05;
-    f.y = (Range){f.y.lo - pad, f.y.hi + pad};
+    double pad = (f.y.hi / 2 - f.y.lo / 2) * 0.1;
+    f.y = (Range){fmax(f.y.lo - pad, -DBL_MAX), fmin(f.y.hi + pad, DBL_MAX)};
   }
   axes(cr, pl, &f);
   series(cr, pl, &f);
@@ -336,8 +345,8 @@ static void dots_series(Dots *d, const Plot *pl, Range x, Range y) {
         have = false;
         continue;
       }
-      int cx = (int)lround((s->x[i] - x.lo) / (x.hi - x.lo) * W);
-      int cy = (int)lround((y.hi - v) / (y.hi - y.lo) * H);
+      int cx = (int)lround(frac(s->x[i], x) * W);
+      int cy = (int)lround((1 - frac(v, y)) * H);
       if (have && !s->points)
         dot_line(d, px, py, cx, cy);
       else

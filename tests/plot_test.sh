@@ -34,6 +34,29 @@ done
 "$check" fit.png fit.svg fit.pdf loss.png loss.svg loss.pdf
 if ls ./*.tmp.* 2>/dev/null; then echo "FAIL: temporary files left"; exit 1; fi
 
+# Hostile ranges: the whole double range (a span that overflows), steps
+# below a value's ulp (a tick loop that would never end), one point, none
+# finite. Each is drawn, in a file and in the REPL's braille, in time.
+cat > hostile.dl <<'DL'
+x = linspace(0, 1, 3)
+huge = [-1e308, 0, 1e308]
+ulp = [1e16, 1e16 + 2, 1e16 + 4]
+bad = log(x - 2)
+plot("huge.png", x, huge)
+plot("ulp.png", ulp, x)
+plot("ulp.svg", x, ulp)
+plot("one.pdf", [1], [2])
+plot("bad.png", x, bad)
+print("done")
+DL
+out=$(timeout 60 "$dlc" run --f64 hostile.dl 2>/dev/null) && [ "$out" = done ] ||
+  { echo "FAIL: hostile plots: '$out'"; exit 1; }
+"$check" huge.png ulp.png ulp.svg one.pdf bad.png
+out=$(printf '%s\n' 'x = linspace(0, 1, 3)' 'huge = [-1e308, 0, 1e308]' 'ulp = [1e16, 1e16 + 2, 1e16 + 4]' \
+        ':plot x, huge' ':plot ulp, x' | timeout 60 "$dlc" repl --f64 2>&1) ||
+  { echo "FAIL: the REPL's hostile plots"; exit 1; }
+case $out in *"1e+308"*"1e+16"*) ;; *) echo "FAIL: the REPL's hostile plots drew: $out"; exit 1 ;; esac
+
 set +e
 out=$("$dlc" run fit.dl --plot-loss no/such/dir/loss.png 2>err)
 rc=$?
