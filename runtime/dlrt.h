@@ -245,17 +245,21 @@ typedef struct DlrtLogFile {
   double start;                                  /* dlrt_seconds when its steps began */
   int nparams;                                   /* written; 0: none */
   DlrtLogParam *params;
+  int error;                                     /* errno of the first write that failed; 0: none */
 } DlrtLogFile;
 
 /* The format a file name asks for by its extension (.csv, .jsonl); -1:
  * neither. */
 int dlrt_log_format(const char *path);
-/* Opens path for writing (a FIFO without a reader: ENXIO) and writes the
- * CSV header; the params are those (at most DLRT_LOG_MAX_PARAM_VALUES
- * numbers, else none are written), their names kept as given. 0, or -1
- * with errno set. */
-int dlrt_log_open(DlrtLogFile *lf, const char *path, int f64, const DlrtLogParam *params, int nparams);
-/* One line: step, and epoch (-1: not a minibatch epoch's line). */
+/* Opens path for writing (a FIFO without a reader: ENXIO), emptied or,
+ * with append (a resumed run), at its end, and writes the CSV header
+ * into an empty file; the params are those (at most
+ * DLRT_LOG_MAX_PARAM_VALUES numbers, else none are written), their names
+ * kept as given. 0, or -1 with errno set. */
+int dlrt_log_open(DlrtLogFile *lf, const char *path, int append, int f64, const DlrtLogParam *params,
+                  int nparams);
+/* One line: step, and epoch (-1: not a minibatch epoch's line). A write
+ * that fails sets lf->error, and the lines after it are not written. */
 void dlrt_log_write(DlrtLogFile *lf, int64_t step, int64_t epoch, double loss);
 void dlrt_log_close(DlrtLogFile *lf);
 

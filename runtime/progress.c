@@ -12,11 +12,13 @@
  */
 #include "dlrt.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,13 +132,16 @@ static int64_t numel(const DlrtLogParam *p) {
   return p->rank == 0 ? 1 : p->rank == 1 ? p->dim[0] : p->dim[0] * p->dim[1];
 }
 
-int dlrt_log_open(DlrtLogFile *lf, const char *path, int f64, const DlrtLogParam *params, int nparams) {
+int dlrt_log_open(DlrtLogFile *lf, const char *path, int append, int f64, const DlrtLogParam *params,
+                  int nparams) {
   *lf = (DlrtLogFile){.format = (DlrtLogFormat)dlrt_log_format(path), .f64 = f64};
   /* Without a wait: a FIFO that no one reads is refused (ENXIO) rather
    * than hanging the run before it starts. */
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0666);
+  int fd = open(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_NONBLOCK | O_CLOEXEC, 0666);
   if (fd < 0)
     return -1;
+  struct stat st;
+  int empty = fstat(fd, &st) != 0 || st.st_size == 0;
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   if (!(lf->f = fdopen(fd, "w"))) {
     close(fd);
@@ -150,7 +155,7 @@ int dlrt_log_open(DlrtLogFile *lf, const char *path, int f64, const DlrtLogParam
     lf->params = malloc(sizeof *params * (size_t)nparams);
     memcpy(lf->params, params, sizeof *params * (size_t)nparams);
   }
-  if (lf->format == DLRT_LOG_JSONL)
+  if (lf->format == DLRT_LOG_JSONL || !empty)
     return 0;
   fputs("train,step,epoch,loss,seconds", lf->f);
   for (int i = 0; i < lf->nparams; i++) {
@@ -166,7 +171,8 @@ int dlrt_log_open(DlrtLogFile *lf, const char *path, int f64, const DlrtLogParam
     }
   }
   fputc('\n', lf->f);
-  fflush(lf->f);
+  if (fflush(lf->f) != 0)
+    lf->error = errno;
   return 0;
 }
 
@@ -206,6 +212,8 @@ static void put_json_param(DlrtLogFile *lf, const DlrtLogParam *p) {
 }
 
 void dlrt_log_write(DlrtLogFile *lf, int64_t step, int64_t epoch, double loss) {
+  if (lf->error)
+    return;
   double seconds = dlrt_seconds() - lf->start;
   FILE *f = lf->f;
   if (lf->format == DLRT_LOG_CSV) {
@@ -235,7 +243,8 @@ void dlrt_log_write(DlrtLogFile *lf, int64_t step, int64_t epoch, double loss) {
     fputs(lf->nparams ? "}}" : "}", f);
   }
   fputc('\n', f);
-  fflush(f);
+  if (fflush(f) != 0)
+    lf->error = errno;                           /* (a full disk: said when the train ends) */
 }
 
 void dlrt_log_close(DlrtLogFile *lf) {

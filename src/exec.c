@@ -605,7 +605,8 @@ bool exec_open_log(Runner *r, Program *p, const char *path) {
   /* On the GPU the params stay in its memory for a chunk of steps: the
    * host has no values to write at a log line. */
   int n = p->opts.gpu_arch ? 0 : p->nparams;
-  if (dlrt_log_open(&r->log_file, path, p->opts.f64, params, n) == 0)
+  /* A resumed run goes on with the log of the run it resumes. */
+  if (dlrt_log_open(&r->log_file, path, r->resume != NULL, p->opts.f64, params, n) == 0)
     return true;
   const char *why = errno == ENXIO ? "it is a FIFO with no reader" : strerror(errno);
   diag_error(p->diags, (Span){0}, "cannot write the log '%s': %s", path, why);
@@ -671,6 +672,12 @@ bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
   double t3 = now_ms();
   if (log.progress)
     dlrt_progress_clear(&progress);
+  bool log_failed = log.file && r->log_file.error;
+  if (log_failed) {                              /* (the params are kept, as after any error) */
+    diag_error(p->diags, a->span, "cannot write the log '%s': %s; training went on without it",
+               p->opts.log_path, strerror(r->log_file.error));
+    dlrt_log_close(&r->log_file);                /* said once: later trains write none */
+  }
   if (ok) {
     copy_params_back(p, ts.t[0].s, ts.bufs[0]);
     if (p->opts.save_path)
@@ -683,7 +690,7 @@ bool exec_train(Runner *r, Program *p, const Action *a, FILE *out) {
   free_trains(r, &ts);
   r->ms[PHASE_TRAIN] += t3 - t2;
   r->ms[PHASE_DATA] += (t2 - t1) + (now_ms() - t3);
-  return ok && train_outcome(p, a, &log, res, steps) && !saver.failed;
+  return ok && train_outcome(p, a, &log, res, steps) && !saver.failed && !log_failed;
 }
 
 /* ---- running a program */
