@@ -61,12 +61,13 @@ static const char usage[] =
     "  --log      write every log line to a file as training goes, CSV (.csv)\n"
     "             or JSON Lines (.jsonl): train, step, epoch, loss, seconds,\n"
     "             and the params' values when they are 16 numbers or fewer\n"
-    "  --no-progress  no progress line (otherwise shown on stderr, when it is\n"
-    "             a terminal, for a train longer than half a second)\n"
-    "  --no-cache compile every train afresh, and keep nothing (also DLC_CACHE=0)\n"
     "  --plot-loss  draw every step's loss into a PNG, SVG or PDF file (by its\n"
     "             extension): one curve per train, a log scale when it spans\n"
-    "             decades\n";
+    "             decades\n"
+    "  --no-progress  no progress line (otherwise shown on stderr, when it is\n"
+    "             a terminal, for a train longer than half a second)\n"
+    "  --no-cache compile every train afresh, and keep nothing (also DLC_CACHE=0)\n";
+
 
 typedef enum { CMD_RUN, CMD_CHECK, CMD_EMIT, CMD_REPL } Command;
 
