@@ -48,6 +48,7 @@ struct Jit {
   char *triple, *cpu, *features;
   int opt_level;
   bool cache;                                    /* cache.c's, unless --no-cache */
+  char compiler[160];                            /* with it: name_compiler's part of every key */
   int trains, cached;                            /* modules added; of them, from the cache */
   bool avx512;
   void *libmvec;                                 /* dlopen handle; NULL without it */
@@ -174,6 +175,27 @@ static void configure_llvm(void) {
   LLVMParseCommandLineOptions(2, argv, "");
 }
 
+/* All the cache key takes from the compiler itself, the same for every
+ * module: dlc's version and its executable (size and time: a rebuilt dlc,
+ * whose passes may have changed while the IR it generates did not, starts
+ * afresh), LLVM's version, the optimization level and the build. */
+static void name_compiler(Jit *j) {
+  char exe[64] = "";
+  struct stat st;
+  if (stat("/proc/self/exe", &st) == 0)
+    snprintf(exe, sizeof exe, "%lld %lld.%09ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec);
+  unsigned major, minor, patch;
+  LLVMGetVersion(&major, &minor, &patch);
+#ifdef DLC_TSAN
+  const char *build = "tsan";
+#else
+  const char *build = "";
+#endif
+  snprintf(j->compiler, sizeof j->compiler, "dlc %s, %s, LLVM %u.%u.%u, O%d, %s", DLC_VERSION, exe, major,
+           minor, patch, j->opt_level, build);
+}
+
 Jit *jit_new(int opt_level, bool cache, Diags *d) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, configure_llvm);
@@ -182,6 +204,8 @@ Jit *jit_new(int opt_level, bool cache, Diags *d) {
   Jit *j = xcalloc(1, sizeof *j);
   j->opt_level = opt_level;
   j->cache = cache && cache_dir();               /* (DLC_CACHE=0 turns it off too) */
+  if (j->cache)
+    name_compiler(j);
   j->triple = LLVMGetDefaultTargetTriple();
   char *cpu = j->cpu = LLVMGetHostCPUName(), *features = j->features = LLVMGetHostCPUFeatures();
   j->avx512 = strstr(features, "+avx512f") != NULL;
@@ -348,25 +372,10 @@ static bool define_blas(Jit *j, LLVMModuleRef m, Diags *d) {
 }
 
 /* The cache key of m as codegen made it: its IR, and all else the machine
- * code depends on (cache.c). The compiler itself is named by its
- * executable's size and time: a rebuilt dlc, whose passes may have
- * changed while the IR it generates did not, starts afresh. */
+ * code depends on (cache.c). */
 static void module_key(const Jit *j, LLVMModuleRef m, char key[33]) {
-  char *ir = LLVMPrintModuleToString(m), llvm[32], level[8], exe[64] = "";
-  struct stat st;
-  if (stat("/proc/self/exe", &st) == 0)
-    snprintf(exe, sizeof exe, "%lld %lld.%09ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-             st.st_mtim.tv_nsec);
-  unsigned major, minor, patch;
-  LLVMGetVersion(&major, &minor, &patch);
-  snprintf(llvm, sizeof llvm, "LLVM %u.%u.%u", major, minor, patch);
-  snprintf(level, sizeof level, "O%d", j->opt_level);
-#ifdef DLC_TSAN
-  const char *build = "tsan";
-#else
-  const char *build = "";
-#endif
-  const char *parts[] = {"dlc " DLC_VERSION, exe, llvm, j->triple, j->cpu, j->features, level, build, ir};
+  char *ir = LLVMPrintModuleToString(m);
+  const char *parts[] = {j->compiler, j->triple, j->cpu, j->features, ir};
   cache_key(parts, sizeof parts / sizeof *parts, key);
   LLVMDisposeMessage(ir);
 }
